@@ -1,0 +1,360 @@
+//! Protocol tunables, their presets, and validation.
+//!
+//! The presets follow HashiCorp memberlist's `DefaultLANConfig`,
+//! `DefaultWANConfig` and `DefaultLocalConfig` (memberlist `config.go`), so
+//! a cluster tuned for memberlist behaves the same here. Values memberlist does
+//! not have (bounds, join backoff, tombstone lifetime) are ours and say so.
+
+use bytes::Bytes;
+use core::fmt;
+use core::time::Duration;
+
+use crate::wire::MAX_LABEL_LEN;
+
+/// Every tunable of a node. Start from [`Config::lan`], [`Config::wan`] or
+/// [`Config::local`] and change fields; [`Config::validate`] (called by
+/// [`crate::Node::new`]) rejects combinations that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Time between probes of successive members (memberlist `ProbeInterval`).
+    /// Scaled up by the local health multiplier.
+    pub probe_interval: Duration,
+    /// How long to wait for a direct ack before asking others to probe
+    /// (memberlist `ProbeTimeout`). Scaled by the local health multiplier.
+    pub probe_timeout: Duration,
+    /// Members asked to probe indirectly when a direct probe times out
+    /// (SWIM's k; memberlist `IndirectChecks`).
+    pub indirect_checks: u32,
+    /// Each update is sent at most `retransmit_mult * ceil(log10(N+1))` times
+    /// (memberlist `RetransmitMult`).
+    pub retransmit_mult: u32,
+    /// Minimum suspicion timeout is `suspicion_mult * max(1, log10(N)) *
+    /// probe_interval` (memberlist `SuspicionMult`); it also sets how many
+    /// independent confirmations shrink the timeout to its minimum
+    /// (`suspicion_mult - 2`, Lifeguard §IV.B).
+    pub suspicion_mult: u32,
+    /// Maximum suspicion timeout as a multiple of the minimum (memberlist
+    /// `SuspicionMaxTimeoutMult`).
+    pub suspicion_max_timeout_mult: u32,
+    /// Upper bound of the local health multiplier (memberlist
+    /// `AwarenessMaxMultiplier`, Lifeguard §IV.A).
+    pub awareness_max_multiplier: u32,
+    /// Time between gossip rounds while there is something to disseminate
+    /// (memberlist `GossipInterval`).
+    pub gossip_interval: Duration,
+    /// Members gossiped to per round (memberlist `GossipNodes`).
+    pub gossip_nodes: u32,
+    /// Time between full-state exchanges with a random member, scaled up with
+    /// cluster size above 32 members (memberlist `PushPullInterval`). Zero
+    /// turns periodic exchanges off (joins still exchange state).
+    pub push_pull_interval: Duration,
+    /// How long Dead and Left members stay as tombstones before they are
+    /// forgotten. Ours; long enough that stale claims die out first.
+    pub tombstone_timeout: Duration,
+    /// First wait before a join attempt is retried; doubles per attempt. Ours.
+    pub join_retry_interval: Duration,
+    /// Longest wait between join attempts. Ours.
+    pub join_retry_max_interval: Duration,
+    /// Largest datagram sent or accepted, in bytes (memberlist
+    /// `UDPBufferSize`). Piggybacked updates fill up to this budget.
+    pub max_datagram_size: usize,
+    /// Longest member metadata, in bytes (memberlist `MetaMaxSize`).
+    pub max_metadata_len: usize,
+    /// Longest application broadcast payload, in bytes.
+    pub max_broadcast_len: usize,
+    /// Most members (tombstones included) one node tracks. Alive claims about
+    /// new members past this bound are dropped and counted.
+    pub max_members: usize,
+    /// Most tombstones kept; past this the oldest is reaped early.
+    pub max_tombstones: usize,
+    /// Most updates and broadcasts queued for dissemination; past this the
+    /// most-sent one is dropped and counted.
+    pub max_gossip_queue: usize,
+    /// Most datagrams waiting for [`crate::Node::poll_transmit`]; past this
+    /// the oldest is dropped and counted.
+    pub max_pending_transmits: usize,
+    /// Most events waiting for [`crate::Node::poll_event`]; past this the
+    /// oldest is dropped and counted.
+    pub max_pending_events: usize,
+    /// Most indirect probes served for others at once.
+    pub max_relays: usize,
+    /// Most full-state transfers being sent at once (bounds push-pull storms).
+    pub max_push_pull_sends: usize,
+    /// Most seeds remembered by a join.
+    pub max_seeds: usize,
+    /// Broadcast ids remembered for deduplication.
+    pub broadcast_dedup_window: usize,
+    /// Cluster label: datagrams carrying another label are dropped before
+    /// decoding (memberlist `Label`). At most 255 bytes.
+    pub label: Bytes,
+    /// The Lifeguard extensions: local health, nacks, and suspicion timeouts
+    /// that shrink with independent confirmations. On by default; off gives
+    /// plain SWIM, for comparison.
+    pub lifeguard: bool,
+}
+
+impl Config {
+    fn base() -> Config {
+        Config {
+            probe_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(500),
+            indirect_checks: 3,
+            retransmit_mult: 4,
+            suspicion_mult: 4,
+            suspicion_max_timeout_mult: 6,
+            awareness_max_multiplier: 8,
+            gossip_interval: Duration::from_millis(200),
+            gossip_nodes: 3,
+            push_pull_interval: Duration::from_secs(30),
+            tombstone_timeout: Duration::from_secs(300),
+            join_retry_interval: Duration::from_secs(1),
+            join_retry_max_interval: Duration::from_secs(30),
+            max_datagram_size: 1400,
+            max_metadata_len: 512,
+            max_broadcast_len: 1024,
+            max_members: 1 << 20,
+            max_tombstones: 1 << 16,
+            max_gossip_queue: 4096,
+            max_pending_transmits: 4096,
+            max_pending_events: 16384,
+            max_relays: 256,
+            max_push_pull_sends: 4,
+            max_seeds: 64,
+            broadcast_dedup_window: 4096,
+            label: Bytes::new(),
+            lifeguard: true,
+        }
+    }
+
+    /// A local-area network: memberlist `DefaultLANConfig` (1 s probe
+    /// interval, 500 ms probe timeout, 3 indirect checks, retransmit mult 4,
+    /// suspicion mult 4, max timeout mult 6, gossip to 3 every 200 ms,
+    /// push-pull every 30 s, 1400-byte datagrams).
+    pub fn lan() -> Config {
+        Config::base()
+    }
+
+    /// A wide-area network: memberlist `DefaultWANConfig` (5 s probe interval,
+    /// 3 s probe timeout, suspicion mult 6, gossip to 4 every 500 ms,
+    /// push-pull every 60 s).
+    pub fn wan() -> Config {
+        Config {
+            probe_interval: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(3),
+            suspicion_mult: 6,
+            gossip_interval: Duration::from_millis(500),
+            gossip_nodes: 4,
+            push_pull_interval: Duration::from_secs(60),
+            tombstone_timeout: Duration::from_secs(600),
+            ..Config::base()
+        }
+    }
+
+    /// One host or loopback: memberlist `DefaultLocalConfig` (1 s probe
+    /// interval, 200 ms probe timeout, 1 indirect check, retransmit mult 2,
+    /// suspicion mult 3, gossip every 100 ms, push-pull every 15 s).
+    pub fn local() -> Config {
+        Config {
+            probe_timeout: Duration::from_millis(200),
+            indirect_checks: 1,
+            retransmit_mult: 2,
+            suspicion_mult: 3,
+            gossip_interval: Duration::from_millis(100),
+            push_pull_interval: Duration::from_secs(15),
+            tombstone_timeout: Duration::from_secs(60),
+            join_retry_interval: Duration::from_millis(200),
+            join_retry_max_interval: Duration::from_secs(5),
+            ..Config::base()
+        }
+    }
+
+    /// Check that the settings can work together; the error names the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use Problem::*;
+        let err = |field, problem| Err(ConfigError { field, problem });
+        let durations = [
+            ("probe_interval", self.probe_interval),
+            ("probe_timeout", self.probe_timeout),
+            ("gossip_interval", self.gossip_interval),
+            ("tombstone_timeout", self.tombstone_timeout),
+            ("join_retry_interval", self.join_retry_interval),
+        ];
+        for (field, d) in durations {
+            if d.is_zero() {
+                return err(field, MustBePositive);
+            }
+        }
+        if self.probe_timeout >= self.probe_interval {
+            return err("probe_timeout", MustBeBelow("probe_interval"));
+        }
+        if self.join_retry_max_interval < self.join_retry_interval {
+            return err(
+                "join_retry_max_interval",
+                MustNotBeBelow("join_retry_interval"),
+            );
+        }
+        let counts = [
+            ("retransmit_mult", self.retransmit_mult as usize),
+            ("suspicion_mult", self.suspicion_mult as usize),
+            (
+                "suspicion_max_timeout_mult",
+                self.suspicion_max_timeout_mult as usize,
+            ),
+            (
+                "awareness_max_multiplier",
+                self.awareness_max_multiplier as usize,
+            ),
+            ("gossip_nodes", self.gossip_nodes as usize),
+            ("max_members", self.max_members),
+            ("max_tombstones", self.max_tombstones),
+            ("max_gossip_queue", self.max_gossip_queue),
+            ("max_pending_transmits", self.max_pending_transmits),
+            ("max_pending_events", self.max_pending_events),
+            ("max_relays", self.max_relays),
+            ("max_push_pull_sends", self.max_push_pull_sends),
+            ("max_seeds", self.max_seeds),
+            ("broadcast_dedup_window", self.broadcast_dedup_window),
+        ];
+        for (field, n) in counts {
+            if n == 0 {
+                return err(field, MustBePositive);
+            }
+        }
+        if self.indirect_checks > 16 {
+            return err("indirect_checks", AtMost(16));
+        }
+        if self.gossip_nodes > 16 {
+            return err("gossip_nodes", AtMost(16));
+        }
+        if self.awareness_max_multiplier > 64 {
+            return err("awareness_max_multiplier", AtMost(64));
+        }
+        if self.label.len() > MAX_LABEL_LEN {
+            return err("label", AtMost(MAX_LABEL_LEN));
+        }
+        if self.max_datagram_size < MIN_DATAGRAM_SIZE {
+            return err("max_datagram_size", AtLeast(MIN_DATAGRAM_SIZE));
+        }
+        if self.max_datagram_size > MAX_DATAGRAM_SIZE {
+            return err("max_datagram_size", AtMost(MAX_DATAGRAM_SIZE));
+        }
+        // The largest single update (an Alive with full metadata, or a
+        // broadcast) must fit one datagram beside a primary message,
+        // otherwise it could never be sent.
+        let room = self
+            .max_datagram_size
+            .saturating_sub(crate::wire::frame_overhead(&self.label) + WORST_CASE_PRIMARY);
+        if self.max_metadata_len + WORST_CASE_UPDATE_OVERHEAD > room {
+            return err("max_metadata_len", DoesNotFit("max_datagram_size"));
+        }
+        if self.max_broadcast_len + WORST_CASE_UPDATE_OVERHEAD > room {
+            return err("max_broadcast_len", DoesNotFit("max_datagram_size"));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::lan()
+    }
+}
+
+/// Smallest `max_datagram_size` accepted: room for a header, a primary
+/// message and a few updates.
+pub const MIN_DATAGRAM_SIZE: usize = 256;
+/// Largest `max_datagram_size` accepted: a UDP payload over IPv4.
+pub const MAX_DATAGRAM_SIZE: usize = 65_507;
+/// Bytes a primary message can take (a ping request to an IPv6 target).
+const WORST_CASE_PRIMARY: usize = 1 + 5 + 19 + 1;
+/// Bytes an update adds around its metadata or payload (tag, IPv6 address,
+/// incarnation, instance, length prefix; or tag, id, length prefix).
+const WORST_CASE_UPDATE_OVERHEAD: usize = 1 + 19 + 5 + 4 + 5;
+
+/// A setting that cannot work, naming the field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The field, as named in [`Config`] (and in the agent's config file).
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub problem: Problem,
+}
+
+/// What is wrong with a setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// Zero where only a positive value works.
+    MustBePositive,
+    /// Must be strictly below the named field.
+    MustBeBelow(&'static str),
+    /// Must not be below the named field.
+    MustNotBeBelow(&'static str),
+    /// Larger than the bound given.
+    AtMost(usize),
+    /// Smaller than the bound given.
+    AtLeast(usize),
+    /// Too large to fit in the named field's budget.
+    DoesNotFit(&'static str),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.field)?;
+        match self.problem {
+            Problem::MustBePositive => f.write_str("must be greater than zero"),
+            Problem::MustBeBelow(other) => write!(f, "must be less than {other}"),
+            Problem::MustNotBeBelow(other) => write!(f, "must not be less than {other}"),
+            Problem::AtMost(n) => write!(f, "must be at most {n}"),
+            Problem::AtLeast(n) => write!(f, "must be at least {n}"),
+            Problem::DoesNotFit(other) => write!(f, "too large to fit in one datagram of {other}"),
+        }
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_is_valid() {
+        for c in [Config::lan(), Config::wan(), Config::local()] {
+            c.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn nonsense_is_rejected_with_the_field_named() {
+        let mut c = Config::lan();
+        c.probe_interval = Duration::ZERO;
+        assert_eq!(c.validate().unwrap_err().field, "probe_interval");
+
+        let mut c = Config::lan();
+        c.probe_timeout = c.probe_interval;
+        let e = c.validate().unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError {
+                field: "probe_timeout",
+                problem: Problem::MustBeBelow("probe_interval")
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "probe_timeout: must be less than probe_interval"
+        );
+
+        let mut c = Config::lan();
+        c.max_members = 0;
+        assert_eq!(c.validate().unwrap_err().field, "max_members");
+
+        let mut c = Config::lan();
+        c.max_metadata_len = 1400;
+        assert_eq!(c.validate().unwrap_err().field, "max_metadata_len");
+
+        let mut c = Config::lan();
+        c.label = Bytes::from(vec![b'x'; 256]);
+        assert_eq!(c.validate().unwrap_err().field, "label");
+    }
+}

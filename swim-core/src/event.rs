@@ -1,0 +1,79 @@
+//! What a node tells its application: membership changes and broadcasts.
+
+use bytes::Bytes;
+
+use crate::member::State;
+
+/// A member as an event or a snapshot reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member<A> {
+    /// The member's identity and where to reach it.
+    pub addr: A,
+    /// The state this node believes it is in.
+    pub state: State,
+    /// The member's incarnation: it only ever grows.
+    pub incarnation: u32,
+    /// The member's metadata (empty when it has none).
+    pub meta: Bytes,
+}
+
+/// A change the application may want to act on, drained with
+/// [`crate::Node::poll_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event<A> {
+    /// A member appeared, or came back after it had failed or left.
+    Joined(Member<A>),
+    /// A live member changed its metadata.
+    Updated(Member<A>),
+    /// A member missed its probes and is suspected; it may still refute.
+    Suspected(Member<A>),
+    /// A suspected member refuted the suspicion: it is alive after all.
+    Alive(Member<A>),
+    /// A member was declared dead.
+    Failed(Member<A>),
+    /// A member left gracefully.
+    Left(Member<A>),
+    /// An application broadcast from another member, delivered once.
+    Broadcast(Bytes),
+    /// Another live process claims this node's own address: both go on
+    /// answering, and this node stops out-bidding the other's incarnation so
+    /// the two do not flap. The operator must resolve it.
+    Conflict {
+        /// The contested address (this node's own).
+        addr: A,
+        /// The random instance id the other process announced.
+        other_instance: u32,
+        /// The incarnation the other process claimed.
+        incarnation: u32,
+    },
+}
+
+impl<A> Event<A> {
+    /// The member the event is about, if it is about one.
+    pub fn member(&self) -> Option<&Member<A>> {
+        match self {
+            Event::Joined(m)
+            | Event::Updated(m)
+            | Event::Suspected(m)
+            | Event::Alive(m)
+            | Event::Failed(m)
+            | Event::Left(m) => Some(m),
+            Event::Broadcast(_) | Event::Conflict { .. } => None,
+        }
+    }
+
+    /// A short lower-case name (`joined`, `failed`, ...), for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Joined(_) => "joined",
+            Event::Updated(_) => "updated",
+            Event::Suspected(_) => "suspected",
+            Event::Alive(_) => "alive",
+            Event::Failed(_) => "failed",
+            Event::Left(_) => "left",
+            Event::Broadcast(_) => "broadcast",
+            Event::Conflict { .. } => "conflict",
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! # swim-core
+//!
+//! The SWIM membership and failure-detection protocol (Das, Gupta, Motivala,
+//! DSN 2002) with the Lifeguard extensions (Dadgar et al., 2018), as a pure
+//! state machine: no sockets, no clock, no threads, no global randomness.
+//! Time and datagrams go in; datagrams to send, membership events and the
+//! next deadline come out. The same inputs and RNG seed give the same outputs
+//! byte for byte, so a run can be simulated, recorded and replayed.
+//!
+//! ## The run loop
+//!
+//! All time is an input. A driver owns a socket and a timer and repeats:
+//!
+//! 1. feed whatever happened: [`Node::handle_datagram`] for each datagram
+//!    received, [`Node::handle_timeout`] when the deadline passed, or a
+//!    command ([`Node::join`], [`Node::leave`], [`Node::set_metadata`],
+//!    [`Node::broadcast`]);
+//! 2. drain [`Node::poll_transmit`] into the socket;
+//! 3. drain [`Node::poll_event`] into the application;
+//! 4. sleep until [`Node::poll_timeout`] or the next datagram.
+//!
+//! ```no_run
+//! use core::net::SocketAddr;
+//! use swim_core::{Config, Instant, Node};
+//! # struct Rng(u64);
+//! # impl rand_core::RngCore for Rng {
+//! #     fn next_u32(&mut self) -> u32 { self.next_u64() as u32 }
+//! #     fn next_u64(&mut self) -> u64 { self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1); self.0 }
+//! #     fn fill_bytes(&mut self, d: &mut [u8]) { rand_core::impls::fill_bytes_via_next(self, d) }
+//! # }
+//! # fn now() -> Instant { Instant::ZERO }
+//! # fn recv() -> Option<(SocketAddr, Vec<u8>)> { None }
+//! # fn send_to(_: &[u8], _: SocketAddr) {}
+//! # fn sleep_until(_: Option<Instant>) {}
+//! let me: SocketAddr = "10.0.0.1:7946".parse().unwrap();
+//! let seed: SocketAddr = "10.0.0.2:7946".parse().unwrap();
+//! let mut node = Node::new(me, Config::lan(), Rng(42), now()).unwrap();
+//! node.join(now(), &[seed]);
+//! let mut buf = [0u8; 1400];
+//! loop {
+//!     if let Some((from, datagram)) = recv() {
+//!         // Malformed datagrams are refused, counted, and change nothing.
+//!         let _ = node.handle_datagram(now(), from, &datagram);
+//!     }
+//!     node.handle_timeout(now()); // harmless when nothing is due
+//!     while let Some(tx) = node.poll_transmit(&mut buf) {
+//!         send_to(&buf[..tx.len], tx.to);
+//!     }
+//!     while let Some(event) = node.poll_event() {
+//!         println!("{event:?}");
+//!     }
+//!     sleep_until(node.poll_timeout());
+//! }
+//! ```
+//!
+//! ## Guarantees
+//!
+//! - No input can make a node panic: any bytes, address, time or command order.
+//! - A `now` earlier than a previous one is clamped and counted.
+//! - After [`Node::handle_timeout`], [`Node::poll_timeout`] is later than `now`.
+//! - Memory is bounded by [`Config`]: members, tombstones, queues, relays.
+//! - Steady-state handling (pings, acks, probes) allocates nothing: datagrams
+//!   are encoded into the caller's buffer at poll time.
+//!
+//! The wire format is documented byte by byte in `WIRE.md`.
+
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+extern crate alloc;
+
+mod addr;
+mod awareness;
+mod config;
+mod dissemination;
+mod event;
+mod member;
+mod node;
+mod stats;
+mod suspicion;
+mod time;
+pub mod wire;
+
+pub use addr::{Address, NodeId};
+pub use config::{Config, ConfigError, Problem, MAX_DATAGRAM_SIZE, MIN_DATAGRAM_SIZE};
+pub use event::{Event, Member};
+pub use member::{Claim, State};
+pub use node::{CommandError, MemberRef, Node, Rejected, Transmit};
+pub use stats::{ByKind, Rejections, Stats};
+pub use time::Instant;
+
+pub use bytes::Bytes;
+pub use rand_core;

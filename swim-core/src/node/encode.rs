@@ -1,0 +1,263 @@
+//! Encoding at poll time: the primary message, the buddy-system suspicion,
+//! then piggybacked updates least-sent first until the datagram budget is
+//! full; and full-state chunks straight from the member table.
+
+use rand_core::RngCore;
+
+use super::{Node, Pending, Transmit};
+use crate::addr::Address;
+use crate::dissemination::{Item, Offer};
+use crate::member::State;
+use crate::suspicion::Suspicion;
+use crate::wire::{self, Message, Writer, CHECKSUM_LEN};
+
+/// Below this many free bytes no update fits: stop offering.
+const SMALLEST_UPDATE: usize = 4;
+
+impl<A: Address, R: RngCore> Node<A, R> {
+    /// Encode one pending datagram; `None` when it was dropped (no room) or
+    /// had nothing to say (a gossip round whose news ran out).
+    pub(super) fn encode_pending(
+        &mut self,
+        pending: Pending<A>,
+        buf: &mut [u8],
+    ) -> Option<Transmit<A>> {
+        let budget = buf.len().min(self.config.max_datagram_size);
+        let Some(space) = buf.get_mut(..budget.saturating_sub(CHECKSUM_LEN)) else {
+            return self.too_small();
+        };
+        let mut w = Writer::new(space);
+        if wire::begin_frame(&mut w, &self.config.label).is_err() {
+            return self.too_small();
+        }
+        let to = match &pending {
+            Pending::Ping { to, .. }
+            | Pending::Ack { to, .. }
+            | Pending::Nack { to, .. }
+            | Pending::PingReq { to, .. }
+            | Pending::Gossip { to } => to.clone(),
+        };
+        let primary = match pending {
+            Pending::Ping { seq, .. } => Some(Message::Ping { seq }),
+            Pending::Ack { seq, .. } => Some(Message::Ack { seq }),
+            Pending::Nack { seq, .. } => Some(Message::Nack { seq }),
+            Pending::PingReq {
+                seq,
+                target,
+                want_nack,
+                ..
+            } => Some(Message::PingReq {
+                seq,
+                target,
+                want_nack,
+            }),
+            Pending::Gossip { .. } => None,
+        };
+        if let Some(m) = &primary {
+            if m.encode(&mut w).is_err() {
+                return self.too_small();
+            }
+            // Buddy system (Lifeguard §IV.C): a suspect learns of the
+            // suspicion from the very ping that probes it, and can refute.
+            if let Message::Ping { .. } = m {
+                self.encode_buddy(&mut w, &to);
+            }
+        }
+        let header_and_primary = w.len();
+        self.piggyback(&mut w, &to);
+        if primary.is_none() && w.len() == header_and_primary {
+            return None;
+        }
+        let len = w.len();
+        let len = wire::seal_in_place(buf, len)?;
+        let sent = &mut self.stats.sent;
+        match primary {
+            Some(Message::Ping { .. }) => sent.ping += 1,
+            Some(Message::Ack { .. }) => sent.ack += 1,
+            Some(Message::Nack { .. }) => sent.nack += 1,
+            Some(Message::PingReq { .. }) => sent.ping_req += 1,
+            _ => sent.gossip += 1,
+        }
+        Some(self.count_out(to, len))
+    }
+
+    fn encode_buddy(&self, w: &mut Writer<'_>, to: &A) {
+        let Some(h) = self.members.handle(to) else {
+            return;
+        };
+        let Some(e) = self.members.get(h) else { return };
+        if e.state != State::Suspect {
+            return;
+        }
+        let mark = w.len();
+        let accuser = self.suspicions.get(&h).map_or(&self.addr, |s| &s.accuser);
+        if wire::encode_update(
+            w,
+            &e.addr,
+            e.state,
+            e.incarnation,
+            e.instance,
+            e.meta(),
+            Some(accuser),
+        )
+        .is_err()
+        {
+            w.truncate(mark);
+        }
+    }
+
+    /// Fill the rest of the datagram from the dissemination queue.
+    fn piggyback(&mut self, w: &mut Writer<'_>, to: &A) {
+        let limit = self.retransmit_limit();
+        let members = &self.members;
+        let suspicions = &self.suspicions;
+        let addr = &self.addr;
+        let mut sent = 0u64;
+        self.gossip.fill(limit, |item| {
+            if w.remaining() < SMALLEST_UPDATE {
+                return Offer::Full;
+            }
+            let mark = w.len();
+            let result = match item {
+                Item::Member {
+                    handle,
+                    accuser,
+                    source,
+                } => {
+                    let Some(e) = members.get(*handle) else {
+                        return Offer::Drop;
+                    };
+                    // Not back to whoever told us. (A member does hear
+                    // claims about itself: it must, to refute suspicion or
+                    // to notice another process claiming its address.)
+                    if source.as_ref() == Some(to) {
+                        return Offer::Skip;
+                    }
+                    let accuser = accuser
+                        .as_ref()
+                        .unwrap_or_else(|| accuser_of(suspicions, *handle, addr));
+                    wire::encode_update(
+                        w,
+                        &e.addr,
+                        e.state,
+                        e.incarnation,
+                        e.instance,
+                        e.meta(),
+                        Some(accuser),
+                    )
+                }
+                Item::User {
+                    id,
+                    payload,
+                    source,
+                } => {
+                    if source.as_ref() == Some(to) {
+                        return Offer::Skip;
+                    }
+                    let m: Message<'_, A> = Message::User { id: *id, payload };
+                    m.encode(w)
+                }
+            };
+            match result {
+                Ok(()) => {
+                    sent += 1;
+                    Offer::Sent
+                }
+                Err(_) => {
+                    w.truncate(mark);
+                    Offer::Skip
+                }
+            }
+        });
+        self.stats.updates_sent += sent;
+    }
+
+    /// memberlist `retransmitLimit`, `mult * ceil(log10(n + 1))`, raised in
+    /// small clusters to `min(n - 1, 2 * mult)`: below ten members the
+    /// formula allows `mult` sends, too few for news to reach everyone when
+    /// several members learn it at once (each thinks the others know).
+    pub(super) fn retransmit_limit(&self) -> u32 {
+        let n = self.members.live();
+        let digits = n.checked_ilog10().map_or(1, |l| l + 1);
+        let mult = self.config.retransmit_mult;
+        let floor = n.saturating_sub(1).min(mult.saturating_mul(2));
+        mult.saturating_mul(digits).max(floor)
+    }
+
+    /// The next datagram of the oldest full-state transfer. On `None` the
+    /// caller drops the transfer, so polling always makes progress.
+    pub(super) fn encode_push_pull(&mut self, buf: &mut [u8]) -> Option<Transmit<A>> {
+        let budget = buf.len().min(self.config.max_datagram_size);
+        let capacity = self.members.capacity();
+        let send = self.push_pull_sends.front_mut()?;
+        let space = buf.get_mut(..budget.saturating_sub(CHECKSUM_LEN))?;
+        let mut w = Writer::new(space);
+        let header: Message<'_, A> = Message::PushPull {
+            reply_wanted: send.reply_wanted,
+            join: send.join,
+            exchange: send.exchange,
+        };
+        if wire::begin_frame(&mut w, &self.config.label).is_err() || header.encode(&mut w).is_err()
+        {
+            return self.too_small();
+        }
+        let mut wrote_any = false;
+        while send.cursor < capacity {
+            if let Some(e) = self.members.get(send.cursor) {
+                let mark = w.len();
+                let accuser = accuser_of(&self.suspicions, send.cursor, &self.addr);
+                let r = wire::encode_update(
+                    &mut w,
+                    &e.addr,
+                    e.state,
+                    e.incarnation,
+                    e.instance,
+                    e.meta(),
+                    Some(accuser),
+                );
+                if r.is_err() {
+                    w.truncate(mark);
+                    if !wrote_any {
+                        // Cannot happen with a validated config (one update
+                        // always fits); skip rather than loop forever.
+                        send.cursor += 1;
+                        continue;
+                    }
+                    break;
+                }
+                wrote_any = true;
+            }
+            send.cursor += 1;
+        }
+        let to = send.to.clone();
+        let done = send.cursor >= capacity;
+        if done {
+            self.push_pull_sends.pop_front();
+        }
+        let len = w.len();
+        let len = wire::seal_in_place(buf, len)?;
+        self.stats.sent.push_pull += 1;
+        Some(self.count_out(to, len))
+    }
+
+    fn count_out(&mut self, to: A, len: usize) -> Transmit<A> {
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += len as u64;
+        Transmit { to, len }
+    }
+
+    fn too_small(&mut self) -> Option<Transmit<A>> {
+        self.stats.buffer_too_small += 1;
+        None
+    }
+}
+
+/// Who to name as accuser of a suspect or dead member: whoever raised the
+/// running suspicion, else this node.
+fn accuser_of<'a, A>(
+    suspicions: &'a alloc::collections::BTreeMap<u32, Suspicion<A>>,
+    handle: u32,
+    me: &'a A,
+) -> &'a A {
+    suspicions.get(&handle).map_or(me, |s| &s.accuser)
+}

@@ -1,0 +1,209 @@
+//! The membership life cycle around failure detection: joining through
+//! seeds with backoff, full-state (push-pull) exchanges that heal
+//! partitions, gossip rounds, and reaping tombstones.
+
+use core::time::Duration;
+
+use rand_core::RngCore;
+
+use super::{Node, Pending};
+use crate::addr::Address;
+use crate::member::State;
+use crate::time::Instant;
+
+/// A join still waiting for any seed to answer.
+#[derive(Debug, Clone)]
+pub(crate) struct Join {
+    pub attempt: u32,
+    pub next_attempt: Instant,
+}
+
+/// A full-state transfer being sent, one datagram per poll, straight from the
+/// member table (no copy of the state is made).
+#[derive(Debug, Clone)]
+pub(crate) struct PushPullSend<A> {
+    pub to: A,
+    pub reply_wanted: bool,
+    pub join: bool,
+    pub exchange: u32,
+    /// The next member handle to encode.
+    pub cursor: u32,
+}
+
+/// A Dead or Left member to forget at `due`, if it is still that member in
+/// that state by then.
+#[derive(Debug, Clone)]
+pub(crate) struct Tombstone<A> {
+    pub due: Instant,
+    pub handle: u32,
+    pub addr: A,
+    pub incarnation: u32,
+}
+
+/// Exchanges answered recently, so a multi-datagram request gets one reply.
+const REPLIED_MEMORY: usize = 32;
+
+impl<A: Address, R: RngCore> Node<A, R> {
+    /// One round of contacting every seed; backoff doubles up to its cap.
+    pub(super) fn join_attempt(&mut self) {
+        let Some(join) = self.join.as_mut() else {
+            return;
+        };
+        let backoff = crate::time::scale(
+            self.config.join_retry_interval,
+            1u32 << join.attempt.min(16),
+        )
+        .min(self.config.join_retry_max_interval);
+        join.attempt = join.attempt.saturating_add(1);
+        join.next_attempt = self.now + backoff;
+        self.stats.join_attempts += 1;
+        for i in 0..self.seeds.len() {
+            if let Some(seed) = self.seeds.get(i).cloned() {
+                self.start_push_pull(seed, true);
+            }
+        }
+    }
+
+    /// With every other member gone, go back to the seeds (if any): a node
+    /// cut off long enough to have declared everyone dead finds its way back.
+    pub(super) fn maybe_rejoin(&mut self) {
+        if self.join.is_none() && !self.seeds.is_empty() && self.members.live() <= 1 {
+            self.join = Some(Join {
+                attempt: 0,
+                next_attempt: self.now,
+            });
+            self.join_attempt();
+        }
+    }
+
+    pub(super) fn start_push_pull(&mut self, to: A, join: bool) {
+        if self.push_pull_sends.len() >= self.config.max_push_pull_sends {
+            self.stats.push_pull_refused += 1;
+            return;
+        }
+        self.next_exchange = self.next_exchange.wrapping_add(1);
+        self.stats.push_pulls += 1;
+        self.push_pull_sends.push_back(PushPullSend {
+            to,
+            reply_wanted: true,
+            join,
+            exchange: self.next_exchange,
+            cursor: 0,
+        });
+    }
+
+    /// After merging a push-pull datagram: answer a request once per
+    /// exchange; a reply means our join got through.
+    pub(super) fn on_push_pull(&mut self, from: &A, reply_wanted: bool, exchange: u32) {
+        if !reply_wanted {
+            self.join = None;
+            return;
+        }
+        if self
+            .replied
+            .iter()
+            .any(|(a, e)| a == from && *e == exchange)
+        {
+            return;
+        }
+        if self.push_pull_sends.len() >= self.config.max_push_pull_sends {
+            self.stats.push_pull_refused += 1;
+            return;
+        }
+        if self.replied.len() >= REPLIED_MEMORY {
+            self.replied.pop_front();
+        }
+        self.replied.push_back((from.clone(), exchange));
+        self.push_pull_sends.push_back(PushPullSend {
+            to: from.clone(),
+            reply_wanted: false,
+            join: false,
+            exchange,
+            cursor: 0,
+        });
+    }
+
+    /// Exchange state with a random member, tombstones included: a member we
+    /// declared dead across a partition may be alive, and the exchange lets
+    /// both sides refute and merge (SWIM's anti-entropy, memberlist pushPull).
+    pub(super) fn periodic_push_pull(&mut self) {
+        self.next_push_pull = self.now + self.push_pull_interval();
+        if self.leaving {
+            return;
+        }
+        let peers = self.random_peers(1, None, true);
+        if let Some(to) = peers
+            .first()
+            .and_then(|&h| self.members.get(h))
+            .map(|e| e.addr.clone())
+        {
+            self.start_push_pull(to, false);
+        }
+    }
+
+    /// memberlist `pushPullScale`: above 32 members the interval grows with
+    /// log2 of the cluster size, so total exchange traffic stays bounded.
+    pub(super) fn push_pull_interval(&self) -> Duration {
+        let n = self.members.live();
+        let base = self.config.push_pull_interval;
+        if n <= 32 {
+            return base;
+        }
+        let multiplier = (n - 1).ilog2() + 1 - 5 + 1;
+        crate::time::scale(base, multiplier)
+    }
+
+    /// Gossip to a few random members while there is news (SWIM §4.1).
+    pub(super) fn gossip_tick(&mut self) {
+        self.next_gossip = self.now + self.config.gossip_interval;
+        if self.gossip.is_empty() {
+            return;
+        }
+        let targets = self.random_peers(self.config.gossip_nodes as usize, None, false);
+        for h in targets {
+            if let Some(to) = self.members.get(h).map(|e| e.addr.clone()) {
+                self.queue_transmit(Pending::Gossip { to });
+            }
+        }
+    }
+
+    pub(super) fn schedule_tombstone(&mut self, handle: u32) {
+        let Some(entry) = self.members.get(handle) else {
+            return;
+        };
+        let tombstone = Tombstone {
+            due: self.now + self.config.tombstone_timeout,
+            handle,
+            addr: entry.addr.clone(),
+            incarnation: entry.incarnation,
+        };
+        self.tombstones.push_back(tombstone);
+    }
+
+    /// Forget tombstones whose time has come, and the oldest ones early when
+    /// there are more than `max_tombstones`.
+    pub(super) fn reap_tombstones(&mut self) {
+        let now = self.now;
+        while let Some(t) = self.tombstones.front() {
+            let gone = self.members.count(State::Dead) + self.members.count(State::Left);
+            let over = gone as usize > self.config.max_tombstones;
+            if t.due > now && !over {
+                break;
+            }
+            let Some(t) = self.tombstones.pop_front() else {
+                break;
+            };
+            let still = self.members.get(t.handle).is_some_and(|e| {
+                e.addr == t.addr && e.incarnation == t.incarnation && e.state.is_gone()
+            });
+            if still && t.handle != self.me {
+                if t.due > now {
+                    self.stats.tombstones_evicted += 1;
+                }
+                self.members.remove(t.handle);
+                self.gossip.forget_member(t.handle);
+                self.suspicions.remove(&t.handle);
+            }
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Applying claims: the merge of updates into the member table, the
+//! transitions and events they cause, suspicion timers, refutation of claims
+//! about this node, and delivery of application broadcasts.
+
+use core::cmp::Reverse;
+
+use rand_core::RngCore;
+
+use super::{Node, CONFLICT_BUMPS};
+use crate::addr::Address;
+use crate::event::Event;
+use crate::member::{Claim, Entry, State};
+use crate::suspicion::{Suspicion, Window};
+use crate::wire::Update;
+
+impl<A: Address, R: RngCore> Node<A, R> {
+    /// Merge one claim received from `from`. With `quiet` (the claim came in
+    /// the reply to our own full-state request), members new to us are not
+    /// re-gossiped: the sender's side knows them already, and gossiping all
+    /// N of them after every join would flood the cluster.
+    pub(super) fn merge(&mut self, update: Update<'_, A>, from: &A, quiet: bool) {
+        if update.member == self.addr {
+            self.merge_about_self(&update);
+            return;
+        }
+        let claim = Claim {
+            incarnation: update.incarnation,
+            state: update.state,
+        };
+        let Some(handle) = self.members.handle(&update.member) else {
+            let gossip = !quiet || update.member == *from;
+            self.insert_member(update, gossip);
+            return;
+        };
+        let Some(current) = self.members.get(handle).map(Entry::claim) else {
+            return;
+        };
+        if !claim.overrides(&current) {
+            if claim == current && claim.state == State::Suspect {
+                if let Some(accuser) = update.accuser {
+                    self.confirm_suspicion(handle, accuser);
+                }
+            }
+            return;
+        }
+        self.transition(handle, update);
+    }
+
+    /// A member we did not know. Only live claims create one: Dead or Left
+    /// about a stranger tells us nothing worth a table entry.
+    fn insert_member(&mut self, update: Update<'_, A>, gossip: bool) {
+        if !update.state.is_live() {
+            return;
+        }
+        if self.members.len() >= self.config.max_members {
+            self.stats.members_refused += 1;
+            return;
+        }
+        let handle = self.members.insert(Entry {
+            addr: update.member,
+            incarnation: update.incarnation,
+            instance: update.instance,
+            state: State::Alive,
+            meta: (!update.meta.is_empty()).then(|| update.meta.into()),
+        });
+        self.add_to_probe_order(handle);
+        self.emit(Event::Joined(self.snapshot(handle)));
+        if update.state == State::Suspect {
+            let accuser = update.accuser.unwrap_or_else(|| self.addr.clone());
+            self.become_suspect(handle, update.incarnation, accuser);
+        } else if gossip {
+            self.queue_gossip(handle, None);
+        }
+    }
+
+    /// Apply a claim that overrides what we believed.
+    fn transition(&mut self, handle: u32, update: Update<'_, A>) {
+        let Some(entry) = self.members.get_mut(handle) else {
+            return;
+        };
+        let old = entry.state;
+        match update.state {
+            State::Alive => {
+                entry.incarnation = update.incarnation;
+                entry.instance = update.instance;
+                let meta_changed = entry.set_meta(update.meta);
+                self.members.set_state(handle, State::Alive);
+                match old {
+                    State::Alive if meta_changed => {
+                        self.emit(Event::Updated(self.snapshot(handle)))
+                    }
+                    State::Alive => {}
+                    State::Suspect => {
+                        self.suspicions.remove(&handle);
+                        self.emit(Event::Alive(self.snapshot(handle)));
+                    }
+                    State::Dead | State::Left => {
+                        self.add_to_probe_order(handle);
+                        self.emit(Event::Joined(self.snapshot(handle)));
+                    }
+                }
+                self.queue_gossip(handle, None);
+            }
+            State::Suspect => {
+                let accuser = update.accuser.unwrap_or_else(|| self.addr.clone());
+                match old {
+                    State::Suspect => {
+                        entry.incarnation = update.incarnation;
+                        self.confirm_suspicion(handle, accuser);
+                    }
+                    State::Alive => self.become_suspect(handle, update.incarnation, accuser),
+                    State::Dead | State::Left => {
+                        entry.incarnation = update.incarnation;
+                        self.members.set_state(handle, State::Alive);
+                        self.add_to_probe_order(handle);
+                        self.emit(Event::Joined(self.snapshot(handle)));
+                        self.become_suspect(handle, update.incarnation, accuser);
+                    }
+                }
+            }
+            State::Dead | State::Left => {
+                entry.incarnation = update.incarnation;
+                let accuser = update.accuser;
+                self.declare_gone(handle, update.state, accuser);
+            }
+        }
+    }
+
+    /// Alive -> Suspect, with a Lifeguard suspicion timer.
+    pub(super) fn become_suspect(&mut self, handle: u32, incarnation: u32, accuser: A) {
+        let Some(entry) = self.members.get_mut(handle) else {
+            return;
+        };
+        entry.incarnation = incarnation;
+        self.members.set_state(handle, State::Suspect);
+        self.stats.suspicions += 1;
+        let window = Window::new(
+            self.config.suspicion_mult,
+            self.config.suspicion_max_timeout_mult,
+            self.members.live(),
+            self.config.probe_interval,
+            self.config.lifeguard,
+        );
+        let mut suspicion = Suspicion::new(self.now, window, accuser.clone());
+        suspicion.timer = self.arm_suspicion_timer(handle, suspicion.deadline());
+        self.suspicions.insert(handle, suspicion);
+        self.emit(Event::Suspected(self.snapshot(handle)));
+        self.queue_gossip(handle, Some(accuser));
+    }
+
+    /// An independent confirmation shortens the suspicion (Lifeguard §IV.B)
+    /// and is re-gossiped so others can count it too.
+    pub(super) fn confirm_suspicion(&mut self, handle: u32, accuser: A) {
+        let Some(suspicion) = self.suspicions.get_mut(&handle) else {
+            return;
+        };
+        if !suspicion.confirm(&accuser) {
+            return;
+        }
+        let deadline = suspicion.deadline();
+        let timer = self.arm_suspicion_timer(handle, deadline);
+        if let Some(s) = self.suspicions.get_mut(&handle) {
+            s.timer = timer;
+        }
+        self.queue_gossip(handle, Some(accuser));
+    }
+
+    fn arm_suspicion_timer(&mut self, handle: u32, deadline: crate::time::Instant) -> u64 {
+        self.next_timer = self.next_timer.wrapping_add(1);
+        self.suspicion_timers
+            .push(Reverse((deadline, handle, self.next_timer)));
+        self.next_timer
+    }
+
+    /// Expired suspicions become Dead (SWIM §4.2).
+    pub(super) fn suspicion_timeouts(&mut self) {
+        let now = self.now;
+        while let Some(&Reverse((deadline, handle, timer))) = self.suspicion_timers.peek() {
+            if deadline > now {
+                break;
+            }
+            self.suspicion_timers.pop();
+            let current = self
+                .suspicions
+                .get(&handle)
+                .is_some_and(|s| s.timer == timer);
+            let suspect = self
+                .members
+                .get(handle)
+                .is_some_and(|e| e.state == State::Suspect);
+            if current && suspect {
+                let accuser = self.addr.clone();
+                self.declare_gone(handle, State::Dead, Some(accuser));
+            }
+        }
+    }
+
+    /// Mark a member Dead or Left, keep it as a tombstone, tell the app and
+    /// the cluster.
+    fn declare_gone(&mut self, handle: u32, state: State, accuser: Option<A>) {
+        let Some(old) = self.members.get(handle).map(|e| e.state) else {
+            return;
+        };
+        self.members.set_state(handle, state);
+        self.suspicions.remove(&handle);
+        if old.is_live() {
+            if state == State::Dead {
+                self.stats.failures += 1;
+                self.emit(Event::Failed(self.snapshot(handle)));
+            } else {
+                self.emit(Event::Left(self.snapshot(handle)));
+            }
+        } else if old != state && state == State::Left {
+            self.emit(Event::Left(self.snapshot(handle)));
+        }
+        self.schedule_tombstone(handle);
+        self.queue_gossip(handle, accuser);
+    }
+
+    /// Claims about this node: refute suspicion and death (SWIM §4.2), go
+    /// above a previous instance's incarnation after a restart, and report a
+    /// live rival claiming our address instead of flapping with it.
+    fn merge_about_self(&mut self, update: &Update<'_, A>) {
+        let mine = self.incarnation();
+        if update.incarnation < mine {
+            return;
+        }
+        match update.state {
+            State::Alive => {
+                if update.instance == self.instance || self.conflicted.contains(&update.instance) {
+                    return;
+                }
+                let bumps = match self.rival {
+                    Some((instance, n)) if instance == update.instance => n + 1,
+                    _ => 1,
+                };
+                self.rival = Some((update.instance, bumps));
+                if bumps > CONFLICT_BUMPS {
+                    self.conflicted.push(update.instance);
+                    self.stats.conflicts += 1;
+                    self.emit(Event::Conflict {
+                        addr: self.addr.clone(),
+                        other_instance: update.instance,
+                        incarnation: update.incarnation,
+                    });
+                    return;
+                }
+                self.set_own_incarnation(update.incarnation.saturating_add(1));
+                self.queue_gossip(self.me, None);
+            }
+            State::Suspect | State::Dead | State::Left => {
+                if self.leaving {
+                    return;
+                }
+                self.stats.refutations += 1;
+                // Lifeguard §IV.A: being suspected is a sign our own
+                // messages are getting lost.
+                self.apply_health(1);
+                self.set_own_incarnation(update.incarnation.saturating_add(1));
+                self.queue_gossip(self.me, None);
+            }
+        }
+    }
+
+    fn set_own_incarnation(&mut self, incarnation: u32) {
+        if let Some(e) = self.members.get_mut(self.me) {
+            e.incarnation = e.incarnation.max(incarnation);
+        }
+    }
+
+    /// Deliver a broadcast once and pass it on.
+    pub(super) fn on_user_broadcast(&mut self, id: u64, payload: &[u8]) {
+        if !self.remember_broadcast(id) {
+            return;
+        }
+        self.stats.broadcasts_delivered += 1;
+        self.emit(Event::Broadcast(bytes::Bytes::copy_from_slice(payload)));
+        let source = self.heard_from.clone();
+        let dropped =
+            self.gossip
+                .queue_user(id, payload.into(), source, self.config.max_gossip_queue);
+        self.stats.gossip_dropped += dropped as u64;
+    }
+
+    /// Record a broadcast id; false if it was already seen. Remembers the
+    /// last `broadcast_dedup_window` ids.
+    pub(super) fn remember_broadcast(&mut self, id: u64) -> bool {
+        if !self.seen_broadcasts.insert(id) {
+            return false;
+        }
+        self.seen_order.push_back(id);
+        while self.seen_order.len() > self.config.broadcast_dedup_window {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen_broadcasts.remove(&old);
+            }
+        }
+        true
+    }
+}

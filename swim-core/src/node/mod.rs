@@ -1,0 +1,776 @@
+//! The node: one member's protocol state machine, composed of the member
+//! table, the prober, suspicions, the dissemination queue and full-state
+//! exchanges. Inputs arrive through `handle_*` and commands; outputs leave
+//! through `poll_*`. See the crate docs for the run loop.
+
+mod encode;
+mod membership;
+mod merge;
+mod probe;
+
+use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use alloc::vec::Vec;
+use core::cmp::Reverse;
+use core::fmt;
+use core::time::Duration;
+
+use bytes::Bytes;
+use rand_core::RngCore;
+use smallvec::SmallVec;
+
+use crate::addr::Address;
+use crate::awareness::Awareness;
+use crate::config::{Config, ConfigError};
+use crate::dissemination::Dissemination;
+use crate::event::{Event, Member};
+use crate::member::{Entry, Members, State};
+use crate::stats::Stats;
+use crate::suspicion::Suspicion;
+use crate::time::Instant;
+use crate::wire::{self, DecodeError, FrameError, Limits, Message};
+
+use membership::{Join, PushPullSend, Tombstone};
+use probe::{Probe, Relay};
+
+/// A datagram the node wants sent: `len` bytes at the start of the buffer
+/// given to [`Node::poll_transmit`], to `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit<A> {
+    /// Destination.
+    pub to: A,
+    /// Bytes written at the start of the caller's buffer.
+    pub len: usize,
+}
+
+/// Why a datagram was refused. In every case the node's state is unchanged
+/// and the matching counter in [`Stats::rejected`] was incremented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejected {
+    /// The frame was bad: size, version, cluster label or checksum.
+    Frame(FrameError),
+    /// A message inside a well-framed datagram did not decode. Nothing in the
+    /// datagram was applied, not even the messages before the bad one.
+    Malformed(DecodeError),
+    /// The datagram claims to come from this node's own address.
+    FromSelf,
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejected::Frame(e) => write!(f, "bad frame: {e}"),
+            Rejected::Malformed(e) => write!(f, "malformed message: {e}"),
+            Rejected::FromSelf => f.write_str("datagram from this node's own address"),
+        }
+    }
+}
+
+impl core::error::Error for Rejected {}
+
+/// Why a command was refused. The node's state is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// Metadata longer than `Config::max_metadata_len`.
+    MetadataTooLarge {
+        /// Bytes given.
+        len: usize,
+        /// Bytes allowed.
+        max: usize,
+    },
+    /// A broadcast longer than `Config::max_broadcast_len`.
+    BroadcastTooLarge {
+        /// Bytes given.
+        len: usize,
+        /// Bytes allowed.
+        max: usize,
+    },
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::MetadataTooLarge { len, max } => {
+                write!(f, "metadata of {len} bytes exceeds max_metadata_len {max}")
+            }
+            CommandError::BroadcastTooLarge { len, max } => write!(
+                f,
+                "broadcast of {len} bytes exceeds max_broadcast_len {max}"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for CommandError {}
+
+/// A read-only view of one member, from [`Node::members`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberRef<'a, A> {
+    /// The member's address.
+    pub addr: &'a A,
+    /// What this node believes about it.
+    pub state: State,
+    /// Its incarnation.
+    pub incarnation: u32,
+    /// Its metadata.
+    pub meta: &'a [u8],
+    /// Whether this is the local node itself.
+    pub is_local: bool,
+}
+
+/// A datagram decided on but not yet encoded: encoding happens in
+/// [`Node::poll_transmit`], into the caller's buffer, so piggybacked updates
+/// are picked at the last moment and nothing is buffered per datagram.
+#[derive(Debug, Clone)]
+pub(crate) enum Pending<A> {
+    Ping {
+        to: A,
+        seq: u32,
+    },
+    Ack {
+        to: A,
+        seq: u32,
+    },
+    Nack {
+        to: A,
+        seq: u32,
+    },
+    PingReq {
+        to: A,
+        seq: u32,
+        target: A,
+        want_nack: bool,
+    },
+    Gossip {
+        to: A,
+    },
+}
+
+/// How many times this node out-bids another live process's incarnation for
+/// its own address before reporting a conflict. A restarted node out-bids its
+/// dead predecessor's stale claims once or twice; a live rival keeps
+/// answering, and flapping forever helps nobody.
+const CONFLICT_BUMPS: u32 = 3;
+
+/// One member's SWIM + Lifeguard protocol state machine.
+///
+/// `A` is the address type (see [`Address`]); `R` the random number generator
+/// every random choice is drawn from, so a seeded `R` makes the node
+/// deterministic.
+///
+/// Methods come in four groups, after quinn-proto: getters; `handle_*`
+/// (inputs); commands (`join`, `leave`, `set_metadata`, `broadcast`); and
+/// `poll_*` (outputs). After any input or command a driver MUST drain
+/// [`Node::poll_transmit`] and [`Node::poll_event`], then sleep until
+/// [`Node::poll_timeout`].
+pub struct Node<A: Address, R: RngCore> {
+    config: Config,
+    limits: Limits,
+    rng: R,
+    addr: A,
+    me: u32,
+    instance: u32,
+    now: Instant,
+    members: Members<A>,
+    awareness: Awareness,
+
+    probe_order: Vec<u32>,
+    probe_cursor: usize,
+    probe: Option<Probe<A>>,
+    next_probe: Instant,
+    next_seq: u32,
+    relays: Vec<Relay<A>>,
+
+    suspicions: BTreeMap<u32, Suspicion<A>>,
+    suspicion_timers: BinaryHeap<Reverse<(Instant, u32, u64)>>,
+    next_timer: u64,
+    tombstones: VecDeque<Tombstone<A>>,
+
+    gossip: Dissemination<A>,
+    next_gossip: Instant,
+    seen_broadcasts: BTreeSet<u64>,
+    seen_order: VecDeque<u64>,
+
+    seeds: Vec<A>,
+    join: Option<Join>,
+    next_push_pull: Instant,
+    push_pull_sends: VecDeque<PushPullSend<A>>,
+    next_exchange: u32,
+    replied: VecDeque<(A, u32)>,
+    leaving: bool,
+    rival: Option<(u32, u32)>,
+    conflicted: SmallVec<[u32; 2]>,
+
+    /// The sender of the datagram being handled, if any: news heard from a
+    /// member is not gossiped back to it.
+    heard_from: Option<A>,
+
+    transmits: VecDeque<Pending<A>>,
+    events: VecDeque<Event<A>>,
+    stats: Stats,
+}
+
+impl<A: Address, R: RngCore> fmt::Debug for Node<A, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("addr", &self.addr)
+            .field("incarnation", &self.incarnation())
+            .field("members", &self.members.len())
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Address, R: RngCore> Node<A, R> {
+    /// A node that is, so far, a cluster of one. Call [`Node::join`] to
+    /// contact others. Fails only when `config` does not validate.
+    pub fn new(addr: A, config: Config, mut rng: R, now: Instant) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let instance = rng.next_u32();
+        let mut members = Members::new();
+        let me = members.insert(Entry {
+            addr: addr.clone(),
+            incarnation: 0,
+            instance,
+            state: State::Alive,
+            meta: None,
+        });
+        let limits = Limits {
+            max_meta: config.max_metadata_len,
+            max_user_payload: config.max_broadcast_len,
+        };
+        let awareness = Awareness::new(config.awareness_max_multiplier, config.lifeguard);
+        let mut node = Node {
+            limits,
+            addr,
+            me,
+            instance,
+            now,
+            members,
+            awareness,
+            probe_order: Vec::new(),
+            probe_cursor: 0,
+            probe: None,
+            next_probe: now,
+            next_seq: 0,
+            relays: Vec::new(),
+            suspicions: BTreeMap::new(),
+            suspicion_timers: BinaryHeap::new(),
+            next_timer: 0,
+            tombstones: VecDeque::new(),
+            gossip: Dissemination::new(),
+            next_gossip: now,
+            seen_broadcasts: BTreeSet::new(),
+            seen_order: VecDeque::new(),
+            seeds: Vec::new(),
+            join: None,
+            next_push_pull: now,
+            push_pull_sends: VecDeque::new(),
+            next_exchange: 0,
+            replied: VecDeque::new(),
+            leaving: false,
+            rival: None,
+            conflicted: SmallVec::new(),
+            heard_from: None,
+            transmits: VecDeque::with_capacity(64),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            config,
+            rng,
+        };
+        // Stagger the periodic timers so nodes started together do not probe
+        // and exchange state in lock-step (memberlist does the same).
+        node.next_probe = now + node.jitter(node.config.probe_interval);
+        node.next_gossip = now + node.jitter(node.config.gossip_interval);
+        node.next_push_pull = now + node.jitter(node.push_pull_interval());
+        Ok(node)
+    }
+
+    // ----- getters -------------------------------------------------------
+
+    /// This node's own address.
+    pub fn local_addr(&self) -> &A {
+        &self.addr
+    }
+
+    /// This node's current incarnation.
+    pub fn incarnation(&self) -> u32 {
+        self.members.get(self.me).map_or(0, |e| e.incarnation)
+    }
+
+    /// This node as the cluster sees it.
+    pub fn local_member(&self) -> Member<A> {
+        self.snapshot(self.me)
+    }
+
+    /// The random id of this process, carried in its Alive claims.
+    pub fn instance(&self) -> u32 {
+        self.instance
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counters about this node.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The latest `now` the node has seen.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The local health score (0 is healthy; Lifeguard §IV.A).
+    pub fn local_health(&self) -> u32 {
+        self.awareness.score()
+    }
+
+    /// Every member this node knows, itself and tombstones included, in a
+    /// deterministic order.
+    pub fn members(&self) -> impl Iterator<Item = MemberRef<'_, A>> + '_ {
+        self.members.iter().map(move |(h, e)| MemberRef {
+            addr: &e.addr,
+            state: e.state,
+            incarnation: e.incarnation,
+            meta: e.meta(),
+            is_local: h == self.me,
+        })
+    }
+
+    /// One member by address.
+    pub fn member(&self, addr: &A) -> Option<MemberRef<'_, A>> {
+        let h = self.members.handle(addr)?;
+        let e = self.members.get(h)?;
+        Some(MemberRef {
+            addr: &e.addr,
+            state: e.state,
+            incarnation: e.incarnation,
+            meta: e.meta(),
+            is_local: h == self.me,
+        })
+    }
+
+    /// Members in `state`, this node included.
+    pub fn count(&self, state: State) -> u32 {
+        self.members.count(state)
+    }
+
+    /// Alive and Suspect members, this node included.
+    pub fn live_members(&self) -> u32 {
+        self.members.live()
+    }
+
+    /// Whether a join is still trying to reach its seeds.
+    pub fn is_joining(&self) -> bool {
+        self.join.is_some()
+    }
+
+    /// Whether [`Node::leave`] was called and the Left claim has since been
+    /// sent its full retransmit count (or there is nobody left to tell).
+    pub fn leave_complete(&self) -> bool {
+        self.leaving && (!self.gossip.has_member(self.me) || self.members.live() == 0)
+    }
+
+    /// Updates and broadcasts waiting to be piggybacked.
+    pub fn gossip_backlog(&self) -> usize {
+        self.gossip.len()
+    }
+
+    // ----- inputs --------------------------------------------------------
+
+    /// Handle one received datagram.
+    ///
+    /// The whole datagram is checked (frame, label, checksum, every message)
+    /// before any of it is applied: a bad datagram returns [`Rejected`],
+    /// bumps a counter and changes nothing else. A driver MUST pass the
+    /// datagram's real source address as `from` and MUST NOT retry rejected
+    /// datagrams.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: A,
+        datagram: &[u8],
+    ) -> Result<(), Rejected> {
+        self.advance(now);
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
+        if from == self.addr {
+            self.stats.rejected.from_self += 1;
+            return Err(Rejected::FromSelf);
+        }
+        let body =
+            match wire::open_frame(datagram, &self.config.label, self.config.max_datagram_size) {
+                Ok(body) => body,
+                Err(e) => {
+                    self.stats.rejected.count_frame(e);
+                    return Err(Rejected::Frame(e));
+                }
+            };
+        for message in wire::messages::<A>(body, self.limits) {
+            if let Err(e) = message {
+                self.stats.rejected.count_decode(e);
+                return Err(Rejected::Malformed(e));
+            }
+        }
+        let mut push_pull = None;
+        self.heard_from = Some(from.clone());
+        for (i, message) in wire::messages::<A>(body, self.limits).flatten().enumerate() {
+            if i == 0 {
+                self.count_received(&message);
+            }
+            match message {
+                Message::Ping { seq } => self.queue_transmit(Pending::Ack {
+                    to: from.clone(),
+                    seq,
+                }),
+                Message::Ack { seq } => self.on_ack(seq),
+                Message::Nack { seq } => self.on_nack(seq),
+                Message::PingReq {
+                    seq,
+                    target,
+                    want_nack,
+                } => self.on_ping_req(&from, seq, target, want_nack),
+                Message::Update(update) => {
+                    self.stats.updates_received += 1;
+                    // A reply to our own full-state request brings the whole
+                    // cluster; re-gossiping every member in it would flood.
+                    let quiet = matches!(push_pull, Some((false, _, _)));
+                    self.merge(update, &from, quiet);
+                }
+                Message::User { id, payload } => self.on_user_broadcast(id, payload),
+                Message::PushPull {
+                    reply_wanted,
+                    join,
+                    exchange,
+                } => {
+                    if i == 0 {
+                        push_pull = Some((reply_wanted, join, exchange));
+                    }
+                }
+            }
+        }
+        self.heard_from = None;
+        if let Some((reply_wanted, _join, exchange)) = push_pull {
+            self.on_push_pull(&from, reply_wanted, exchange);
+        }
+        Ok(())
+    }
+
+    /// Handle every timer that is due at `now`. Spurious calls (nothing due)
+    /// are harmless. After it returns, [`Node::poll_timeout`] is `None` or
+    /// strictly later than `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+        let now = self.now;
+        if self.next_probe <= now {
+            self.probe_tick();
+        }
+        if self.probe.as_ref().is_some_and(|p| p.indirect_due(now)) {
+            self.probe_indirectly();
+        }
+        self.relay_timeouts();
+        self.suspicion_timeouts();
+        self.reap_tombstones();
+        if self.next_gossip <= now {
+            self.gossip_tick();
+        }
+        if !self.config.push_pull_interval.is_zero() && self.next_push_pull <= now {
+            self.periodic_push_pull();
+        }
+        if self.join.as_ref().is_some_and(|j| j.next_attempt <= now) {
+            self.join_attempt();
+        }
+    }
+
+    // ----- commands ------------------------------------------------------
+
+    /// Join a cluster through `seeds` (addresses of existing members; this
+    /// node's own address is ignored). Retries with backoff until one
+    /// answers, and again later if every other member is lost. With no
+    /// seeds the node starts a new cluster. After a [`Node::leave`], joins
+    /// again with a higher incarnation.
+    pub fn join(&mut self, now: Instant, seeds: &[A]) {
+        self.advance(now);
+        if self.leaving {
+            self.leaving = false;
+            let inc = self.incarnation().saturating_add(1);
+            if let Some(e) = self.members.get_mut(self.me) {
+                e.incarnation = inc;
+            }
+            self.members.set_state(self.me, State::Alive);
+            self.next_probe = self.now + self.config.probe_interval;
+        }
+        self.seeds.clear();
+        for seed in seeds {
+            if *seed != self.addr
+                && !self.seeds.contains(seed)
+                && self.seeds.len() < self.config.max_seeds
+            {
+                self.seeds.push(seed.clone());
+            }
+        }
+        // Announce ourselves: the seeds' replies tell us the cluster, and
+        // our Alive, piggybacked, tells the cluster about us.
+        self.queue_gossip(self.me, None);
+        if self.seeds.is_empty() {
+            self.join = None;
+        } else {
+            self.join = Some(Join {
+                attempt: 0,
+                next_attempt: self.now,
+            });
+            self.join_attempt();
+        }
+    }
+
+    /// Leave gracefully: disseminate Left and stop probing. Keep driving the
+    /// node until [`Node::leave_complete`] (or a timeout of the driver's
+    /// choosing) so the Left claim reaches the cluster.
+    pub fn leave(&mut self, now: Instant) {
+        self.advance(now);
+        if self.leaving {
+            return;
+        }
+        self.leaving = true;
+        self.join = None;
+        self.probe = None;
+        self.members.set_state(self.me, State::Left);
+        self.queue_gossip(self.me, None);
+    }
+
+    /// Replace this node's metadata and tell the cluster (an Alive at a
+    /// higher incarnation; others report [`Event::Updated`]).
+    pub fn set_metadata(&mut self, now: Instant, meta: &[u8]) -> Result<(), CommandError> {
+        self.advance(now);
+        if meta.len() > self.config.max_metadata_len {
+            return Err(CommandError::MetadataTooLarge {
+                len: meta.len(),
+                max: self.config.max_metadata_len,
+            });
+        }
+        if let Some(e) = self.members.get_mut(self.me) {
+            if !e.set_meta(meta) {
+                return Ok(());
+            }
+            e.incarnation = e.incarnation.saturating_add(1);
+        }
+        self.queue_gossip(self.me, None);
+        Ok(())
+    }
+
+    /// Disseminate an application payload to every member; each delivers it
+    /// once as [`Event::Broadcast`]. This node does not deliver it to itself.
+    pub fn broadcast(&mut self, now: Instant, payload: &[u8]) -> Result<(), CommandError> {
+        self.advance(now);
+        if payload.len() > self.config.max_broadcast_len {
+            return Err(CommandError::BroadcastTooLarge {
+                len: payload.len(),
+                max: self.config.max_broadcast_len,
+            });
+        }
+        let id = self.rng.next_u64();
+        self.remember_broadcast(id);
+        let dropped =
+            self.gossip
+                .queue_user(id, payload.into(), None, self.config.max_gossip_queue);
+        self.stats.gossip_dropped += dropped as u64;
+        Ok(())
+    }
+
+    // ----- outputs -------------------------------------------------------
+
+    /// Encode the next datagram to send into `buf` and say where it goes.
+    ///
+    /// `buf` SHOULD be at least `Config::max_datagram_size` bytes; datagrams
+    /// never exceed that, and a smaller buffer gets fewer piggybacked
+    /// updates (or, when too small for the message itself, the datagram is
+    /// dropped and counted in `Stats::buffer_too_small`). Call until `None`.
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit<A>> {
+        while let Some(pending) = self.transmits.pop_front() {
+            if let Some(t) = self.encode_pending(pending, buf) {
+                return Some(t);
+            }
+        }
+        while !self.push_pull_sends.is_empty() {
+            if let Some(t) = self.encode_push_pull(buf) {
+                return Some(t);
+            }
+            self.push_pull_sends.pop_front();
+        }
+        None
+    }
+
+    /// The next event for the application, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event<A>> {
+        self.events.pop_front()
+    }
+
+    /// When [`Node::handle_timeout`] should next be called. `None` means no
+    /// timer is armed. A value at or before the current time means "now":
+    /// it can follow an input that made a timer due (a suspicion confirmed
+    /// to expiry, news to gossip), never a `handle_timeout` call.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = self.next_probe;
+        if let Some(p) = &self.probe {
+            if let Some(d) = p.indirect_deadline() {
+                next = next.min(d);
+            }
+        }
+        if !self.gossip.is_empty() {
+            next = next.min(self.next_gossip);
+        }
+        if !self.config.push_pull_interval.is_zero() {
+            next = next.min(self.next_push_pull);
+        }
+        if let Some(j) = &self.join {
+            next = next.min(j.next_attempt);
+        }
+        for r in &self.relays {
+            next = next.min(r.next_deadline());
+        }
+        if let Some(Reverse((deadline, _, _))) = self.suspicion_timers.peek() {
+            next = next.min(*deadline);
+        }
+        if let Some(t) = self.tombstones.front() {
+            next = next.min(t.due);
+        }
+        Some(next)
+    }
+
+    // ----- shared helpers --------------------------------------------------
+
+    /// Take a new `now`, clamping one that goes backwards.
+    fn advance(&mut self, now: Instant) {
+        if now < self.now {
+            self.stats.clock_regressions += 1;
+        } else {
+            self.now = now;
+        }
+    }
+
+    fn queue_transmit(&mut self, pending: Pending<A>) {
+        if self.transmits.len() >= self.config.max_pending_transmits {
+            self.transmits.pop_front();
+            self.stats.transmits_dropped += 1;
+        }
+        self.transmits.push_back(pending);
+    }
+
+    fn emit(&mut self, event: Event<A>) {
+        if self.events.len() >= self.config.max_pending_events {
+            self.events.pop_front();
+            self.stats.events_dropped += 1;
+        }
+        self.events.push_back(event);
+    }
+
+    fn queue_gossip(&mut self, handle: u32, accuser: Option<A>) {
+        let source = self.heard_from.clone();
+        let dropped =
+            self.gossip
+                .queue_member(handle, accuser, source, self.config.max_gossip_queue);
+        self.stats.gossip_dropped += dropped as u64;
+    }
+
+    fn snapshot(&self, handle: u32) -> Member<A> {
+        match self.members.get(handle) {
+            Some(e) => Member {
+                addr: e.addr.clone(),
+                state: e.state,
+                incarnation: e.incarnation,
+                meta: Bytes::copy_from_slice(e.meta()),
+            },
+            None => Member {
+                addr: self.addr.clone(),
+                state: State::Dead,
+                incarnation: 0,
+                meta: Bytes::new(),
+            },
+        }
+    }
+
+    fn apply_health(&mut self, delta: i32) {
+        self.awareness.apply(delta);
+        self.stats.local_health = self.awareness.score();
+    }
+
+    /// A uniformly random duration in `[0, d)`.
+    fn jitter(&mut self, d: Duration) -> Duration {
+        let nanos = crate::time::duration_nanos(d);
+        if nanos == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(self.random_below_u64(nanos))
+    }
+
+    fn random_below_u64(&mut self, bound: u64) -> u64 {
+        // Lemire's multiply-shift: unbiased enough for protocol choices and
+        // free of division.
+        ((u128::from(self.rng.next_u64()) * u128::from(bound)) >> 64) as u64
+    }
+
+    fn random_below(&mut self, bound: u32) -> u32 {
+        ((u64::from(self.rng.next_u32()) * u64::from(bound)) >> 32) as u32
+    }
+
+    /// Up to `want` distinct random live members other than this node and
+    /// `exclude`, found by bounded random probing of the slab: O(want), not
+    /// O(N), at the price of sometimes finding fewer in a sparse table.
+    fn random_peers(
+        &mut self,
+        want: usize,
+        exclude: Option<u32>,
+        allow_dead: bool,
+    ) -> SmallVec<[u32; 16]> {
+        let mut picked: SmallVec<[u32; 16]> = SmallVec::new();
+        let capacity = self.members.capacity();
+        if capacity == 0 || want == 0 {
+            return picked;
+        }
+        let eligible_total = self.members.live().saturating_sub(1) as usize
+            + if allow_dead {
+                self.members.count(State::Dead) as usize
+            } else {
+                0
+            };
+        let want = want.min(eligible_total).min(16);
+        let mut attempts = 4 * want + 16;
+        while picked.len() < want && attempts > 0 {
+            attempts -= 1;
+            let start = self.random_below(capacity);
+            let Some(h) = self
+                .members
+                .next_occupied(start)
+                .or_else(|| self.members.next_occupied(0))
+            else {
+                break;
+            };
+            if h == self.me || Some(h) == exclude || picked.contains(&h) {
+                continue;
+            }
+            let Some(e) = self.members.get(h) else {
+                continue;
+            };
+            if e.state.is_live() || (allow_dead && e.state == State::Dead) {
+                picked.push(h);
+            }
+        }
+        picked
+    }
+
+    fn count_received(&mut self, first: &Message<'_, A>) {
+        let k = &mut self.stats.received;
+        match first {
+            Message::Ping { .. } => k.ping += 1,
+            Message::Ack { .. } => k.ack += 1,
+            Message::Nack { .. } => k.nack += 1,
+            Message::PingReq { .. } => k.ping_req += 1,
+            Message::PushPull { .. } => k.push_pull += 1,
+            Message::Update(_) | Message::User { .. } => k.gossip += 1,
+        }
+    }
+}

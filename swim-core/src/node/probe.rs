@@ -1,0 +1,292 @@
+//! Failure detection: the probe cycle (SWIM §3.1), indirect probes through
+//! k members (SWIM §3.1, ping-req), nacks and local health (Lifeguard §IV.A),
+//! and the indirect probes this node serves for others.
+
+use rand_core::RngCore;
+
+use super::{Node, Pending};
+use crate::addr::Address;
+use crate::member::State;
+use crate::time::Instant;
+
+/// The probe in flight: at most one per protocol period.
+#[derive(Debug, Clone)]
+pub(crate) struct Probe<A> {
+    pub target: u32,
+    pub addr: A,
+    pub seq: u32,
+    /// When to fall back to indirect probing, if no ack by then.
+    pub timeout: Instant,
+    pub indirect: bool,
+    pub acked: bool,
+    pub expected_nacks: u32,
+    pub nacks: u32,
+}
+
+impl<A> Probe<A> {
+    pub fn indirect_deadline(&self) -> Option<Instant> {
+        (!self.acked && !self.indirect).then_some(self.timeout)
+    }
+
+    pub fn indirect_due(&self, now: Instant) -> bool {
+        self.indirect_deadline().is_some_and(|d| d <= now)
+    }
+}
+
+/// An indirect probe this node runs for a requester.
+#[derive(Debug, Clone)]
+pub(crate) struct Relay<A> {
+    pub requester: A,
+    pub their_seq: u32,
+    pub our_seq: u32,
+    /// When to tell the requester the target has not answered (if asked).
+    pub nack_at: Option<Instant>,
+    pub expires: Instant,
+}
+
+impl<A> Relay<A> {
+    pub fn next_deadline(&self) -> Instant {
+        self.nack_at.map_or(self.expires, |n| n.min(self.expires))
+    }
+}
+
+impl<A: Address, R: RngCore> Node<A, R> {
+    /// Start of a protocol period: judge the last probe, probe the next member.
+    pub(super) fn probe_tick(&mut self) {
+        let now = self.now;
+        self.finish_probe();
+        self.next_probe = now + self.awareness.scale(self.config.probe_interval);
+        if self.leaving {
+            return;
+        }
+        self.maybe_rejoin();
+        let Some(target) = self.next_probe_target() else {
+            return;
+        };
+        let Some(addr) = self.members.get(target).map(|e| e.addr.clone()) else {
+            return;
+        };
+        let seq = self.next_seq();
+        self.stats.probes += 1;
+        self.probe = Some(Probe {
+            target,
+            addr: addr.clone(),
+            seq,
+            timeout: now + self.awareness.scale(self.config.probe_timeout),
+            indirect: false,
+            acked: false,
+            expected_nacks: 0,
+            nacks: 0,
+        });
+        self.queue_transmit(Pending::Ping { to: addr, seq });
+    }
+
+    /// The direct ping went unanswered for the probe timeout: ask k others to
+    /// try (SWIM §3.1), and ping once more directly, since under loss a second
+    /// direct attempt is as likely to get through as an indirect path.
+    pub(super) fn probe_indirectly(&mut self) {
+        let Some(probe) = self.probe.as_mut() else {
+            return;
+        };
+        probe.indirect = true;
+        let (target, seq, addr) = (probe.target, probe.seq, probe.addr.clone());
+        self.stats.indirect_probes += 1;
+        let want_nack = self.config.lifeguard;
+        let helpers = self.random_peers(self.config.indirect_checks as usize, Some(target), false);
+        for &h in &helpers {
+            if let Some(helper) = self.members.get(h).map(|e| e.addr.clone()) {
+                self.queue_transmit(Pending::PingReq {
+                    to: helper,
+                    seq,
+                    target: addr.clone(),
+                    want_nack,
+                });
+            }
+        }
+        if let Some(p) = self.probe.as_mut() {
+            p.expected_nacks = if want_nack { helpers.len() as u32 } else { 0 };
+        }
+        self.queue_transmit(Pending::Ping { to: addr, seq });
+    }
+
+    /// End of a protocol period: an unanswered probe makes its target suspect.
+    fn finish_probe(&mut self) {
+        let Some(probe) = self.probe.take() else {
+            return;
+        };
+        if probe.acked {
+            return;
+        }
+        self.stats.probe_failures += 1;
+        // Lifeguard §IV.A: missing nacks mean our own links are lossy, so
+        // each one raises local health; with no helpers, the failure itself does.
+        let delta = if probe.expected_nacks > 0 {
+            let missed = probe.expected_nacks.saturating_sub(probe.nacks);
+            self.stats.missed_nacks += u64::from(missed);
+            missed
+        } else {
+            1
+        };
+        self.apply_health(delta as i32);
+        let Some(entry) = self.members.get(probe.target) else {
+            return;
+        };
+        if entry.addr != probe.addr || !entry.state.is_live() {
+            return;
+        }
+        let accuser = self.addr.clone();
+        self.suspect(probe.target, accuser);
+    }
+
+    /// The next live member in the shuffled round-robin order (SWIM §4.3),
+    /// reshuffling once per pass so every member is probed once per pass.
+    fn next_probe_target(&mut self) -> Option<u32> {
+        let mut reshuffled = false;
+        loop {
+            let Some(&h) = self.probe_order.get(self.probe_cursor) else {
+                if reshuffled {
+                    return None;
+                }
+                self.reshuffle_probe_order();
+                reshuffled = true;
+                continue;
+            };
+            self.probe_cursor += 1;
+            if h != self.me && self.members.get(h).is_some_and(|e| e.state.is_live()) {
+                return Some(h);
+            }
+        }
+    }
+
+    fn reshuffle_probe_order(&mut self) {
+        let me = self.me;
+        self.probe_order.clear();
+        self.probe_order.extend(
+            self.members
+                .iter()
+                .filter(|(h, e)| *h != me && e.state.is_live())
+                .map(|(h, _)| h),
+        );
+        for i in (1..self.probe_order.len()).rev() {
+            let j = self.random_below(i as u32 + 1) as usize;
+            self.probe_order.swap(i, j);
+        }
+        self.probe_cursor = 0;
+    }
+
+    /// A new or returning member goes to a random place in the part of the
+    /// order not yet probed this pass, so it is probed within one pass.
+    pub(super) fn add_to_probe_order(&mut self, handle: u32) {
+        self.probe_order.push(handle);
+        let len = self.probe_order.len();
+        let unprobed = len.saturating_sub(self.probe_cursor) as u32;
+        if unprobed > 1 {
+            let j = self.probe_cursor + self.random_below(unprobed) as usize;
+            self.probe_order.swap(len - 1, j);
+        }
+    }
+
+    pub(super) fn next_seq(&mut self) -> u32 {
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.next_seq
+    }
+
+    pub(super) fn on_ack(&mut self, seq: u32) {
+        if let Some(p) = self.probe.as_mut() {
+            if p.seq == seq {
+                if !p.acked {
+                    p.acked = true;
+                    self.apply_health(-1);
+                }
+                return;
+            }
+        }
+        if let Some(i) = self.relays.iter().position(|r| r.our_seq == seq) {
+            let relay = self.relays.swap_remove(i);
+            self.queue_transmit(Pending::Ack {
+                to: relay.requester,
+                seq: relay.their_seq,
+            });
+            return;
+        }
+        self.stats.unexpected_acks += 1;
+    }
+
+    pub(super) fn on_nack(&mut self, seq: u32) {
+        match self.probe.as_mut() {
+            Some(p) if p.seq == seq => p.nacks = p.nacks.saturating_add(1),
+            _ => self.stats.unexpected_acks += 1,
+        }
+    }
+
+    /// Serve a ping request: ping the target under our own sequence and
+    /// relay its ack (SWIM §3.1); nack at 80% of the probe timeout if asked
+    /// (memberlist's choice) so the requester learns its link to us works.
+    pub(super) fn on_ping_req(
+        &mut self,
+        requester: &A,
+        their_seq: u32,
+        target: A,
+        want_nack: bool,
+    ) {
+        if target == self.addr {
+            self.queue_transmit(Pending::Ack {
+                to: requester.clone(),
+                seq: their_seq,
+            });
+            return;
+        }
+        if self.relays.len() >= self.config.max_relays {
+            self.stats.relays_refused += 1;
+            return;
+        }
+        let now = self.now;
+        let our_seq = self.next_seq();
+        let nack_after = crate::time::scale(self.config.probe_timeout, 4) / 5;
+        self.relays.push(Relay {
+            requester: requester.clone(),
+            their_seq,
+            our_seq,
+            nack_at: want_nack.then(|| now + nack_after),
+            expires: now + self.config.probe_interval,
+        });
+        self.queue_transmit(Pending::Ping {
+            to: target,
+            seq: our_seq,
+        });
+    }
+
+    pub(super) fn relay_timeouts(&mut self) {
+        let now = self.now;
+        let mut i = 0;
+        while let Some(relay) = self.relays.get_mut(i) {
+            if relay.nack_at.is_some_and(|t| t <= now) {
+                relay.nack_at = None;
+                let (to, seq) = (relay.requester.clone(), relay.their_seq);
+                self.queue_transmit(Pending::Nack { to, seq });
+                continue;
+            }
+            if relay.expires <= now {
+                self.relays.swap_remove(i);
+                continue;
+            }
+            i += 1;
+        }
+    }
+
+    /// Mark a live member suspect on this node's own evidence, or confirm a
+    /// suspicion already running.
+    pub(super) fn suspect(&mut self, handle: u32, accuser: A) {
+        let Some(entry) = self.members.get(handle) else {
+            return;
+        };
+        match entry.state {
+            State::Alive => {
+                let incarnation = entry.incarnation;
+                self.become_suspect(handle, incarnation, accuser);
+            }
+            State::Suspect => self.confirm_suspicion(handle, accuser),
+            State::Dead | State::Left => {}
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Counters a node keeps about itself, read with [`crate::Node::stats`].
+//!
+//! Plain integers, updated in place: reading them costs nothing and a driver
+//! turns them into whatever metrics format it serves.
+
+use crate::wire::{DecodeError, FrameError};
+
+/// Datagram counts by primary message kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ByKind {
+    /// Pings.
+    pub ping: u64,
+    /// Acks (direct and relayed).
+    pub ack: u64,
+    /// Nacks.
+    pub nack: u64,
+    /// Ping requests (indirect probes).
+    pub ping_req: u64,
+    /// Datagrams carrying only gossip.
+    pub gossip: u64,
+    /// Full-state (push-pull) datagrams.
+    pub push_pull: u64,
+}
+
+/// Rejected datagrams by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rejections {
+    /// Shorter than a header and checksum.
+    pub too_short: u64,
+    /// Longer than `max_datagram_size`.
+    pub too_long: u64,
+    /// Wrong wire version.
+    pub bad_version: u64,
+    /// Another cluster's label.
+    pub wrong_cluster: u64,
+    /// Checksum mismatch.
+    pub bad_checksum: u64,
+    /// A message that did not decode (truncated, bad varint, bad value...).
+    pub malformed: u64,
+    /// A length prefix past a configured bound.
+    pub too_large: u64,
+    /// An unknown message tag.
+    pub unknown_message: u64,
+    /// Claimed to come from this node's own address.
+    pub from_self: u64,
+}
+
+impl Rejections {
+    /// Every rejection, whatever its reason.
+    pub fn total(&self) -> u64 {
+        self.too_short
+            + self.too_long
+            + self.bad_version
+            + self.wrong_cluster
+            + self.bad_checksum
+            + self.malformed
+            + self.too_large
+            + self.unknown_message
+            + self.from_self
+    }
+
+    pub(crate) fn count_frame(&mut self, e: FrameError) {
+        let c = match e {
+            FrameError::TooShort => &mut self.too_short,
+            FrameError::TooLong => &mut self.too_long,
+            FrameError::UnsupportedVersion(_) => &mut self.bad_version,
+            FrameError::WrongCluster => &mut self.wrong_cluster,
+            FrameError::BadChecksum => &mut self.bad_checksum,
+        };
+        *c += 1;
+    }
+
+    pub(crate) fn count_decode(&mut self, e: DecodeError) {
+        let c = match e {
+            DecodeError::TooLong => &mut self.too_large,
+            DecodeError::UnknownMessage => &mut self.unknown_message,
+            _ => &mut self.malformed,
+        };
+        *c += 1;
+    }
+}
+
+/// Everything a node counts. Counters only grow, except the gauges noted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams handed to the node.
+    pub datagrams_in: u64,
+    /// Datagrams produced by the node.
+    pub datagrams_out: u64,
+    /// Bytes handed to the node.
+    pub bytes_in: u64,
+    /// Bytes produced by the node.
+    pub bytes_out: u64,
+    /// Accepted datagrams by primary kind.
+    pub received: ByKind,
+    /// Produced datagrams by primary kind.
+    pub sent: ByKind,
+    /// Datagrams refused, by reason; state was not changed by any of them.
+    pub rejected: Rejections,
+    /// Probes started.
+    pub probes: u64,
+    /// Probes that fell back to indirect probing.
+    pub indirect_probes: u64,
+    /// Probes that ended without an ack.
+    pub probe_failures: u64,
+    /// Nacks expected but not received by the end of a probe.
+    pub missed_nacks: u64,
+    /// Members this node started suspecting (from any source).
+    pub suspicions: u64,
+    /// Times this node refuted a claim that it was suspect, dead or left.
+    pub refutations: u64,
+    /// Members this node saw declared dead.
+    pub failures: u64,
+    /// Acks and nacks that matched nothing outstanding.
+    pub unexpected_acks: u64,
+    /// Piggybacked updates sent.
+    pub updates_sent: u64,
+    /// Piggybacked updates received.
+    pub updates_received: u64,
+    /// Application broadcasts delivered to this node's application.
+    pub broadcasts_delivered: u64,
+    /// `now` values earlier than a previous one (clamped).
+    pub clock_regressions: u64,
+    /// Updates or broadcasts evicted from a full dissemination queue.
+    pub gossip_dropped: u64,
+    /// Datagrams dropped from a full transmit queue.
+    pub transmits_dropped: u64,
+    /// Events dropped from a full event queue.
+    pub events_dropped: u64,
+    /// New members refused because the member table was full.
+    pub members_refused: u64,
+    /// Ping requests refused because `max_relays` were in progress.
+    pub relays_refused: u64,
+    /// Full-state requests refused because `max_push_pull_sends` were in progress.
+    pub push_pull_refused: u64,
+    /// Tombstones reaped before their time because `max_tombstones` was reached.
+    pub tombstones_evicted: u64,
+    /// Transmits skipped because the caller's buffer was too small.
+    pub buffer_too_small: u64,
+    /// Full-state exchanges started by this node (joins and periodic).
+    pub push_pulls: u64,
+    /// Join attempts (one per round of seeds).
+    pub join_attempts: u64,
+    /// Conflicts: another live process claiming this node's address.
+    pub conflicts: u64,
+    /// Gauge: the local health score (0 is healthy; Lifeguard §IV.A).
+    pub local_health: u32,
+}

@@ -1,0 +1,1 @@
+//! Filled by its own issue; a workspace member from the start so the layout is fixed.
