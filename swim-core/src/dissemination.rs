@@ -38,6 +38,10 @@ pub(crate) enum Item<A> {
 pub(crate) enum Offer {
     /// Written into the datagram: counts as one transmission.
     Sent,
+    /// The destination already has it (it told us): counts as one
+    /// transmission without taking room, so an item heard from the only
+    /// other member still retires.
+    Known,
     /// Too large for the room left; try smaller items.
     Skip,
     /// The datagram is full: stop.
@@ -192,7 +196,7 @@ impl<A: Clone> Dissemination<A> {
                     None => Offer::Drop,
                 };
                 match outcome {
-                    Offer::Sent => self.sent(id, generation, limit, stamp),
+                    Offer::Sent | Offer::Known => self.sent(id, generation, limit, stamp),
                     Offer::Drop => self.retire(id),
                     Offer::Skip => {
                         skipped.push((id, generation));

@@ -131,7 +131,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                     // claims about itself: it must, to refute suspicion or
                     // to notice another process claiming its address.)
                     if source.as_ref() == Some(to) {
-                        return Offer::Skip;
+                        return Offer::Known;
                     }
                     let accuser = accuser
                         .as_ref()
@@ -152,7 +152,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                     source,
                 } => {
                     if source.as_ref() == Some(to) {
-                        return Offer::Skip;
+                        return Offer::Known;
                     }
                     let m: Message<'_, A> = Message::User { id: *id, payload };
                     m.encode(w)

@@ -41,7 +41,7 @@ pub(crate) struct Tombstone<A> {
 }
 
 /// Exchanges answered recently, so a multi-datagram request gets one reply.
-const REPLIED_MEMORY: usize = 32;
+pub(crate) const REPLIED_MEMORY: usize = 32;
 
 impl<A: Address, R: RngCore> Node<A, R> {
     /// One round of contacting every seed; backoff doubles up to its cap.

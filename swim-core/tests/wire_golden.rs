@@ -1,0 +1,119 @@
+//! Golden bytes: the wire format as WIRE.md documents it. A change here is a
+//! wire-format change and needs a version bump.
+
+use core::net::SocketAddr;
+
+use swim_core::wire::{crc32c, encode_datagram, Message, Update};
+use swim_core::{NodeId, State};
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn datagram<A: swim_core::Address>(label: &[u8], msgs: &[Message<'_, A>]) -> String {
+    let mut buf = [0u8; 1400];
+    let len = encode_datagram(&mut buf, label, msgs).unwrap();
+    let (body, crc) = buf[..len].split_at(len - 4);
+    assert_eq!(
+        crc,
+        crc32c(body).to_be_bytes(),
+        "trailer is the CRC-32C of the rest"
+    );
+    hex(&buf[..len - 4])
+}
+
+fn update<A>(
+    member: A,
+    state: State,
+    incarnation: u32,
+    instance: u32,
+    meta: &[u8],
+    accuser: Option<A>,
+) -> Message<'_, A> {
+    Message::Update(Update {
+        member,
+        state,
+        incarnation,
+        instance,
+        meta,
+        accuser,
+    })
+}
+
+#[test]
+fn ping_with_no_label_matches_the_documented_example() {
+    let mut buf = [0u8; 16];
+    let ping: Message<'_, NodeId> = Message::Ping { seq: 1 };
+    let len = encode_datagram(&mut buf, b"", &[ping]).unwrap();
+    assert_eq!(hex(&buf[..len]), "01 00 01 01 74 eb fa 0b");
+}
+
+#[test]
+fn probe_messages() {
+    let m: [Message<'_, NodeId>; 4] = [
+        Message::Ping { seq: 300 },
+        Message::Ack { seq: 300 },
+        Message::Nack { seq: 7 },
+        Message::PingReq {
+            seq: 9,
+            target: NodeId(200),
+            want_nack: true,
+        },
+    ];
+    assert_eq!(
+        datagram(b"", &m),
+        "01 00 01 ac 02 02 ac 02 03 07 04 09 c8 01 01"
+    );
+}
+
+#[test]
+fn label_is_carried_after_the_version() {
+    let m: [Message<'_, NodeId>; 1] = [Message::Ack { seq: 1 }];
+    assert_eq!(datagram(b"prod", &m), "01 04 70 72 6f 64 02 01");
+}
+
+#[test]
+fn member_updates_with_socket_addresses() {
+    let a: SocketAddr = "10.0.0.1:7946".parse().unwrap();
+    let b: SocketAddr = "[::1]:80".parse().unwrap();
+    let m = [
+        update(a, State::Alive, 5, 0xdead_beef, b"k=v", None),
+        update(a, State::Suspect, 5, 0, b"", Some(b)),
+        update(b, State::Dead, 128, 0, b"", Some(a)),
+        update(b, State::Left, 0, 0, b"", None),
+    ];
+    assert_eq!(
+        datagram(b"", &m),
+        concat!(
+            "01 00 ",
+            "10 04 0a 00 00 01 1f 0a 05 de ad be ef 03 6b 3d 76 ",
+            "11 04 0a 00 00 01 1f 0a 05 06 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01 00 50 ",
+            "12 06 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01 00 50 80 01 04 0a 00 00 01 1f 0a ",
+            "13 06 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01 00 50 00"
+        )
+    );
+}
+
+#[test]
+fn broadcasts_and_push_pull_headers() {
+    let m: [Message<'_, NodeId>; 3] = [
+        Message::PushPull {
+            reply_wanted: true,
+            join: true,
+            exchange: 2,
+        },
+        update(NodeId(3), State::Alive, 0, 1, b"", None),
+        Message::User {
+            id: 0x0102_0304_0506_0708,
+            payload: b"hi",
+        },
+    ];
+    assert_eq!(
+        datagram(b"", &m),
+        "01 00 30 03 02 10 03 00 00 00 00 01 00 20 01 02 03 04 05 06 07 08 02 68 69"
+    );
+}
