@@ -1,1 +1,50 @@
-//! Filled by its own issue; a workspace member from the start so the layout is fixed.
+//! # swim-tokio
+//!
+//! An async driver for [`swim_core`]: one tokio task owns a UDP socket and a
+//! [`swim_core::Node`], feeds it datagrams, timeouts and commands, and sends
+//! what it polls out. A cloneable [`Handle`] talks to the task.
+//!
+//! ```no_run
+//! use swim_tokio::{Handle, Options};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let options = Options::new("127.0.0.1:7946".parse()?, swim_tokio::Config::lan());
+//! let swim = Handle::start(options).await?;
+//! let mut events = swim.subscribe()?;
+//! swim.join(["10.0.0.2:7946", "seed.example:7946"]).await?;
+//! while let Ok(event) = events.recv().await {
+//!     println!("{} {:?}", event.name(), event.member().map(|m| m.addr));
+//! }
+//! swim.leave().await?;
+//! swim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! The driver holds no protocol logic. Its own jobs are: mapping the tokio
+//! clock onto [`swim_core::Instant`], sending and receiving (socket errors a
+//! node can survive are logged with `tracing`, counted in
+//! [`DriverStats`], and the node keeps running), resolving seed names (again
+//! on each of the node's join retry rounds), publishing events through a
+//! bounded broadcast channel (a slow subscriber lags, the protocol never
+//! waits), and waiting out a graceful leave.
+//!
+//! With the default `agent` feature the crate also holds the `swim` agent
+//! binary's parts in [`agent`].
+
+mod clock;
+mod driver;
+mod error;
+mod handle;
+mod net;
+mod options;
+mod seed;
+mod stats;
+
+#[cfg(feature = "agent")]
+pub mod agent;
+
+pub use error::{Error, StartError};
+pub use handle::{Events, Handle, LeaveOutcome, MemberInfo};
+pub use options::Options;
+pub use seed::Seed;
+pub use stats::{DriverStats, MemberCounts, Stats};
+pub use swim_core::{Config, Event, Member, State};

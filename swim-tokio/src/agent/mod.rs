@@ -1,0 +1,1 @@
+//! The `swim` agent.

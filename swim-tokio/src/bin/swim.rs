@@ -1,0 +1,3 @@
+//! The `swim` agent (filled in by the next commit).
+
+fn main() {}

@@ -1,0 +1,194 @@
+//! The application's side: a cloneable [`Handle`] that sends commands to
+//! the node's task and waits for the answers.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use swim_core::{Bytes, Event, State};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::error::{Error, StartError};
+use crate::options::Options;
+use crate::seed::Seed;
+use crate::stats::Stats;
+
+/// A stream of membership events. A subscriber that falls more than
+/// `Options::event_capacity` events behind gets
+/// [`broadcast::error::RecvError::Lagged`] and skips ahead; the protocol
+/// never waits for it. Ends (`Closed`) when the node stops.
+pub type Events = broadcast::Receiver<Event<SocketAddr>>;
+
+/// One member as a node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// Its address, which is its identity.
+    pub addr: SocketAddr,
+    /// What this node believes about it.
+    pub state: State,
+    /// Its incarnation.
+    pub incarnation: u32,
+    /// Its metadata.
+    pub meta: Bytes,
+    /// Whether it is this node.
+    pub is_local: bool,
+}
+
+/// How a graceful leave ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveOutcome {
+    /// The Left claim was sent its full retransmit count (or nobody was
+    /// left to tell).
+    Disseminated,
+    /// The timeout passed first; the claim went out at least partly.
+    TimedOut,
+}
+
+/// What the application asks of the node's task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Join {
+        seeds: Vec<Seed>,
+        reply: oneshot::Sender<Result<usize, Error>>,
+    },
+    Leave {
+        timeout: Duration,
+        reply: oneshot::Sender<LeaveOutcome>,
+    },
+    Members {
+        reply: oneshot::Sender<Vec<MemberInfo>>,
+    },
+    LocalMember {
+        reply: oneshot::Sender<MemberInfo>,
+    },
+    SetMetadata {
+        meta: Vec<u8>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Broadcast {
+        payload: Vec<u8>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Stats {
+        reply: oneshot::Sender<Stats>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// A cloneable handle to a running node. The node runs in its own task
+/// until [`Handle::shutdown`] is called or every handle is dropped; either
+/// way the task ends and the UDP port is released.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::WeakSender<Event<SocketAddr>>,
+    addr: SocketAddr,
+    leave_timeout: Duration,
+}
+
+impl Handle {
+    /// Bind the socket and start the node's task on the current tokio
+    /// runtime. The node is a cluster of one until [`Handle::join`].
+    pub async fn start(options: Options) -> Result<Handle, StartError> {
+        let leave_timeout = options.leave_timeout;
+        let (commands, events, addr) = crate::driver::spawn(options).await?;
+        Ok(Handle {
+            commands,
+            events,
+            addr,
+            leave_timeout,
+        })
+    }
+
+    /// The address this node is known by: its identity in the cluster.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether the node's task has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.commands.is_closed()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// Join a cluster through `seeds` (addresses or `host:port` names).
+    /// Names are resolved now and again on each of the node's retry rounds;
+    /// when the addresses change, the join restarts with the new ones.
+    /// Returns how many seed addresses were found once the join has
+    /// started (not once it has succeeded: watch [`Handle::subscribe`] or
+    /// [`Handle::members`]). No seeds starts a new cluster.
+    pub async fn join<S: Into<Seed>>(
+        &self,
+        seeds: impl IntoIterator<Item = S>,
+    ) -> Result<usize, Error> {
+        let seeds: Vec<Seed> = seeds.into_iter().map(Into::into).collect();
+        self.ask(|reply| Command::Join { seeds, reply }).await?
+    }
+
+    /// Leave gracefully, waiting up to `Options::leave_timeout` for the
+    /// Left claim to be disseminated. The task keeps running (and answering)
+    /// until shut down; a later [`Handle::join`] rejoins.
+    pub async fn leave(&self) -> Result<LeaveOutcome, Error> {
+        self.leave_within(self.leave_timeout).await
+    }
+
+    /// [`Handle::leave`] with an explicit timeout.
+    pub async fn leave_within(&self, timeout: Duration) -> Result<LeaveOutcome, Error> {
+        self.ask(|reply| Command::Leave { timeout, reply }).await
+    }
+
+    /// Every member this node knows, itself and tombstones included.
+    pub async fn members(&self) -> Result<Vec<MemberInfo>, Error> {
+        self.ask(|reply| Command::Members { reply }).await
+    }
+
+    /// This node as the cluster sees it.
+    pub async fn local_member(&self) -> Result<MemberInfo, Error> {
+        self.ask(|reply| Command::LocalMember { reply }).await
+    }
+
+    /// Replace this node's metadata and tell the cluster (others see
+    /// `Event::Updated`).
+    pub async fn set_metadata(&self, meta: impl Into<Vec<u8>>) -> Result<(), Error> {
+        let meta = meta.into();
+        self.ask(|reply| Command::SetMetadata { meta, reply })
+            .await?
+    }
+
+    /// Disseminate an application payload; every other member gets it
+    /// once as `Event::Broadcast`.
+    pub async fn broadcast(&self, payload: impl Into<Vec<u8>>) -> Result<(), Error> {
+        let payload = payload.into();
+        self.ask(|reply| Command::Broadcast { payload, reply })
+            .await?
+    }
+
+    /// The node's counters, taken now.
+    pub async fn stats(&self) -> Result<Stats, Error> {
+        self.ask(|reply| Command::Stats { reply }).await
+    }
+
+    /// Events from now on.
+    pub fn subscribe(&self) -> Result<Events, Error> {
+        self.events
+            .upgrade()
+            .map(|tx| tx.subscribe())
+            .ok_or(Error::Stopped)
+    }
+
+    /// Stop the node's task (without leaving: call [`Handle::leave`] first
+    /// to leave gracefully) and wait until the socket is closed. Other
+    /// handles get [`Error::Stopped`] from then on.
+    pub async fn shutdown(self) {
+        let _ = self.ask(|reply| Command::Shutdown { reply }).await;
+    }
+}
