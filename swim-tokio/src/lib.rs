@@ -47,4 +47,9 @@ pub use handle::{Events, Handle, LeaveOutcome, MemberInfo};
 pub use options::Options;
 pub use seed::Seed;
 pub use stats::{DriverStats, MemberCounts, Stats};
-pub use swim_core::{Config, Event, Member, State};
+pub use swim_core::{Config, State};
+
+/// A membership event about members known by their socket address.
+pub type Event = swim_core::Event<std::net::SocketAddr>;
+/// A member as an event reports it.
+pub type Member = swim_core::Member<std::net::SocketAddr>;

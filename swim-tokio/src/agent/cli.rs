@@ -1,0 +1,123 @@
+//! The `swim` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// SWIM cluster membership: run an agent, or ask one about its members.
+#[derive(Debug, Parser)]
+#[command(name = "swim", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a member of a cluster until Ctrl-C or SIGTERM, then leave.
+    Agent(AgentArgs),
+    /// Ask a running agent (its --http address) for the members it knows.
+    Members(MembersArgs),
+}
+
+/// The protocol timing presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// A local network (memberlist's LAN defaults).
+    Lan,
+    /// A wide-area network.
+    Wan,
+    /// One host or loopback: fast timings.
+    Local,
+}
+
+impl Profile {
+    /// The preset configuration.
+    pub fn config(self) -> swim_core::Config {
+        match self {
+            Profile::Lan => swim_core::Config::lan(),
+            Profile::Wan => swim_core::Config::wan(),
+            Profile::Local => swim_core::Config::local(),
+        }
+    }
+}
+
+/// `swim agent`: every option may also come from `--config FILE`; the
+/// command line wins.
+#[derive(Debug, Default, clap::Args)]
+pub struct AgentArgs {
+    /// UDP address to bind, e.g. 127.0.0.1:7946 (default 0.0.0.0:7946 needs --advertise).
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+    /// The address other members reach this one at, when not the bound one.
+    #[arg(long, value_name = "ADDR")]
+    pub advertise: Option<SocketAddr>,
+    /// Members to join through, as ADDR or HOST:PORT, comma separated.
+    #[arg(long, value_name = "ADDR,ADDR...", value_delimiter = ',')]
+    pub join: Vec<String>,
+    /// A human name for this member, shown by others.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A tag KEY=VALUE shown by others; repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub meta: Vec<String>,
+    /// Protocol timing preset (default lan).
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
+    /// Serve the HTTP API (/v1/members, /v1/self, /metrics, /healthz) here.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// A TOML file with these settings and every protocol tunable.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log filter, e.g. info or swim_tokio=debug (default: RUST_LOG, else info).
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// `swim members`.
+#[derive(Debug, clap::Args)]
+pub struct MembersArgs {
+    /// The agent's HTTP address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7947")]
+    pub http: String,
+    /// Print the JSON the agent returned instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_command_line_parses() {
+        let cli = Cli::try_parse_from([
+            "swim",
+            "agent",
+            "--bind",
+            "127.0.0.1:7946",
+            "--join",
+            "a:1,127.0.0.1:2",
+            "--meta",
+            "role=web",
+            "--meta",
+            "zone=a",
+            "--profile",
+            "local",
+            "--name",
+            "n1",
+        ])
+        .unwrap();
+        let Command::Agent(args) = cli.command else {
+            panic!("not agent")
+        };
+        assert_eq!(args.join, vec!["a:1", "127.0.0.1:2"]);
+        assert_eq!(args.meta.len(), 2);
+        assert_eq!(args.profile, Some(Profile::Local));
+    }
+}

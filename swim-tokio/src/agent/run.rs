@@ -1,0 +1,199 @@
+//! Running the agent: start the node and the HTTP API, log membership
+//! changes, wait for Ctrl-C or SIGTERM, leave gracefully.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::meta::AgentMeta;
+use super::settings::Settings;
+use crate::{Error, Event, Events, Handle, Member, Options, StartError};
+
+/// Why the agent stopped with an error.
+#[derive(Debug)]
+pub enum AgentError {
+    /// The node could not start.
+    Start(StartError),
+    /// The HTTP API could not listen.
+    Http {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// Signal handlers could not be installed.
+    Signals(io::Error),
+}
+
+impl fmt::Display for AgentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AgentError::Start(e) => e.fmt(f),
+            AgentError::Http { addr, source } => write!(f, "cannot serve HTTP on {addr}: {source}"),
+            AgentError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AgentError {}
+
+/// Run the agent until Ctrl-C or SIGTERM, then leave gracefully.
+pub async fn run(settings: Settings) -> Result<(), AgentError> {
+    let mut options = Options::new(settings.bind, settings.config.clone());
+    options.advertise = settings.advertise;
+    options.metadata = settings.meta_bytes.clone();
+    options.rng_seed = settings.rng_seed;
+    options.leave_timeout = settings.leave_timeout;
+    let handle = Handle::start(options).await.map_err(AgentError::Start)?;
+    let events = handle.subscribe().map_err(|_| {
+        AgentError::Start(StartError::Bind {
+            addr: settings.bind,
+            source: io::Error::other("node stopped at start"),
+        })
+    })?;
+    let signals = Signals::install().map_err(AgentError::Signals)?;
+    info!(
+        addr = %handle.local_addr(),
+        name = settings.meta.name.as_deref().unwrap_or(""),
+        "agent running"
+    );
+    tokio::spawn(log_events(events));
+
+    let (stop_http, http_stopped) = watch::channel(false);
+    let http = match settings.http {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| AgentError::Http { addr, source })?;
+            let shown = listener.local_addr().unwrap_or(addr);
+            info!(http = %shown, "serving HTTP API");
+            let mut stopped = http_stopped;
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            let h = handle.clone();
+            Some(tokio::spawn(async move {
+                if let Err(e) = super::http::serve(listener, h, shutdown).await {
+                    error!(error = %e, "HTTP API stopped");
+                }
+            }))
+        }
+        None => None,
+    };
+
+    if !settings.join.is_empty() {
+        match handle.join(settings.join.iter()).await {
+            Ok(n) => info!(seeds = ?settings.join, addresses = n, "joining"),
+            Err(Error::NoSeedResolved) => {
+                warn!(seeds = ?settings.join, "no seed resolved yet; retrying in the background");
+            }
+            Err(e) => warn!(error = %e, "join failed"),
+        }
+    }
+
+    let which = signals.wait().await;
+    info!(signal = which, "leaving the cluster");
+    match handle.leave().await {
+        Ok(outcome) => info!(?outcome, "left the cluster"),
+        Err(e) => warn!(error = %e, "leave failed"),
+    }
+    let _ = stop_http.send(true);
+    if let Some(task) = http {
+        let _ = task.await;
+    }
+    handle.shutdown().await;
+    Ok(())
+}
+
+/// Ctrl-C and (on Unix) SIGTERM.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> io::Result<Signals> {
+        Ok(Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+        })
+    }
+
+    /// Wait for either; the signal's name.
+    async fn wait(mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = self.term.recv() => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+}
+
+/// Log every membership change as one readable line.
+async fn log_events(mut events: Events) {
+    loop {
+        match events.recv().await {
+            Ok(event) => log_event(&event),
+            Err(RecvError::Lagged(n)) => warn!(skipped = n, "event log fell behind"),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// `member joined: web-2 127.0.0.1:7956 incarnation 1 role=web`.
+struct Shown<'a>(&'a Member);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        let (name, tags) = AgentMeta::decode(&m.meta);
+        match name {
+            Some(name) => write!(f, "{name} {}", m.addr)?,
+            None => write!(f, "{}", m.addr)?,
+        }
+        write!(f, " incarnation {}", m.incarnation)?;
+        for (k, v) in tags {
+            match v {
+                serde_json::Value::String(s) => write!(f, " {k}={s}")?,
+                other => write!(f, " {k}={other}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+fn log_event(event: &Event) {
+    match event {
+        Event::Joined(m) => info!("member joined: {}", Shown(m)),
+        Event::Updated(m) => info!("member updated: {}", Shown(m)),
+        Event::Suspected(m) => warn!("member suspected: {}", Shown(m)),
+        Event::Alive(m) => info!("member alive again: {}", Shown(m)),
+        Event::Failed(m) => warn!("member failed: {}", Shown(m)),
+        Event::Left(m) => info!("member left: {}", Shown(m)),
+        Event::Broadcast(payload) => info!(bytes = payload.len(), "broadcast received"),
+        Event::Conflict {
+            addr,
+            other_instance,
+            incarnation,
+        } => error!(
+            %addr,
+            other_instance,
+            incarnation,
+            "another process claims this agent's address"
+        ),
+        other => info!("event: {}", other.name()),
+    }
+}

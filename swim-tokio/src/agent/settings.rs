@@ -1,0 +1,462 @@
+//! The agent's settings: the config file, merged with the command line
+//! (command line > file > defaults), checked before anything starts.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use swim_core::{Bytes, Config};
+
+use super::cli::{AgentArgs, Profile};
+use super::meta::{self, AgentMeta, MetaError};
+
+/// The default UDP port (memberlist's).
+pub const DEFAULT_PORT: u16 = 7946;
+
+/// The config file: the command line's settings plus every protocol
+/// tunable, with units in the key names. Unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `bind = "127.0.0.1:7946"`.
+    pub bind: Option<SocketAddr>,
+    /// `advertise = "10.0.0.1:7946"`.
+    pub advertise: Option<SocketAddr>,
+    /// `join = ["10.0.0.2:7946", "seed.example:7946"]`.
+    pub join: Option<Vec<String>>,
+    /// `name = "web-1"`.
+    pub name: Option<String>,
+    /// `[meta]` table of string tags.
+    pub meta: Option<BTreeMap<String, String>>,
+    /// `profile = "lan" | "wan" | "local"`.
+    pub profile: Option<Profile>,
+    /// `http = "127.0.0.1:7947"`.
+    pub http: Option<SocketAddr>,
+    /// `log_level = "info"`.
+    pub log_level: Option<String>,
+    /// How long a graceful leave may take, in milliseconds.
+    pub leave_timeout_ms: Option<u64>,
+    /// The node's RNG seed (default: drawn from the OS and logged).
+    pub rng_seed: Option<u64>,
+    /// `[protocol]`: overrides on top of the profile.
+    pub protocol: Option<ProtocolFile>,
+}
+
+/// Every tunable of [`swim_core::Config`]; durations in milliseconds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)] // Each key is the `Config` field of the same name.
+pub struct ProtocolFile {
+    pub probe_interval_ms: Option<u64>,
+    pub probe_timeout_ms: Option<u64>,
+    pub indirect_checks: Option<u32>,
+    pub retransmit_mult: Option<u32>,
+    pub suspicion_mult: Option<u32>,
+    pub suspicion_max_timeout_mult: Option<u32>,
+    pub awareness_max_multiplier: Option<u32>,
+    pub gossip_interval_ms: Option<u64>,
+    pub gossip_nodes: Option<u32>,
+    pub push_pull_interval_ms: Option<u64>,
+    pub tombstone_timeout_ms: Option<u64>,
+    pub join_retry_interval_ms: Option<u64>,
+    pub join_retry_max_interval_ms: Option<u64>,
+    pub max_datagram_size: Option<usize>,
+    pub max_metadata_len: Option<usize>,
+    pub max_broadcast_len: Option<usize>,
+    pub max_members: Option<usize>,
+    pub max_tombstones: Option<usize>,
+    pub max_gossip_queue: Option<usize>,
+    pub max_pending_transmits: Option<usize>,
+    pub max_pending_events: Option<usize>,
+    pub max_relays: Option<usize>,
+    pub max_push_pull_sends: Option<usize>,
+    pub max_seeds: Option<usize>,
+    pub broadcast_dedup_window: Option<usize>,
+    pub label: Option<String>,
+    pub lifeguard: Option<bool>,
+}
+
+/// `Config` fields that are durations: their file keys end in `_ms`.
+const DURATION_FIELDS: [&str; 7] = [
+    "probe_interval",
+    "probe_timeout",
+    "gossip_interval",
+    "push_pull_interval",
+    "tombstone_timeout",
+    "join_retry_interval",
+    "join_retry_max_interval",
+];
+
+/// The config file key of a `Config` field.
+pub fn file_key(field: &str) -> String {
+    if DURATION_FIELDS.contains(&field) {
+        format!("protocol.{field}_ms")
+    } else {
+        format!("protocol.{field}")
+    }
+}
+
+impl ProtocolFile {
+    /// Apply the overrides to `c`.
+    pub fn apply(&self, c: &mut Config) {
+        fn ms(v: Option<u64>, d: &mut Duration) {
+            if let Some(v) = v {
+                *d = Duration::from_millis(v);
+            }
+        }
+        fn set<T: Copy>(v: Option<T>, f: &mut T) {
+            if let Some(v) = v {
+                *f = v;
+            }
+        }
+        ms(self.probe_interval_ms, &mut c.probe_interval);
+        ms(self.probe_timeout_ms, &mut c.probe_timeout);
+        set(self.indirect_checks, &mut c.indirect_checks);
+        set(self.retransmit_mult, &mut c.retransmit_mult);
+        set(self.suspicion_mult, &mut c.suspicion_mult);
+        set(
+            self.suspicion_max_timeout_mult,
+            &mut c.suspicion_max_timeout_mult,
+        );
+        set(
+            self.awareness_max_multiplier,
+            &mut c.awareness_max_multiplier,
+        );
+        ms(self.gossip_interval_ms, &mut c.gossip_interval);
+        set(self.gossip_nodes, &mut c.gossip_nodes);
+        ms(self.push_pull_interval_ms, &mut c.push_pull_interval);
+        ms(self.tombstone_timeout_ms, &mut c.tombstone_timeout);
+        ms(self.join_retry_interval_ms, &mut c.join_retry_interval);
+        ms(
+            self.join_retry_max_interval_ms,
+            &mut c.join_retry_max_interval,
+        );
+        set(self.max_datagram_size, &mut c.max_datagram_size);
+        set(self.max_metadata_len, &mut c.max_metadata_len);
+        set(self.max_broadcast_len, &mut c.max_broadcast_len);
+        set(self.max_members, &mut c.max_members);
+        set(self.max_tombstones, &mut c.max_tombstones);
+        set(self.max_gossip_queue, &mut c.max_gossip_queue);
+        set(self.max_pending_transmits, &mut c.max_pending_transmits);
+        set(self.max_pending_events, &mut c.max_pending_events);
+        set(self.max_relays, &mut c.max_relays);
+        set(self.max_push_pull_sends, &mut c.max_push_pull_sends);
+        set(self.max_seeds, &mut c.max_seeds);
+        set(self.broadcast_dedup_window, &mut c.broadcast_dedup_window);
+        if let Some(label) = &self.label {
+            c.label = Bytes::copy_from_slice(label.as_bytes());
+        }
+        set(self.lifeguard, &mut c.lifeguard);
+    }
+}
+
+/// Why the agent's settings were refused. Nothing was started.
+#[derive(Debug)]
+pub enum SettingsError {
+    /// The config file could not be read.
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid: the message names the key and line.
+    Parse {
+        /// The file.
+        path: String,
+        /// The TOML error, naming the key.
+        source: Box<toml::de::Error>,
+    },
+    /// A protocol value does not validate.
+    Protocol {
+        /// The config file key (`protocol.probe_timeout_ms`).
+        key: String,
+        /// What is wrong, from [`Config::validate`].
+        source: swim_core::ConfigError,
+    },
+    /// A name or tag is refused.
+    Meta(MetaError),
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SettingsError::Read { path, source } => write!(f, "cannot read {path}: {source}"),
+            SettingsError::Parse { path, source } => write!(f, "in {path}: {source}"),
+            SettingsError::Protocol { key, source } => {
+                write!(f, "invalid value for `{key}`: {}", ProblemText(source))
+            }
+            SettingsError::Meta(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The problem of a `ConfigError`, naming other fields by their file keys.
+struct ProblemText<'a>(&'a swim_core::ConfigError);
+
+impl fmt::Display for ProblemText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use swim_core::Problem::*;
+        match self.0.problem {
+            MustBePositive => f.write_str("must be greater than zero"),
+            MustBeBelow(other) => write!(f, "must be less than `{}`", file_key(other)),
+            MustNotBeBelow(other) => write!(f, "must not be less than `{}`", file_key(other)),
+            AtMost(n) => write!(f, "must be at most {n}"),
+            AtLeast(n) => write!(f, "must be at least {n}"),
+            DoesNotFit(other) => write!(
+                f,
+                "too large to fit in one datagram of `{}`",
+                file_key(other)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+/// The agent's settings, merged and checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// UDP address to bind.
+    pub bind: SocketAddr,
+    /// Address others reach this member at, when not `bind`.
+    pub advertise: Option<SocketAddr>,
+    /// Seeds.
+    pub join: Vec<String>,
+    /// Name and tags.
+    pub meta: AgentMeta,
+    /// The encoded metadata.
+    pub meta_bytes: Vec<u8>,
+    /// HTTP API address.
+    pub http: Option<SocketAddr>,
+    /// Log filter, if set by the command line or the file.
+    pub log_level: Option<String>,
+    /// Graceful leave timeout.
+    pub leave_timeout: Duration,
+    /// RNG seed, if fixed.
+    pub rng_seed: Option<u64>,
+    /// The protocol configuration, validated.
+    pub config: Config,
+}
+
+/// Parse a config file's text (`path` names it in errors).
+pub fn parse_file(path: &str, text: &str) -> Result<FileConfig, SettingsError> {
+    toml::from_str(text).map_err(|e| SettingsError::Parse {
+        path: path.to_owned(),
+        source: Box::new(e),
+    })
+}
+
+/// Read and parse a config file.
+pub fn read_file(path: &Path) -> Result<FileConfig, SettingsError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    parse_file(&shown, &text)
+}
+
+impl Settings {
+    /// Merge the command line over the file over the defaults, and check
+    /// the result.
+    pub fn merge(args: &AgentArgs, file: FileConfig) -> Result<Settings, SettingsError> {
+        let profile = args.profile.or(file.profile).unwrap_or(Profile::Lan);
+        let mut config = profile.config();
+        if let Some(p) = &file.protocol {
+            p.apply(&mut config);
+        }
+        config
+            .validate()
+            .map_err(|source| SettingsError::Protocol {
+                key: file_key(source.field),
+                source,
+            })?;
+
+        let mut tags = BTreeMap::new();
+        for (k, v) in file.meta.unwrap_or_default() {
+            if k == meta::NAME_KEY {
+                return Err(SettingsError::Meta(MetaError::ReservedKey));
+            }
+            tags.insert(k, v);
+        }
+        for tag in &args.meta {
+            let (k, v) = meta::parse_tag(tag).map_err(SettingsError::Meta)?;
+            tags.insert(k, v);
+        }
+        let meta = AgentMeta {
+            name: args.name.clone().or(file.name),
+            tags,
+        };
+        let meta_bytes = meta
+            .encode(config.max_metadata_len)
+            .map_err(SettingsError::Meta)?;
+
+        let join = if args.join.is_empty() {
+            file.join.unwrap_or_default()
+        } else {
+            args.join.clone()
+        };
+        Ok(Settings {
+            bind: args
+                .bind
+                .or(file.bind)
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))),
+            advertise: args.advertise.or(file.advertise),
+            join: join
+                .into_iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            meta,
+            meta_bytes,
+            http: args.http.or(file.http),
+            log_level: args.log_level.clone().or(file.log_level),
+            leave_timeout: Duration::from_millis(file.leave_timeout_ms.unwrap_or(5_000)),
+            rng_seed: file.rng_seed,
+            config,
+        })
+    }
+
+    /// Read `--config` if given, then [`Settings::merge`].
+    pub fn load(args: &AgentArgs) -> Result<Settings, SettingsError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Settings::merge(args, file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merge(args: &AgentArgs, text: &str) -> Result<Settings, SettingsError> {
+        Settings::merge(args, parse_file("test.toml", text)?)
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_file_which_wins_over_defaults() {
+        let args = AgentArgs {
+            bind: Some("127.0.0.1:9000".parse().unwrap()),
+            meta: vec!["role=db".into()],
+            profile: Some(Profile::Local),
+            ..AgentArgs::default()
+        };
+        let s = merge(
+            &args,
+            r#"
+            bind = "127.0.0.1:8000"
+            name = "from-file"
+            profile = "wan"
+            join = ["a:1"]
+            [meta]
+            role = "web"
+            zone = "z1"
+            [protocol]
+            probe_timeout_ms = 300
+            "#,
+        )
+        .unwrap();
+        assert_eq!(s.bind, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(s.meta.name.as_deref(), Some("from-file"));
+        assert_eq!(s.meta.tags["role"], "db");
+        assert_eq!(s.meta.tags["zone"], "z1");
+        assert_eq!(s.join, vec!["a:1"]);
+        // The local profile, with the file's override on top.
+        assert_eq!(s.config.probe_timeout, Duration::from_millis(300));
+        assert_eq!(s.config.gossip_interval, Config::local().gossip_interval);
+
+        let s = merge(&AgentArgs::default(), "").unwrap();
+        assert_eq!(s.bind, SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)));
+        assert_eq!(s.config, Config::lan());
+        assert!(s.meta_bytes.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_naming_the_key() {
+        let e = merge(
+            &AgentArgs::default(),
+            "[protocol]\nprobe_intervall_ms = 5\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("probe_intervall_ms"), "{e}");
+
+        let e = merge(
+            &AgentArgs::default(),
+            "[protocol]\nprobe_interval_ms = \"fast\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("probe_interval_ms"), "{e}");
+
+        let e = merge(
+            &AgentArgs::default(),
+            "[protocol]\nprobe_timeout_ms = 5000\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "invalid value for `protocol.probe_timeout_ms`: must be less than `protocol.probe_interval_ms`"
+        );
+
+        let e = merge(&AgentArgs::default(), "[protocol]\nmax_members = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`protocol.max_members`"), "{e}");
+
+        let e = merge(&AgentArgs::default(), "profile = \"moon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("profile"), "{e}");
+    }
+
+    #[test]
+    fn every_protocol_tunable_has_a_key() {
+        // Fails to compile when Config gains a field the file cannot set.
+        let Config {
+            probe_interval: _,
+            probe_timeout: _,
+            indirect_checks: _,
+            retransmit_mult: _,
+            suspicion_mult: _,
+            suspicion_max_timeout_mult: _,
+            awareness_max_multiplier: _,
+            gossip_interval: _,
+            gossip_nodes: _,
+            push_pull_interval: _,
+            tombstone_timeout: _,
+            join_retry_interval: _,
+            join_retry_max_interval: _,
+            max_datagram_size: _,
+            max_metadata_len: _,
+            max_broadcast_len: _,
+            max_members: _,
+            max_tombstones: _,
+            max_gossip_queue: _,
+            max_pending_transmits: _,
+            max_pending_events: _,
+            max_relays: _,
+            max_push_pull_sends: _,
+            max_seeds: _,
+            broadcast_dedup_window: _,
+            label: _,
+            lifeguard: _,
+        } = Config::lan();
+    }
+
+    #[test]
+    fn the_example_config_parses_and_validates() {
+        let text = include_str!("../../swim.example.toml");
+        let file = parse_file("swim.example.toml", text).unwrap();
+        let s = Settings::merge(&AgentArgs::default(), file).unwrap();
+        assert_eq!(s.meta.name.as_deref(), Some("web-1"));
+        assert_eq!(s.config.probe_interval, Duration::from_millis(1000));
+    }
+}
