@@ -1,0 +1,758 @@
+//! Online checks: who believes what about whom, measured against what is
+//! really true (who runs, who crashed, who left), as the run goes.
+//!
+//! Beliefs come from the events each node reports, kept in a dense
+//! observer-by-member table of one byte per pair, with running counts so
+//! that convergence and detection are known after every event in O(1).
+//! Only crashes, restarts and leaves (rare) cost O(N).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use swim_core::{Event, Instant, NodeId, State};
+
+use crate::network::Network;
+
+/// What an observer believes about a member, as learnt from its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Belief {
+    /// No event about the member yet (or the process restarted).
+    Unknown = 0,
+    /// Alive.
+    Alive = 1,
+    /// Suspect.
+    Suspect = 2,
+    /// Declared failed.
+    Dead = 3,
+    /// Left.
+    Left = 4,
+}
+
+impl Belief {
+    fn from_code(c: u8) -> Belief {
+        match c {
+            1 => Belief::Alive,
+            2 => Belief::Suspect,
+            3 => Belief::Dead,
+            4 => Belief::Left,
+            _ => Belief::Unknown,
+        }
+    }
+
+    /// The belief a member's state stands for.
+    pub fn from_state(s: State) -> Belief {
+        match s {
+            State::Alive => Belief::Alive,
+            State::Suspect => Belief::Suspect,
+            State::Dead => Belief::Dead,
+            State::Left => Belief::Left,
+        }
+    }
+
+    /// Alive or Suspect: counted in the cluster.
+    pub fn is_live(self) -> bool {
+        matches!(self, Belief::Alive | Belief::Suspect)
+    }
+}
+
+/// What a node really is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Life {
+    /// Not started yet (a late joiner).
+    NotStarted,
+    /// Running: a live member that everyone should see.
+    Running,
+    /// Leaving gracefully: still sending its Left claim.
+    Leaving,
+    /// Left and stopped.
+    Left,
+    /// Crashed: silent.
+    Crashed,
+}
+
+/// Why a node stopped being a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DepartureKind {
+    /// It crashed.
+    Crash,
+    /// It left gracefully.
+    Leave,
+}
+
+/// One crash or leave and how fast the cluster learnt of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departure {
+    /// The node.
+    pub node: u32,
+    /// Crash or leave.
+    pub kind: DepartureKind,
+    /// When it happened.
+    pub at: Instant,
+    /// The first Suspected event about it at a live node.
+    pub first_suspect: Option<Instant>,
+    /// The first Failed event about it at a live node.
+    pub first_failed: Option<Instant>,
+    /// When no live node believed it live any more.
+    pub all_gone: Option<Instant>,
+    /// Whether it restarted before everyone learnt it was gone.
+    pub restarted: bool,
+    /// Failed events about a leaving node (it left; they should say Left).
+    pub failed_instead_of_left: u32,
+}
+
+/// A broken invariant: when, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// When it was seen.
+    pub at: Instant,
+    /// What went wrong, in words.
+    pub what: String,
+}
+
+/// One application broadcast and its spread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BroadcastRecord {
+    /// When it was sent.
+    pub sent: Instant,
+    /// Who sent it.
+    pub origin: u32,
+    /// Nodes that delivered it.
+    pub delivered: BTreeSet<u32>,
+    /// Times a node delivered it again (must stay 0).
+    pub duplicates: u32,
+    /// When the last live node delivered it, once every live node had.
+    pub everywhere: Option<Instant>,
+}
+
+/// The payload the simulator broadcasts, numbered.
+pub fn broadcast_payload(k: usize) -> Vec<u8> {
+    format!("swim-sim broadcast {k}").into_bytes()
+}
+
+fn broadcast_number(payload: &[u8]) -> Option<usize> {
+    std::str::from_utf8(payload)
+        .ok()?
+        .strip_prefix("swim-sim broadcast ")?
+        .parse()
+        .ok()
+}
+
+/// A sample of what the cluster sees, for the time series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ViewSample {
+    /// Seconds since the start.
+    pub t: f64,
+    /// Nodes really running.
+    pub live: u32,
+    /// The fewest members any running node sees Alive (itself included).
+    pub min_alive_seen: u32,
+    /// The mean over running nodes.
+    pub mean_alive_seen: f64,
+    /// The most.
+    pub max_alive_seen: u32,
+}
+
+/// A member-related mistake (Suspected or Failed about a live node) and its excuse.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mistakes {
+    /// Events about live members outside any partition's reach.
+    pub count: u64,
+    /// The distinct members they were about.
+    pub nodes: BTreeSet<u32>,
+    /// Events excused by a partition (across it, or right after it healed).
+    pub across_partition: u64,
+}
+
+/// The online checker.
+#[derive(Debug)]
+pub struct Checks {
+    n: usize,
+    now: Instant,
+    belief: Vec<u8>,
+    life: Vec<Life>,
+    /// Claims at or below this incarnation are about a crashed predecessor.
+    old_incarnation: Vec<Option<u32>>,
+    live: u32,
+    live_believers: Vec<u32>,
+    alive_believers: Vec<u32>,
+    alive_seen: Vec<u32>,
+    alive_pairs: u64,
+    open: Vec<Option<usize>>,
+    departures: Vec<Departure>,
+    partitioned: bool,
+    partition_grace_until: Instant,
+    partition_grace: Duration,
+    /// Failed events about live nodes.
+    pub false_positives: Mistakes,
+    /// Suspected events about live nodes.
+    pub false_suspicions: Mistakes,
+    violations: Vec<Violation>,
+    broadcasts: Vec<BroadcastRecord>,
+    samples: Vec<ViewSample>,
+}
+
+impl Checks {
+    /// A checker for `n` node ids, none started. `partition_grace` is how
+    /// long after a partition heals mistakes are still blamed on it.
+    pub fn new(n: usize, partition_grace: Duration) -> Self {
+        Checks {
+            n,
+            now: Instant::ZERO,
+            belief: vec![0; n * n],
+            life: vec![Life::NotStarted; n],
+            old_incarnation: vec![None; n],
+            live: 0,
+            live_believers: vec![0; n],
+            alive_believers: vec![0; n],
+            alive_seen: vec![0; n],
+            alive_pairs: 0,
+            open: vec![None; n],
+            departures: Vec::new(),
+            partitioned: false,
+            partition_grace_until: Instant::ZERO,
+            partition_grace,
+            false_positives: Mistakes::default(),
+            false_suspicions: Mistakes::default(),
+            violations: Vec::new(),
+            broadcasts: Vec::new(),
+            samples: Vec::new(),
+        }
+    }
+
+    fn is_live(&self, id: usize) -> bool {
+        self.life.get(id) == Some(&Life::Running)
+    }
+
+    /// What node `id` really is.
+    pub fn life(&self, id: u32) -> Life {
+        self.life
+            .get(id as usize)
+            .copied()
+            .unwrap_or(Life::NotStarted)
+    }
+
+    /// What `observer` believes about `member`.
+    pub fn belief(&self, observer: u32, member: u32) -> Belief {
+        let (o, m) = (observer as usize, member as usize);
+        if o >= self.n || m >= self.n {
+            return Belief::Unknown;
+        }
+        Belief::from_code(self.belief[o * self.n + m])
+    }
+
+    /// Running nodes.
+    pub fn live_count(&self) -> u32 {
+        self.live
+    }
+
+    /// Every running node sees every other running node as Alive.
+    pub fn converged(&self) -> bool {
+        let l = u64::from(self.live);
+        self.alive_pairs == l * l.saturating_sub(1)
+    }
+
+    /// Crashed or left nodes that some running node still believes live.
+    pub fn undetected(&self) -> Vec<u32> {
+        (0..self.n)
+            .filter(|&m| {
+                matches!(self.life[m], Life::Crashed | Life::Left) && self.live_believers[m] > 0
+            })
+            .map(|m| m as u32)
+            .collect()
+    }
+
+    /// Running members that some running node does not see as live
+    /// (Alive or Suspect), with how many such observers.
+    pub fn unseen(&self) -> Vec<(u32, u32)> {
+        let want = self.live.saturating_sub(1);
+        (0..self.n)
+            .filter(|&m| self.is_live(m) && self.live_believers[m] < want)
+            .map(|m| (m as u32, want - self.live_believers[m]))
+            .collect()
+    }
+
+    /// Every crash and leave so far.
+    pub fn departures(&self) -> &[Departure] {
+        &self.departures
+    }
+
+    /// Broken invariants so far.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// Broadcasts so far.
+    pub fn broadcasts(&self) -> &[BroadcastRecord] {
+        &self.broadcasts
+    }
+
+    /// The time series so far.
+    pub fn samples(&self) -> &[ViewSample] {
+        &self.samples
+    }
+
+    /// Record a broken invariant.
+    pub fn violate(&mut self, at: Instant, what: String) {
+        self.violations.push(Violation { at, what });
+    }
+
+    /// Move the checker's clock.
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    // ----- bookkeeping of the running counts ------------------------------
+
+    /// Add (`sign` = 1) or remove (-1) one observer's belief about `m` from
+    /// the counts; the observer is running and is not `m`.
+    fn count(&mut self, o: usize, m: usize, b: Belief, add: bool) {
+        let step = |v: &mut u32| {
+            if add {
+                *v += 1
+            } else {
+                *v = v.saturating_sub(1)
+            }
+        };
+        if b.is_live() {
+            step(&mut self.live_believers[m]);
+            if !add && self.live_believers[m] == 0 {
+                self.close_departure(m);
+            }
+        }
+        if b == Belief::Alive {
+            step(&mut self.alive_believers[m]);
+            step(&mut self.alive_seen[o]);
+            if self.is_live(m) {
+                if add {
+                    self.alive_pairs += 1;
+                } else {
+                    self.alive_pairs = self.alive_pairs.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    fn set_belief(&mut self, o: usize, m: usize, new: Belief) {
+        let cell = o * self.n + m;
+        let old = Belief::from_code(self.belief[cell]);
+        if old == new {
+            return;
+        }
+        self.belief[cell] = new as u8;
+        if o != m && self.is_live(o) {
+            self.count(o, m, old, false);
+            self.count(o, m, new, true);
+        }
+    }
+
+    /// Make `id` running or not, moving its beliefs in or out of the counts.
+    fn set_life(&mut self, id: usize, life: Life) {
+        let was = self.is_live(id);
+        let now_live = life == Life::Running;
+        if was && !now_live {
+            for m in 0..self.n {
+                if m != id {
+                    let b = Belief::from_code(self.belief[id * self.n + m]);
+                    self.count(id, m, b, false);
+                }
+            }
+            self.alive_pairs = self
+                .alive_pairs
+                .saturating_sub(u64::from(self.alive_believers[id]));
+            self.live -= 1;
+        }
+        self.life[id] = life;
+        if !was && now_live {
+            self.live += 1;
+            self.alive_pairs += u64::from(self.alive_believers[id]);
+            for m in 0..self.n {
+                if m != id {
+                    let b = Belief::from_code(self.belief[id * self.n + m]);
+                    self.count(id, m, b, true);
+                }
+            }
+        }
+    }
+
+    fn close_departure(&mut self, m: usize) {
+        if matches!(self.life[m], Life::Running | Life::NotStarted) {
+            return;
+        }
+        if let Some(i) = self.open[m].take() {
+            self.departures[i].all_gone = Some(self.now);
+        }
+    }
+
+    // ----- what really happens ---------------------------------------------
+
+    /// A node process starts (first start or restart): it knows nobody yet.
+    pub fn on_start(&mut self, now: Instant, id: u32) {
+        self.now = now;
+        let id = id as usize;
+        if id >= self.n {
+            return;
+        }
+        if let Some(i) = self.open[id].take() {
+            self.departures[i].restarted = true;
+        }
+        for m in 0..self.n {
+            self.belief[id * self.n + m] = Belief::Unknown as u8;
+        }
+        self.belief[id * self.n + id] = Belief::Alive as u8;
+        self.set_life(id, Life::Running);
+    }
+
+    /// A node crashes; `incarnation` is its last.
+    pub fn on_crash(&mut self, now: Instant, id: u32, incarnation: u32) {
+        self.depart(now, id, Life::Crashed, DepartureKind::Crash);
+        if let Some(inc) = self.old_incarnation.get_mut(id as usize) {
+            *inc = Some(inc.map_or(incarnation, |i| i.max(incarnation)));
+        }
+    }
+
+    /// A node starts leaving gracefully.
+    pub fn on_leave(&mut self, now: Instant, id: u32) {
+        self.depart(now, id, Life::Leaving, DepartureKind::Leave);
+    }
+
+    /// A leaving node finished and stopped.
+    pub fn on_left(&mut self, now: Instant, id: u32) {
+        self.now = now;
+        if let Some(l) = self.life.get_mut(id as usize) {
+            *l = Life::Left;
+        }
+    }
+
+    fn depart(&mut self, now: Instant, id: u32, life: Life, kind: DepartureKind) {
+        self.now = now;
+        let i = id as usize;
+        if i >= self.n || !self.is_live(i) {
+            return;
+        }
+        self.departures.push(Departure {
+            node: id,
+            kind,
+            at: now,
+            first_suspect: None,
+            first_failed: None,
+            all_gone: None,
+            restarted: false,
+            failed_instead_of_left: 0,
+        });
+        self.open[i] = Some(self.departures.len() - 1);
+        self.set_life(i, life);
+        if self.live_believers[i] == 0 {
+            self.close_departure(i);
+        }
+    }
+
+    /// A partition starts or heals.
+    pub fn on_partition(&mut self, now: Instant, on: bool) {
+        self.now = now;
+        if self.partitioned && !on {
+            self.partition_grace_until = now + self.partition_grace;
+        }
+        self.partitioned = on;
+    }
+
+    /// A node sent broadcast number `k` (numbers count up from 0).
+    pub fn on_broadcast_sent(&mut self, now: Instant, origin: u32) -> usize {
+        self.broadcasts.push(BroadcastRecord {
+            sent: now,
+            origin,
+            delivered: BTreeSet::new(),
+            duplicates: 0,
+            everywhere: None,
+        });
+        self.broadcasts.len() - 1
+    }
+
+    // ----- what nodes report -------------------------------------------------
+
+    /// Whether a mistake about `m` seen at `o` is to be blamed on a partition.
+    fn excused(&self, o: usize, m: usize) -> bool {
+        (self.partitioned && Network::side(o as u32) != Network::side(m as u32))
+            || self.now < self.partition_grace_until
+    }
+
+    /// Whether a claim at `incarnation` is about the running process `m`
+    /// (not a crashed predecessor).
+    fn about_running(&self, m: usize, incarnation: u32) -> bool {
+        self.is_live(m) && self.old_incarnation[m].is_none_or(|old| incarnation > old)
+    }
+
+    /// Take one event reported by `observer`.
+    pub fn on_event(&mut self, now: Instant, observer: u32, event: &Event<NodeId>) {
+        self.now = now;
+        let o = observer as usize;
+        if o >= self.n {
+            return;
+        }
+        match event {
+            Event::Broadcast(payload) => {
+                self.on_delivery(o, payload);
+                return;
+            }
+            Event::Conflict { addr, .. } => {
+                self.violate(
+                    now,
+                    format!("n{observer} reports another live process claiming {addr}"),
+                );
+                return;
+            }
+            _ => {}
+        }
+        let Some(member) = event.member() else {
+            return;
+        };
+        let m = member.addr.0 as usize;
+        if m >= self.n {
+            self.violate(
+                now,
+                format!("n{observer} reports unknown member {}", member.addr),
+            );
+            return;
+        }
+        let new = Belief::from_state(member.state);
+        if m == o {
+            if self.is_live(o) && !new.is_live() {
+                self.violate(
+                    now,
+                    format!("n{observer} believes itself {}", member.state.as_str()),
+                );
+            }
+            return;
+        }
+        match event {
+            Event::Suspected(_) => {
+                if let Some(i) = self.open[m] {
+                    let d = &mut self.departures[i];
+                    d.first_suspect.get_or_insert(now);
+                } else if self.is_live(o) && self.about_running(m, member.incarnation) {
+                    self.mistake(o, m, false);
+                }
+            }
+            Event::Failed(_) => {
+                if let Some(i) = self.open[m] {
+                    let d = &mut self.departures[i];
+                    d.first_failed.get_or_insert(now);
+                    if d.kind == DepartureKind::Leave {
+                        d.failed_instead_of_left += 1;
+                    }
+                } else if self.is_live(o) && self.about_running(m, member.incarnation) {
+                    self.mistake(o, m, true);
+                }
+            }
+            _ => {}
+        }
+        self.set_belief(o, m, new);
+    }
+
+    fn mistake(&mut self, o: usize, m: usize, failed: bool) {
+        let excused = self.excused(o, m);
+        let tally = if failed {
+            &mut self.false_positives
+        } else {
+            &mut self.false_suspicions
+        };
+        if excused {
+            tally.across_partition += 1;
+        } else {
+            tally.count += 1;
+            tally.nodes.insert(m as u32);
+        }
+    }
+
+    fn on_delivery(&mut self, o: usize, payload: &[u8]) {
+        let Some(k) = broadcast_number(payload) else {
+            self.violate(self.now, format!("n{o} delivered a broadcast nobody sent"));
+            return;
+        };
+        let live = self.live;
+        let Some(b) = self.broadcasts.get_mut(k) else {
+            return;
+        };
+        if !b.delivered.insert(o as u32) {
+            b.duplicates += 1;
+        }
+        // The origin does not deliver its own broadcast.
+        if b.everywhere.is_none() && b.delivered.len() as u32 + 1 >= live {
+            b.everywhere = Some(self.now);
+        }
+        if b.duplicates == 1 {
+            let what = format!("n{o} delivered broadcast {k} twice");
+            self.violate(self.now, what);
+        }
+    }
+
+    /// Take a sample of the view for the time series.
+    pub fn sample(&mut self, now: Instant) {
+        let mut min = u32::MAX;
+        let mut max = 0;
+        let mut sum = 0u64;
+        for o in 0..self.n {
+            if self.is_live(o) {
+                let seen = self.alive_seen[o] + 1;
+                min = min.min(seen);
+                max = max.max(seen);
+                sum += u64::from(seen);
+            }
+        }
+        self.samples.push(ViewSample {
+            t: now.as_nanos() as f64 / 1e9,
+            live: self.live,
+            min_alive_seen: if self.live == 0 { 0 } else { min },
+            mean_alive_seen: if self.live == 0 {
+                0.0
+            } else {
+                sum as f64 / f64::from(self.live)
+            },
+            max_alive_seen: max,
+        });
+    }
+
+    /// Check that what `observer`'s events said matches its member table.
+    /// Members missing from the table (reaped tombstones) count as gone.
+    pub fn check_table<'a>(
+        &mut self,
+        now: Instant,
+        observer: u32,
+        table: impl Iterator<Item = (u32, State)> + 'a,
+    ) {
+        let o = observer as usize;
+        if o >= self.n {
+            return;
+        }
+        let mut live_in_table = 0u32;
+        let mut bad = None;
+        for (m, state) in table {
+            let m = m as usize;
+            if m == o || m >= self.n {
+                continue;
+            }
+            let b = Belief::from_state(state);
+            if b.is_live() {
+                live_in_table += 1;
+            }
+            if self.belief(observer, m as u32) != b && bad.is_none() {
+                bad = Some((m, state));
+            }
+        }
+        let row = &self.belief[o * self.n..(o + 1) * self.n];
+        let live_in_events = row
+            .iter()
+            .enumerate()
+            .filter(|&(m, &c)| m != o && Belief::from_code(c).is_live())
+            .count() as u32;
+        if let Some((m, state)) = bad {
+            let what = format!(
+                "n{observer}'s table says n{m} is {} but its events said {:?}",
+                state.as_str(),
+                self.belief(observer, m as u32)
+            );
+            self.violate(now, what);
+        } else if live_in_table != live_in_events {
+            let what = format!(
+                "n{observer}'s table holds {live_in_table} live members but its events announced {live_in_events}"
+            );
+            self.violate(now, what);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use swim_core::{Bytes, Member};
+
+    fn ev(kind: fn(Member<NodeId>) -> Event<NodeId>, m: u32, state: State) -> Event<NodeId> {
+        kind(Member {
+            addr: NodeId(m),
+            state,
+            incarnation: 0,
+            meta: Bytes::new(),
+        })
+    }
+
+    fn three_running() -> Checks {
+        let mut c = Checks::new(3, Duration::from_secs(10));
+        for id in 0..3 {
+            c.on_start(Instant::ZERO, id);
+        }
+        c
+    }
+
+    #[test]
+    fn convergence_needs_every_running_pair_alive() {
+        let mut c = three_running();
+        assert!(!c.converged());
+        for o in 0..3 {
+            for m in 0..3 {
+                if o != m {
+                    c.on_event(Instant::ZERO, o, &ev(Event::Joined, m, State::Alive));
+                }
+            }
+        }
+        assert!(c.converged());
+        c.on_event(Instant::ZERO, 0, &ev(Event::Suspected, 1, State::Suspect));
+        assert!(!c.converged());
+        assert_eq!(c.false_suspicions.count, 1);
+    }
+
+    #[test]
+    fn a_crash_is_detected_when_no_running_node_believes_it_live() {
+        let mut c = three_running();
+        for o in 0..3 {
+            for m in 0..3 {
+                if o != m {
+                    c.on_event(Instant::ZERO, o, &ev(Event::Joined, m, State::Alive));
+                }
+            }
+        }
+        c.on_crash(Instant::from_secs(1), 2, 0);
+        assert!(c.converged(), "the two survivors still see each other");
+        assert_eq!(c.undetected(), vec![2]);
+        c.on_event(
+            Instant::from_secs(2),
+            0,
+            &ev(Event::Suspected, 2, State::Suspect),
+        );
+        c.on_event(Instant::from_secs(3), 0, &ev(Event::Failed, 2, State::Dead));
+        assert_eq!(c.departures()[0].all_gone, None);
+        c.on_event(Instant::from_secs(4), 1, &ev(Event::Failed, 2, State::Dead));
+        let d = &c.departures()[0];
+        assert_eq!(d.first_suspect, Some(Instant::from_secs(2)));
+        assert_eq!(d.first_failed, Some(Instant::from_secs(3)));
+        assert_eq!(d.all_gone, Some(Instant::from_secs(4)));
+        assert!(c.undetected().is_empty());
+        assert_eq!(c.false_positives.count, 0);
+    }
+
+    #[test]
+    fn failing_a_live_node_is_a_false_positive_unless_a_partition_is_to_blame() {
+        let mut c = three_running();
+        c.on_event(Instant::ZERO, 0, &ev(Event::Failed, 2, State::Dead));
+        assert_eq!(c.false_positives.count, 1);
+        c.on_partition(Instant::ZERO, true);
+        c.on_event(Instant::ZERO, 0, &ev(Event::Failed, 1, State::Dead));
+        assert_eq!(c.false_positives.across_partition, 1);
+        c.on_partition(Instant::from_secs(1), false);
+        c.on_event(Instant::from_secs(5), 1, &ev(Event::Failed, 2, State::Dead));
+        c.on_event(
+            Instant::from_secs(20),
+            1,
+            &ev(Event::Failed, 0, State::Dead),
+        );
+        assert_eq!(c.false_positives.across_partition, 2);
+        assert_eq!(c.false_positives.count, 2);
+        assert_eq!(c.false_positives.nodes.len(), 2);
+    }
+
+    #[test]
+    fn a_node_that_believes_itself_dead_breaks_an_invariant() {
+        let mut c = three_running();
+        c.on_event(Instant::ZERO, 1, &ev(Event::Failed, 1, State::Dead));
+        assert_eq!(c.violations().len(), 1);
+    }
+}

@@ -1,0 +1,210 @@
+//! `swim-sim`: run a simulated SWIM cluster and print a report.
+//!
+//! With no arguments it runs the demonstration scenario with a random seed,
+//! printed first (`SEED=...`) so the run can be replayed with `--seed`.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use clap::Parser;
+use swim_core::Instant;
+use swim_sim::spec::MaybePartition;
+use swim_sim::{plot, CrashSpec, LatencyRange, Profile, Report, Scenario, Simulation};
+
+/// Simulate a SWIM + Lifeguard cluster of unmodified swim-core nodes on a
+/// virtual clock, inject faults, and report detection, accuracy and cost.
+/// Every option not given comes from the scenario; the run is fixed by the
+/// printed seed and options, and the replay command is printed on failure.
+#[derive(Debug, Parser)]
+#[command(name = "swim-sim", version)]
+struct Cli {
+    /// Built-in scenario: demo, join, crash, loss, partition, slow, churn, leave.
+    #[arg(long, default_value = "demo")]
+    scenario: Scenario,
+    /// Nodes at the start (all join through node 0).
+    #[arg(long)]
+    nodes: Option<u32>,
+    /// Seed of every random choice; drawn and printed when not given.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Simulated seconds to run.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Protocol timing preset: lan, wan, local.
+    #[arg(long)]
+    profile: Option<Profile>,
+    /// Probability (0.0..1.0) that a datagram is lost.
+    #[arg(long)]
+    loss: Option<f64>,
+    /// One-way latency range, MIN_MS..MAX_MS.
+    #[arg(long)]
+    latency: Option<LatencyRange>,
+    /// Crash COUNT random nodes at SECONDS (COUNT@SECONDS, repeatable; `none` for no crash).
+    #[arg(long)]
+    crash: Vec<CrashSpec>,
+    /// Split the nodes in halves from START to END seconds (START..END, or `none`).
+    #[arg(long)]
+    partition: Option<MaybePartition>,
+    /// Nodes that handle their inputs late (1.5 s) for the whole run.
+    #[arg(long)]
+    slow: Option<u32>,
+    /// Turn the Lifeguard extensions off, to compare.
+    #[arg(long)]
+    no_lifeguard: bool,
+    /// Write the JSON report to PATH.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Write an SVG plot (alive members seen over time, detection latencies) to PATH.
+    #[arg(long, value_name = "PATH")]
+    plot: Option<PathBuf>,
+    /// No progress line on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// A seed from the system clock, for runs that were not given one.
+fn fresh_seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    // Keep it short enough to type.
+    swim_sim::seed::derive(nanos, swim_sim::seed::Stream::Faults) % 1_000_000_000
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let seed = cli.seed.unwrap_or_else(fresh_seed);
+    println!("SEED={seed}");
+    let mut spec = cli.scenario.spec(seed);
+    if let Some(n) = cli.nodes {
+        spec.nodes = n.max(1);
+    }
+    if let Some(d) = cli.duration {
+        if !(d.is_finite() && d >= 0.0) {
+            eprintln!("--duration must be a non-negative number of seconds");
+            return ExitCode::from(2);
+        }
+        spec.duration = Duration::from_secs_f64(d);
+    }
+    if let Some(p) = cli.profile {
+        spec.profile = p;
+    }
+    if let Some(l) = cli.loss {
+        if !(0.0..=1.0).contains(&l) {
+            eprintln!("--loss must be within 0.0..1.0");
+            return ExitCode::from(2);
+        }
+        spec.loss = l;
+    }
+    if let Some(l) = cli.latency {
+        spec.latency = l;
+    }
+    if !cli.crash.is_empty() {
+        spec.crashes = cli.crash.into_iter().filter(|c| c.count > 0).collect();
+    }
+    if let Some(p) = cli.partition {
+        spec.partition = p.0;
+    }
+    if let Some(s) = cli.slow {
+        spec.slow = s;
+    }
+    if cli.no_lifeguard {
+        spec.lifeguard = false;
+    }
+    println!("{}", spec.replay_command());
+
+    let started = std::time::Instant::now();
+    let mut sim = match Simulation::new(spec) {
+        Ok(sim) => sim,
+        Err(e) => {
+            eprintln!("invalid protocol configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut progress = Progress::new(!cli.quiet);
+    let step = Duration::from_secs(1);
+    let mut t = Instant::ZERO;
+    loop {
+        t = t + step;
+        let more = sim.run_until(t);
+        progress.show(&sim);
+        if !more {
+            break;
+        }
+    }
+    sim.finish();
+    progress.clear();
+    let report = Report::new(&sim, started.elapsed());
+    print!("{}", report.summary());
+
+    if let Some(path) = &cli.json {
+        if let Err(e) = std::fs::write(path, report.to_json() + "\n") {
+            eprintln!("cannot write {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(path) = &cli.plot {
+        if let Err(e) = std::fs::write(path, plot::svg(&sim)) {
+            eprintln!("cannot write {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    if report.invariant_violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// A progress line on stderr, redrawn at most five times a second.
+struct Progress {
+    on: bool,
+    last: Option<std::time::Instant>,
+}
+
+impl Progress {
+    fn new(on: bool) -> Self {
+        Progress { on, last: None }
+    }
+
+    fn show(&mut self, sim: &Simulation) {
+        if !self.on {
+            return;
+        }
+        let wall = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|l| wall - l < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.last = Some(wall);
+        let done = sim.now().as_nanos() as f64 / sim.end().as_nanos().max(1) as f64;
+        let width = 30;
+        let filled = ((done * width as f64) as usize).min(width);
+        let checks = sim.checks();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r[{}{}] {:3.0}%  t={:.0}s  live={}  converged={}  false+={}  ",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            done * 100.0,
+            sim.now().as_nanos() as f64 / 1e9,
+            checks.live_count(),
+            if checks.converged() { "yes" } else { "no " },
+            checks.false_positives.count
+        );
+        let _ = err.flush();
+    }
+
+    fn clear(&self) {
+        if self.on && self.last.is_some() {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r{}\r", " ".repeat(90));
+            let _ = err.flush();
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The event queue: everything that will happen, ordered by (time, sequence).
+//!
+//! Two things scheduled for the same instant happen in the order they were
+//! scheduled, so a run is a pure function of its seed.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use swim_core::Instant;
+
+/// Something that happens at a point of virtual time.
+#[derive(Debug)]
+pub enum Action {
+    /// A datagram arrives at `to`.
+    Deliver {
+        /// Sender id.
+        from: u32,
+        /// Receiver id.
+        to: u32,
+        /// The datagram (a recycled buffer).
+        payload: Vec<u8>,
+    },
+    /// A node's timer may be due.
+    Wake {
+        /// The node.
+        node: u32,
+    },
+    /// The scenario's fault with this index in the plan fires.
+    Fault(usize),
+    /// Take a sample for the time series (member counts, table sizes).
+    Sample,
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    at: Instant,
+    seq: u64,
+    action: Action,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    /// Reversed, so the max-heap pops the earliest (time, sequence) first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// A min-queue of actions keyed by (time, sequence).
+#[derive(Debug, Default)]
+pub struct EventQueue {
+    heap: BinaryHeap<Scheduled>,
+    next_seq: u64,
+}
+
+impl EventQueue {
+    /// An empty queue.
+    pub fn new() -> Self {
+        EventQueue::default()
+    }
+
+    /// Schedule `action` at `at`, after everything already scheduled at `at`.
+    pub fn push(&mut self, at: Instant, action: Action) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.heap.push(Scheduled { at, seq, action });
+    }
+
+    /// When the earliest action happens.
+    pub fn peek_time(&self) -> Option<Instant> {
+        self.heap.peek().map(|s| s.at)
+    }
+
+    /// Take the earliest action.
+    pub fn pop(&mut self) -> Option<(Instant, Action)> {
+        self.heap.pop().map(|s| (s.at, s.action))
+    }
+
+    /// Actions waiting.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earliest_first_and_ties_in_scheduling_order() {
+        let mut q = EventQueue::new();
+        q.push(Instant::from_secs(2), Action::Wake { node: 1 });
+        q.push(Instant::from_secs(1), Action::Wake { node: 2 });
+        q.push(Instant::from_secs(2), Action::Wake { node: 3 });
+        q.push(Instant::from_secs(1), Action::Wake { node: 4 });
+        let order: Vec<u32> = std::iter::from_fn(|| q.pop())
+            .map(|(_, a)| match a {
+                Action::Wake { node } => node,
+                _ => u32::MAX,
+            })
+            .collect();
+        assert_eq!(order, [2, 4, 1, 3]);
+        assert!(q.is_empty());
+    }
+}

@@ -1,0 +1,405 @@
+//! The report of a finished run: the JSON document and the readable summary.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::checks::DepartureKind;
+use crate::sim::Simulation;
+
+/// Detection latencies of crashed nodes, in seconds; null where nothing crashed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Detection {
+    /// Crash to first Suspected at any live node: median.
+    pub first_suspect_p50: Option<f64>,
+    /// 99th percentile.
+    pub first_suspect_p99: Option<f64>,
+    /// Maximum.
+    pub first_suspect_max: Option<f64>,
+    /// Crash to first Failed at any live node: median.
+    pub first_failed_p50: Option<f64>,
+    /// 99th percentile.
+    pub first_failed_p99: Option<f64>,
+    /// Maximum.
+    pub first_failed_max: Option<f64>,
+    /// Crash to Failed at every live node: median.
+    pub all_failed_p50: Option<f64>,
+    /// 99th percentile.
+    pub all_failed_p99: Option<f64>,
+    /// Maximum.
+    pub all_failed_max: Option<f64>,
+    /// The bound the configuration implies for `all_failed`.
+    pub bound: f64,
+}
+
+/// Spread of one application broadcast.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BroadcastReport {
+    /// When it was sent, in seconds.
+    pub sent_seconds: f64,
+    /// Nodes that delivered it.
+    pub delivered: usize,
+    /// Seconds until every live node had it; null if some never did.
+    pub everywhere_seconds: Option<f64>,
+}
+
+/// Everything measured in one run. Field names are the JSON report's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// The built-in scenario.
+    pub scenario: String,
+    /// Nodes at the start.
+    pub nodes: u32,
+    /// The run's seed.
+    pub seed: u64,
+    /// Protocol profile (`lan`, `wan`, `local`).
+    pub profile: String,
+    /// Lifeguard on or off.
+    pub lifeguard: bool,
+    /// Datagram loss probability.
+    pub loss: f64,
+    /// One-way latency range, milliseconds.
+    pub latency_ms: [f64; 2],
+    /// Slow nodes.
+    pub slow: u32,
+    /// Simulated time.
+    pub simulated_seconds: f64,
+    /// Wall-clock time the run took.
+    pub wall_seconds: f64,
+    /// Seconds until every node first saw every node Alive; null if never.
+    pub join_convergence_seconds: Option<f64>,
+    /// Datagrams sent (by all nodes) until then.
+    pub messages_to_converge: Option<u64>,
+    /// Bytes sent until then.
+    pub bytes_to_converge: Option<u64>,
+    /// Whether every live node saw every live node Alive at the end.
+    pub converged_at_end: bool,
+    /// Nodes crashed.
+    pub crashed: u32,
+    /// How fast crashes were detected.
+    pub detection: Detection,
+    /// Crashed or left nodes some live node still believes live at the end.
+    pub undetected: u32,
+    /// Nodes that left gracefully.
+    pub left: u32,
+    /// Failed events about leaving nodes (they should be Left).
+    pub left_seen_as_failed: u32,
+    /// Failed events about live nodes (a partition's doing excepted).
+    pub false_positives: u64,
+    /// Distinct live nodes so declared.
+    pub false_positive_nodes: u32,
+    /// Suspected events about live nodes (a partition's doing excepted).
+    pub false_suspicions: u64,
+    /// Distinct live nodes so suspected.
+    pub false_suspicion_nodes: u32,
+    /// Failed events about live nodes across a partition or just after it healed.
+    pub partition_failures: u64,
+    /// Application broadcasts and their spread.
+    pub broadcasts: Vec<BroadcastReport>,
+    /// Datagrams sent by all nodes.
+    pub datagrams_sent: u64,
+    /// Bytes sent by all nodes.
+    pub bytes_sent: u64,
+    /// Datagrams lost by the network (loss rate).
+    pub datagrams_lost: u64,
+    /// Datagrams sent per node per simulated second.
+    pub datagrams_per_node_per_second: f64,
+    /// Bytes sent per node per simulated second.
+    pub bytes_per_node_per_second: f64,
+    /// The largest member table (tombstones included) any node held.
+    pub peak_member_table: u32,
+    /// Simulated node-seconds (every process's running time, added up).
+    pub node_seconds: f64,
+    /// Simulator speed: simulated node-seconds per wall second.
+    pub node_seconds_per_wall_second: f64,
+    /// Hex FNV-1a hash over every delivered datagram and every event, in order.
+    pub trace_hash: String,
+    /// Invariants broken, with the simulated time (at most 100 listed).
+    pub invariant_violations: Vec<String>,
+    /// The command that replays this run.
+    pub replay: String,
+}
+
+/// Nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+fn stats(mut v: Vec<f64>) -> [Option<f64>; 3] {
+    v.sort_by(f64::total_cmp);
+    [
+        percentile(&v, 50.0),
+        percentile(&v, 99.0),
+        v.last().copied(),
+    ]
+}
+
+impl Report {
+    /// Build the report of `sim` (call [`Simulation::finish`] first), which
+    /// took `wall` of real time.
+    pub fn new(sim: &Simulation, wall: Duration) -> Report {
+        let spec = sim.spec();
+        let checks = sim.checks();
+        let crashes: Vec<_> = checks
+            .departures()
+            .iter()
+            .filter(|d| d.kind == DepartureKind::Crash)
+            .collect();
+        let since = |t: Option<swim_core::Instant>, at: swim_core::Instant| {
+            t.map(|t| (t - at).as_secs_f64())
+        };
+        let suspect: Vec<f64> = crashes
+            .iter()
+            .filter_map(|d| since(d.first_suspect.or(d.first_failed), d.at))
+            .collect();
+        let failed: Vec<f64> = crashes
+            .iter()
+            .filter_map(|d| since(d.first_failed, d.at))
+            .collect();
+        let all: Vec<f64> = crashes
+            .iter()
+            .filter(|d| !d.restarted)
+            .filter_map(|d| since(d.all_gone, d.at))
+            .collect();
+        let [s50, s99, smax] = stats(suspect);
+        let [f50, f99, fmax] = stats(failed);
+        let [a50, a99, amax] = stats(all);
+        let detection = Detection {
+            first_suspect_p50: s50,
+            first_suspect_p99: s99,
+            first_suspect_max: smax,
+            first_failed_p50: f50,
+            first_failed_p99: f99,
+            first_failed_max: fmax,
+            all_failed_p50: a50,
+            all_failed_p99: a99,
+            all_failed_max: amax,
+            bound: sim.detection_bound().as_secs_f64(),
+        };
+        let leaves = checks
+            .departures()
+            .iter()
+            .filter(|d| d.kind == DepartureKind::Leave);
+        let traffic = sim.traffic();
+        let node_seconds = sim.node_seconds();
+        let per_node = |x: u64| {
+            if node_seconds > 0.0 {
+                x as f64 / node_seconds
+            } else {
+                0.0
+            }
+        };
+        let wall_seconds = wall.as_secs_f64();
+        let convergence = sim.convergence();
+        let mut violations: Vec<String> = checks
+            .violations()
+            .iter()
+            .take(100)
+            .map(|v| format!("t={:.3}s: {}", v.at.as_nanos() as f64 / 1e9, v.what))
+            .collect();
+        if sim.violations_dropped() > 0 {
+            violations.push(format!("... and {} more", sim.violations_dropped()));
+        }
+        Report {
+            scenario: spec.scenario.name().to_owned(),
+            nodes: spec.nodes,
+            seed: spec.seed,
+            profile: spec.profile.name().to_owned(),
+            lifeguard: spec.lifeguard,
+            loss: spec.loss,
+            latency_ms: [
+                spec.latency.min.as_secs_f64() * 1e3,
+                spec.latency.max.as_secs_f64() * 1e3,
+            ],
+            slow: spec.slow,
+            simulated_seconds: sim.now().as_nanos() as f64 / 1e9,
+            wall_seconds,
+            join_convergence_seconds: convergence.map(|c| c.at.as_nanos() as f64 / 1e9),
+            messages_to_converge: convergence.map(|c| c.datagrams),
+            bytes_to_converge: convergence.map(|c| c.bytes),
+            converged_at_end: checks.converged(),
+            crashed: crashes.len() as u32,
+            detection,
+            undetected: checks.undetected().len() as u32,
+            left: leaves.clone().count() as u32,
+            left_seen_as_failed: leaves.map(|d| d.failed_instead_of_left).sum(),
+            false_positives: checks.false_positives.count,
+            false_positive_nodes: checks.false_positives.nodes.len() as u32,
+            false_suspicions: checks.false_suspicions.count,
+            false_suspicion_nodes: checks.false_suspicions.nodes.len() as u32,
+            partition_failures: checks.false_positives.across_partition,
+            broadcasts: checks
+                .broadcasts()
+                .iter()
+                .map(|b| BroadcastReport {
+                    sent_seconds: b.sent.as_nanos() as f64 / 1e9,
+                    delivered: b.delivered.len(),
+                    everywhere_seconds: b.everywhere.map(|t| (t - b.sent).as_secs_f64()),
+                })
+                .collect(),
+            datagrams_sent: traffic.datagrams_sent,
+            bytes_sent: traffic.bytes_sent,
+            datagrams_lost: traffic.lost,
+            datagrams_per_node_per_second: per_node(traffic.datagrams_sent),
+            bytes_per_node_per_second: per_node(traffic.bytes_sent),
+            peak_member_table: sim.peak_members(),
+            node_seconds,
+            node_seconds_per_wall_second: if wall_seconds > 0.0 {
+                node_seconds / wall_seconds
+            } else {
+                0.0
+            },
+            trace_hash: sim.trace_hash().hex(),
+            invariant_violations: violations,
+            replay: spec.replay_command(),
+        }
+    }
+
+    /// The report as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        // Serialising plain numbers, strings and vectors cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The readable summary the CLI prints.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2} s"));
+        let _ = writeln!(
+            s,
+            "scenario {} | {} nodes | profile {} | lifeguard {} | loss {:.1}% | latency {}..{} ms | {} slow",
+            self.scenario,
+            self.nodes,
+            self.profile,
+            if self.lifeguard { "on" } else { "off" },
+            self.loss * 100.0,
+            self.latency_ms[0],
+            self.latency_ms[1],
+            self.slow
+        );
+        let _ = writeln!(
+            s,
+            "simulated {:.0} s in {:.2} s wall ({:.0} node-seconds per second)",
+            self.simulated_seconds, self.wall_seconds, self.node_seconds_per_wall_second
+        );
+        match self.join_convergence_seconds {
+            Some(t) => {
+                let _ = writeln!(
+                    s,
+                    "join converged after {t:.2} s: {} datagrams, {} bytes",
+                    self.messages_to_converge.unwrap_or(0),
+                    self.bytes_to_converge.unwrap_or(0)
+                );
+            }
+            None => {
+                let _ = writeln!(s, "join never converged");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "converged at the end: {}",
+            if self.converged_at_end { "yes" } else { "no" }
+        );
+        let d = &self.detection;
+        let _ = writeln!(
+            s,
+            "crashed {} nodes; detection (p50 / p99 / max):",
+            self.crashed
+        );
+        let _ = writeln!(
+            s,
+            "  first suspected  {} / {} / {}",
+            opt(d.first_suspect_p50),
+            opt(d.first_suspect_p99),
+            opt(d.first_suspect_max)
+        );
+        let _ = writeln!(
+            s,
+            "  first failed     {} / {} / {}",
+            opt(d.first_failed_p50),
+            opt(d.first_failed_p99),
+            opt(d.first_failed_max)
+        );
+        let _ = writeln!(
+            s,
+            "  failed at all    {} / {} / {}   (bound {:.1} s)",
+            opt(d.all_failed_p50),
+            opt(d.all_failed_p99),
+            opt(d.all_failed_max),
+            d.bound
+        );
+        let _ = writeln!(s, "  undetected at the end: {}", self.undetected);
+        if self.left > 0 {
+            let _ = writeln!(
+                s,
+                "left gracefully: {} (seen as failed instead: {})",
+                self.left, self.left_seen_as_failed
+            );
+        }
+        let _ = writeln!(
+            s,
+            "false positives: {} Failed about {} live nodes; false suspicions: {} about {} nodes",
+            self.false_positives,
+            self.false_positive_nodes,
+            self.false_suspicions,
+            self.false_suspicion_nodes
+        );
+        if self.partition_failures > 0 {
+            let _ = writeln!(
+                s,
+                "Failed about live nodes across the partition: {}",
+                self.partition_failures
+            );
+        }
+        for b in &self.broadcasts {
+            let _ = writeln!(
+                s,
+                "broadcast at {:.0} s reached {} nodes, everywhere after {}",
+                b.sent_seconds,
+                b.delivered,
+                opt(b.everywhere_seconds)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "traffic per node: {:.2} datagrams/s, {:.0} bytes/s; peak member table {}",
+            self.datagrams_per_node_per_second,
+            self.bytes_per_node_per_second,
+            self.peak_member_table
+        );
+        let _ = writeln!(s, "trace hash {}", self.trace_hash);
+        if self.invariant_violations.is_empty() {
+            let _ = writeln!(s, "invariants: all held");
+        } else {
+            let _ = writeln!(
+                s,
+                "INVARIANT VIOLATIONS: {}",
+                self.invariant_violations.len()
+            );
+            for v in &self.invariant_violations {
+                let _ = writeln!(s, "  {v}");
+            }
+            let _ = writeln!(s, "replay: {}", self.replay);
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50.0));
+        assert_eq!(percentile(&v, 99.0), Some(99.0));
+        assert_eq!(percentile(&[3.0], 99.0), Some(3.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+}

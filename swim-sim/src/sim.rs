@@ -1,0 +1,682 @@
+//! The simulation: unmodified swim-core nodes on one virtual clock, fed by a
+//! single event queue of datagram deliveries, node wakeups and faults.
+
+use std::time::Duration;
+
+use swim_core::{Config, Event, Instant, Node, NodeId, State};
+
+use crate::bounds;
+use crate::checks::{broadcast_payload, Checks, Life};
+use crate::network::{Network, NetworkConfig};
+use crate::queue::{Action, EventQueue};
+use crate::seed::{self, SimRng, Stream};
+use crate::spec::{Fault, RunSpec};
+use crate::trace::TraceHash;
+
+/// A simulated node.
+pub type SimNode = Node<NodeId, SimRng>;
+
+/// Most violations kept in full; later ones are only counted.
+const MAX_VIOLATIONS: usize = 100;
+/// Longest a leaving node keeps running before it is stopped anyway.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time between samples of the view (for the time series and table sizes).
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Default)]
+struct Slot {
+    node: Option<SimNode>,
+    /// The earliest wakeup in the queue for this node, if any.
+    wakeup: Option<Instant>,
+    /// Processes started under this id so far.
+    generation: u32,
+    started: Option<Instant>,
+    leaving_since: Option<Instant>,
+    lived: Duration,
+    /// Whether an invariant about this node was already reported (one report per node).
+    reported: bool,
+}
+
+/// Datagram counts of the whole run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Datagrams nodes produced.
+    pub datagrams_sent: u64,
+    /// Their bytes.
+    pub bytes_sent: u64,
+    /// Datagrams handed to a node.
+    pub delivered: u64,
+    /// Lost by the network's loss rate.
+    pub lost: u64,
+    /// Dropped by a partition.
+    pub cut: u64,
+    /// Addressed to a node that was not running.
+    pub undeliverable: u64,
+    /// Extra copies made by duplication.
+    pub duplicated: u64,
+}
+
+/// When the join first converged, and what it cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Convergence {
+    /// When every running node first saw every running node Alive.
+    pub at: Instant,
+    /// Datagrams sent until then.
+    pub datagrams: u64,
+    /// Bytes sent until then.
+    pub bytes: u64,
+}
+
+/// A whole simulated cluster.
+#[derive(Debug)]
+pub struct Simulation {
+    spec: RunSpec,
+    config: Config,
+    plan: Vec<(Duration, Fault)>,
+    slots: Vec<Slot>,
+    queue: EventQueue,
+    network: Network,
+    net_rng: SimRng,
+    fault_rng: SimRng,
+    checks: Checks,
+    trace: TraceHash,
+    buf: Vec<u8>,
+    free: Vec<Vec<u8>>,
+    now: Instant,
+    end: Instant,
+    next_id: u32,
+    traffic: Traffic,
+    convergence: Option<Convergence>,
+    last_disturbance: Instant,
+    peak_members: u32,
+    violations_dropped: u64,
+    finished: bool,
+}
+
+impl Simulation {
+    /// Set up the run `spec` describes: every initial node started at time
+    /// zero and joining through node 0. Fails when the protocol
+    /// configuration does not validate.
+    pub fn new(spec: RunSpec) -> Result<Self, swim_core::ConfigError> {
+        Self::with_config(spec.config(), spec)
+    }
+
+    /// Like [`Simulation::new`] with a protocol configuration of the
+    /// caller's choosing instead of the spec's profile.
+    pub fn with_config(config: Config, spec: RunSpec) -> Result<Self, swim_core::ConfigError> {
+        config.validate()?;
+        let plan = spec.plan();
+        let ids = spec.ids();
+        let network_config = NetworkConfig {
+            latency_min: spec.latency.min,
+            latency_max: spec.latency.max,
+            loss: spec.loss,
+            ..NetworkConfig::default()
+        };
+        let grace = bounds::settle(
+            &config,
+            spec.nodes,
+            network_config.slow_delay,
+            spec.partition.is_some(),
+        );
+        let mut sim = Simulation {
+            buf: vec![0; config.max_datagram_size],
+            network: Network::new(network_config, ids as usize),
+            net_rng: seed::rng(spec.seed, Stream::Network),
+            fault_rng: seed::rng(spec.seed, Stream::Faults),
+            checks: Checks::new(ids as usize, grace),
+            slots: (0..ids).map(|_| Slot::default()).collect(),
+            queue: EventQueue::new(),
+            trace: TraceHash::default(),
+            free: Vec::new(),
+            now: Instant::ZERO,
+            end: Instant::ZERO + spec.duration,
+            next_id: spec.nodes,
+            traffic: Traffic::default(),
+            convergence: None,
+            last_disturbance: Instant::ZERO,
+            peak_members: 0,
+            violations_dropped: 0,
+            finished: false,
+            config,
+            plan,
+            spec,
+        };
+        // Slow nodes: random, never the seed.
+        let candidates: Vec<u32> = (1..sim.spec.nodes).collect();
+        for id in sim.pick(candidates, sim.spec.slow) {
+            sim.network.set_slow(id, true);
+        }
+        for id in 0..sim.spec.nodes {
+            sim.start(id, None);
+        }
+        let seeds = [NodeId(0)];
+        for id in 1..sim.spec.nodes {
+            if let Some(node) = sim.slots[id as usize].node.as_mut() {
+                node.join(Instant::ZERO, &seeds);
+            }
+            sim.after_input(id);
+        }
+        for (i, (at, _)) in sim.plan.iter().enumerate() {
+            sim.queue.push(Instant::ZERO + *at, Action::Fault(i));
+        }
+        sim.queue.push(Instant::ZERO, Action::Sample);
+        Ok(sim)
+    }
+
+    // ----- getters ---------------------------------------------------------
+
+    /// The parameters of the run.
+    pub fn spec(&self) -> &RunSpec {
+        &self.spec
+    }
+
+    /// The protocol configuration every node runs.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The virtual time reached.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// When the run ends.
+    pub fn end(&self) -> Instant {
+        self.end
+    }
+
+    /// The online checker: beliefs, detection, mistakes, violations.
+    pub fn checks(&self) -> &Checks {
+        &self.checks
+    }
+
+    /// A running node, by id.
+    pub fn node(&self, id: u32) -> Option<&SimNode> {
+        self.slots.get(id as usize)?.node.as_ref()
+    }
+
+    /// Whether a node is slow.
+    pub fn is_slow(&self, id: u32) -> bool {
+        self.network.is_slow(id)
+    }
+
+    /// The run's datagram counts.
+    pub fn traffic(&self) -> Traffic {
+        self.traffic
+    }
+
+    /// When the join first converged.
+    pub fn convergence(&self) -> Option<Convergence> {
+        self.convergence
+    }
+
+    /// The trace hash so far.
+    pub fn trace_hash(&self) -> TraceHash {
+        self.trace
+    }
+
+    /// The largest member table (tombstones included) any node held.
+    pub fn peak_members(&self) -> u32 {
+        self.peak_members
+    }
+
+    /// Violations found past the first hundred, which are not kept in full.
+    pub fn violations_dropped(&self) -> u64 {
+        self.violations_dropped
+    }
+
+    /// Simulated node-seconds: how long each process ran, added up.
+    pub fn node_seconds(&self) -> f64 {
+        self.slots
+            .iter()
+            .map(|s| {
+                let running = s.started.map_or(Duration::ZERO, |t| self.now - t);
+                (s.lived + running).as_secs_f64()
+            })
+            .sum()
+    }
+
+    /// When the last fault that disturbs membership happened.
+    pub fn last_disturbance(&self) -> Instant {
+        self.last_disturbance
+    }
+
+    /// How long after a crash every live node must have failed it.
+    pub fn detection_bound(&self) -> Duration {
+        let extra = if self.spec.slow > 0 {
+            self.network.config().slow_delay
+        } else {
+            Duration::ZERO
+        };
+        bounds::detection(&self.config, self.spec.nodes, extra)
+    }
+
+    /// How long after the last fault everyone must agree on who is live.
+    pub fn settle_bound(&self) -> Duration {
+        let extra = self.detection_bound()
+            - bounds::detection(&self.config, self.spec.nodes, Duration::ZERO);
+        bounds::settle(
+            &self.config,
+            self.spec.nodes,
+            extra,
+            self.spec.partition.is_some(),
+        )
+    }
+
+    // ----- running ---------------------------------------------------------
+
+    /// Handle everything due up to `until` (at most the run's end).
+    /// Returns whether the run has more to do.
+    pub fn run_until(&mut self, until: Instant) -> bool {
+        let until = until.min(self.end);
+        while let Some(at) = self.queue.peek_time() {
+            if at > until {
+                break;
+            }
+            let Some((at, action)) = self.queue.pop() else {
+                break;
+            };
+            self.now = self.now.max(at);
+            self.checks.set_now(self.now);
+            self.handle(action);
+            if self.convergence.is_none() && self.checks.converged() {
+                self.convergence = Some(Convergence {
+                    at: self.now,
+                    datagrams: self.traffic.datagrams_sent,
+                    bytes: self.traffic.bytes_sent,
+                });
+            }
+        }
+        self.now = self.now.max(until);
+        self.collect_violations();
+        self.now < self.end
+    }
+
+    /// Run to the end and do the end-of-run checks.
+    pub fn run(&mut self) {
+        self.run_until(self.end);
+        self.finish();
+    }
+
+    /// The end-of-run checks: each node's table against its events, every
+    /// crash detected within its bound, and agreement after the faults
+    /// stopped (the liveness phase). Idempotent.
+    pub fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let now = self.now;
+        for id in 0..self.slots.len() as u32 {
+            if self.checks.life(id) != Life::Running {
+                continue;
+            }
+            if let Some(node) = self.slots[id as usize].node.as_ref() {
+                let table = node.members().map(|m| (m.addr.0, m.state));
+                self.checks.check_table(now, id, table);
+            }
+        }
+        let bound = self.detection_bound();
+        let late: Vec<(u32, Option<Duration>)> = self
+            .checks
+            .departures()
+            .iter()
+            .filter(|d| !d.restarted)
+            .filter_map(|d| match d.all_gone {
+                Some(t) if t - d.at > bound => Some((d.node, Some(t - d.at))),
+                None if now - d.at >= bound => Some((d.node, None)),
+                _ => None,
+            })
+            .collect();
+        for (node, took) in late {
+            let what = match took {
+                Some(t) => format!(
+                    "n{node} took {:.1} s to be gone at every live node, over the bound of {:.1} s",
+                    t.as_secs_f64(),
+                    bound.as_secs_f64()
+                ),
+                None => format!(
+                    "n{node} is still live at some node {:.1} s after it went, over the bound of {:.1} s",
+                    (now - self.departure_time(node)).as_secs_f64(),
+                    bound.as_secs_f64()
+                ),
+            };
+            self.checks.violate(now, what);
+        }
+        let settle = self.settle_bound();
+        if now - self.last_disturbance >= settle {
+            let unseen = self.checks.unseen();
+            if let Some(&(m, k)) = unseen.first() {
+                let what = format!(
+                    "{} live nodes are not seen live everywhere {:.1} s after the last fault (n{m} by {k} nodes); bound {:.1} s",
+                    unseen.len(),
+                    (now - self.last_disturbance).as_secs_f64(),
+                    settle.as_secs_f64()
+                );
+                self.checks.violate(now, what);
+            }
+            let undetected = self.checks.undetected();
+            if let Some(m) = undetected.first() {
+                let what = format!(
+                    "{} departed nodes are still believed live {:.1} s after the last fault (n{m}); bound {:.1} s",
+                    undetected.len(),
+                    (now - self.last_disturbance).as_secs_f64(),
+                    settle.as_secs_f64()
+                );
+                self.checks.violate(now, what);
+            }
+        }
+        self.collect_violations();
+    }
+
+    fn departure_time(&self, node: u32) -> Instant {
+        self.checks
+            .departures()
+            .iter()
+            .rev()
+            .find(|d| d.node == node)
+            .map_or(Instant::ZERO, |d| d.at)
+    }
+
+    fn collect_violations(&mut self) {
+        // Checks keeps every violation; the simulation caps what it reports.
+        let n = self.checks.violations().len();
+        if n > MAX_VIOLATIONS {
+            self.violations_dropped = (n - MAX_VIOLATIONS) as u64;
+        }
+    }
+
+    fn handle(&mut self, action: Action) {
+        match action {
+            Action::Deliver { from, to, payload } => {
+                self.deliver(from, to, &payload);
+                self.free.push(payload);
+            }
+            Action::Wake { node } => self.wake(node),
+            Action::Fault(i) => {
+                if let Some(&(_, fault)) = self.plan.get(i) {
+                    self.apply(fault);
+                }
+            }
+            Action::Sample => self.sample(),
+        }
+    }
+
+    fn deliver(&mut self, from: u32, to: u32, payload: &[u8]) {
+        let now = self.now;
+        if self.network.blocked(from, to) {
+            self.traffic.cut += 1;
+            return;
+        }
+        let Some(node) = self
+            .slots
+            .get_mut(to as usize)
+            .and_then(|s| s.node.as_mut())
+        else {
+            self.traffic.undeliverable += 1;
+            return;
+        };
+        self.traffic.delivered += 1;
+        self.trace.datagram(now, from, to, payload);
+        if let Err(e) = node.handle_datagram(now, NodeId(from), payload) {
+            let what = format!("n{to} rejected a datagram from n{from}: {e}");
+            self.violate_once(to, what);
+        }
+        self.after_input(to);
+    }
+
+    fn wake(&mut self, id: u32) {
+        let now = self.now;
+        let Some(slot) = self.slots.get_mut(id as usize) else {
+            return;
+        };
+        if slot.wakeup != Some(now) {
+            return; // stale: an earlier wakeup replaced it and was handled
+        }
+        slot.wakeup = None;
+        let Some(node) = slot.node.as_mut() else {
+            return;
+        };
+        node.handle_timeout(now);
+        let next = node.poll_timeout();
+        let me = node.member(&NodeId(id)).map(|m| m.state);
+        let leaving = slot.leaving_since.is_some();
+        if next.is_some_and(|t| t <= now) {
+            self.violate_once(
+                id,
+                format!("n{id} asks to be woken at or before now after handle_timeout"),
+            );
+        }
+        if !leaving && me != Some(State::Alive) {
+            let state = me.map_or("absent", State::as_str);
+            self.violate_once(id, format!("n{id} believes itself {state}"));
+        }
+        self.after_input(id);
+    }
+
+    fn violate_once(&mut self, id: u32, what: String) {
+        if let Some(slot) = self.slots.get_mut(id as usize) {
+            if slot.reported {
+                return;
+            }
+            slot.reported = true;
+        }
+        self.checks.violate(self.now, what);
+    }
+
+    /// Drain a node's outputs after an input: datagrams onto the network,
+    /// events into the checker and the trace, and its next wakeup.
+    fn after_input(&mut self, id: u32) {
+        let now = self.now;
+        let Some(slot) = self.slots.get_mut(id as usize) else {
+            return;
+        };
+        let Some(node) = slot.node.as_mut() else {
+            return;
+        };
+        while let Some(tx) = node.poll_transmit(&mut self.buf) {
+            let bytes = &self.buf[..tx.len];
+            self.traffic.datagrams_sent += 1;
+            self.traffic.bytes_sent += tx.len as u64;
+            let to = tx.to.0;
+            let [first, second] = self.network.fate(&mut self.net_rng, to);
+            if first.is_none() {
+                self.traffic.lost += 1;
+            }
+            for delay in [first, second].into_iter().flatten() {
+                let mut payload = self.free.pop().unwrap_or_default();
+                payload.clear();
+                payload.extend_from_slice(bytes);
+                self.queue.push(
+                    now + delay,
+                    Action::Deliver {
+                        from: id,
+                        to,
+                        payload,
+                    },
+                );
+            }
+            if second.is_some() {
+                self.traffic.duplicated += 1;
+            }
+        }
+        while let Some(event) = node.poll_event() {
+            hash_event(&mut self.trace, now, id, &event);
+            self.checks.on_event(now, id, &event);
+        }
+        if let Some(t) = node.poll_timeout() {
+            let t = t.max(now);
+            if slot.wakeup.is_none_or(|w| t < w) {
+                slot.wakeup = Some(t);
+                self.queue.push(t, Action::Wake { node: id });
+            }
+        }
+        if let Some(since) = slot.leaving_since {
+            if node.leave_complete() || now - since >= LEAVE_TIMEOUT {
+                self.stop(id);
+                self.checks.on_left(now, id);
+            }
+        }
+    }
+
+    fn sample(&mut self) {
+        let now = self.now;
+        self.checks.sample(now);
+        for slot in &self.slots {
+            if let Some(node) = &slot.node {
+                let size = node.live_members() + node.count(State::Dead) + node.count(State::Left);
+                self.peak_members = self.peak_members.max(size);
+            }
+        }
+        let next = now + SAMPLE_EVERY;
+        if next <= self.end {
+            self.queue.push(next, Action::Sample);
+        }
+    }
+
+    // ----- faults ----------------------------------------------------------
+
+    /// Start a process under `id` (fresh RNG per generation), joining
+    /// through `seed` if given.
+    fn start(&mut self, id: u32, seed: Option<u32>) {
+        let now = self.now;
+        let Some(slot) = self.slots.get_mut(id as usize) else {
+            return;
+        };
+        let rng = seed::rng(
+            self.spec.seed,
+            Stream::Node {
+                id,
+                generation: slot.generation,
+            },
+        );
+        slot.generation += 1;
+        // The configuration was validated in `with_config`.
+        let Ok(mut node) = Node::new(NodeId(id), self.config.clone(), rng, now) else {
+            return;
+        };
+        if let Some(s) = seed {
+            node.join(now, &[NodeId(s)]);
+        }
+        slot.node = Some(node);
+        slot.started = Some(now);
+        slot.leaving_since = None;
+        slot.wakeup = None;
+        self.checks.on_start(now, id);
+        self.after_input(id);
+    }
+
+    /// Stop a process: it handles nothing more; datagrams to it are dropped.
+    fn stop(&mut self, id: u32) -> Option<SimNode> {
+        let now = self.now;
+        let slot = self.slots.get_mut(id as usize)?;
+        if let Some(t) = slot.started.take() {
+            slot.lived += now - t;
+        }
+        slot.wakeup = None;
+        slot.leaving_since = None;
+        slot.node.take()
+    }
+
+    /// Up to `k` of `candidates`, chosen at random (a partial Fisher-Yates shuffle).
+    fn pick(&mut self, mut candidates: Vec<u32>, k: u32) -> Vec<u32> {
+        let k = (k as usize).min(candidates.len());
+        for i in 0..k {
+            let j = i + seed::below(&mut self.fault_rng, (candidates.len() - i) as u64) as usize;
+            candidates.swap(i, j);
+        }
+        candidates.truncate(k);
+        candidates
+    }
+
+    fn running(&self, except_seed: bool) -> Vec<u32> {
+        (0..self.slots.len() as u32)
+            .filter(|&id| !(except_seed && id == 0))
+            .filter(|&id| self.checks.life(id) == Life::Running)
+            .collect()
+    }
+
+    fn apply(&mut self, fault: Fault) {
+        let now = self.now;
+        if fault.disturbs() {
+            self.last_disturbance = now;
+        }
+        match fault {
+            Fault::Crash(k) => {
+                let victims = self.running(true);
+                for id in self.pick(victims, k) {
+                    if let Some(node) = self.stop(id) {
+                        self.checks.on_crash(now, id, node.incarnation());
+                    }
+                }
+            }
+            Fault::Restart(k) => {
+                let crashed: Vec<u32> = (0..self.slots.len() as u32)
+                    .filter(|&id| self.checks.life(id) == Life::Crashed)
+                    .collect();
+                for id in self.pick(crashed, k) {
+                    let seed = self.pick(self.running(false), 1).first().copied();
+                    self.start(id, seed);
+                }
+            }
+            Fault::Join(k) => {
+                for _ in 0..k {
+                    if self.next_id as usize >= self.slots.len() {
+                        break;
+                    }
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    let seed = self.pick(self.running(false), 1).first().copied();
+                    self.start(id, seed);
+                }
+            }
+            Fault::Leave(k) => {
+                let leavers = self.running(true);
+                for id in self.pick(leavers, k) {
+                    if let Some(slot) = self.slots.get_mut(id as usize) {
+                        if let Some(node) = slot.node.as_mut() {
+                            node.leave(now);
+                            slot.leaving_since = Some(now);
+                        }
+                    }
+                    self.checks.on_leave(now, id);
+                    self.after_input(id);
+                }
+            }
+            Fault::PartitionStart | Fault::PartitionEnd => {
+                let on = fault == Fault::PartitionStart;
+                self.network.set_partitioned(on);
+                self.checks.on_partition(now, on);
+            }
+            Fault::Broadcast => {
+                let Some(origin) = self.pick(self.running(false), 1).first().copied() else {
+                    return;
+                };
+                let k = self.checks.on_broadcast_sent(now, origin);
+                if let Some(node) = self.slots[origin as usize].node.as_mut() {
+                    // The payload is far below every preset's max_broadcast_len.
+                    let _ = node.broadcast(now, &broadcast_payload(k));
+                }
+                self.after_input(origin);
+            }
+        }
+    }
+}
+
+/// Feed one event into the trace hash.
+fn hash_event(trace: &mut TraceHash, at: Instant, node: u32, event: &Event<NodeId>) {
+    trace.bytes(b"E");
+    trace.u64(at.as_nanos());
+    trace.u64(u64::from(node));
+    trace.bytes(event.name().as_bytes());
+    if let Some(m) = event.member() {
+        trace.u64(u64::from(m.addr.0));
+        trace.u64(u64::from(m.incarnation));
+        trace.bytes(m.state.as_str().as_bytes());
+        trace.bytes(&m.meta);
+    }
+    if let Event::Broadcast(payload) = event {
+        trace.bytes(payload);
+    }
+}

@@ -1,0 +1,525 @@
+//! What to run: the resolved parameters of one simulation, the built-in
+//! scenarios that supply their defaults, and the timed fault plan.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use swim_core::Config;
+
+/// A protocol timing preset of swim-core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// [`Config::lan`].
+    Lan,
+    /// [`Config::wan`].
+    Wan,
+    /// [`Config::local`].
+    Local,
+}
+
+impl Profile {
+    /// The preset's configuration.
+    pub fn config(self) -> Config {
+        match self {
+            Profile::Lan => Config::lan(),
+            Profile::Wan => Config::wan(),
+            Profile::Local => Config::local(),
+        }
+    }
+
+    /// The option value naming it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Lan => "lan",
+            Profile::Wan => "wan",
+            Profile::Local => "local",
+        }
+    }
+}
+
+/// A built-in scenario: a story of faults, and defaults for every option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// The default run: 300 nodes join through one seed under 1% loss, three
+    /// crash, one leaves, one broadcast.
+    Demo,
+    /// Nodes join through one seed; nothing else happens.
+    Join,
+    /// After the join, 1% of the nodes crash at once.
+    Crash,
+    /// Steady state under 10% loss.
+    Loss,
+    /// The cluster is cut in halves for a minute, then healed.
+    Partition,
+    /// A few nodes handle their inputs late (Lifeguard's slow-node experiment).
+    Slow,
+    /// Every few seconds a node crashes, a crashed one restarts, now and then a new one joins.
+    Churn,
+    /// After the join, a few nodes leave gracefully.
+    Leave,
+}
+
+impl Scenario {
+    /// Every scenario, in the order the help text lists them.
+    pub const ALL: [Scenario; 8] = [
+        Scenario::Demo,
+        Scenario::Join,
+        Scenario::Crash,
+        Scenario::Loss,
+        Scenario::Partition,
+        Scenario::Slow,
+        Scenario::Churn,
+        Scenario::Leave,
+    ];
+
+    /// The option value naming it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Demo => "demo",
+            Scenario::Join => "join",
+            Scenario::Crash => "crash",
+            Scenario::Loss => "loss",
+            Scenario::Partition => "partition",
+            Scenario::Slow => "slow",
+            Scenario::Churn => "churn",
+            Scenario::Leave => "leave",
+        }
+    }
+
+    /// The scenario's full set of parameters for `seed`; options given on
+    /// the command line then replace single fields.
+    pub fn spec(self, seed: u64) -> RunSpec {
+        let base = RunSpec {
+            scenario: self,
+            seed,
+            nodes: 100,
+            duration: Duration::from_secs(120),
+            profile: Profile::Lan,
+            loss: 0.0,
+            latency: LatencyRange::default(),
+            crashes: Vec::new(),
+            partition: None,
+            slow: 0,
+            lifeguard: true,
+        };
+        match self {
+            Scenario::Demo => RunSpec {
+                nodes: 300,
+                duration: Duration::from_secs(180),
+                loss: 0.01,
+                crashes: vec![CrashSpec::new(3, 60.0)],
+                ..base
+            },
+            Scenario::Join => RunSpec {
+                duration: Duration::from_secs(60),
+                ..base
+            },
+            Scenario::Crash => RunSpec {
+                nodes: 300,
+                duration: Duration::from_secs(150),
+                crashes: vec![CrashSpec::new(3, 60.0)],
+                ..base
+            },
+            Scenario::Loss => RunSpec {
+                nodes: 300,
+                duration: Duration::from_secs(180),
+                loss: 0.10,
+                ..base
+            },
+            Scenario::Partition => RunSpec {
+                duration: Duration::from_secs(300),
+                partition: Some(PartitionSpec {
+                    start: Duration::from_secs(60),
+                    end: Duration::from_secs(120),
+                }),
+                ..base
+            },
+            Scenario::Slow => RunSpec {
+                duration: Duration::from_secs(300),
+                slow: 5,
+                ..base
+            },
+            Scenario::Churn => RunSpec {
+                nodes: 200,
+                duration: Duration::from_secs(300),
+                ..base
+            },
+            Scenario::Leave => base,
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A value that does not parse, with what was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub &'static str);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "expected {}", self.0)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+impl FromStr for Scenario {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        Scenario::ALL
+            .into_iter()
+            .find(|sc| sc.name() == s)
+            .ok_or(ParseError(
+                "one of demo, join, crash, loss, partition, slow, churn, leave",
+            ))
+    }
+}
+
+impl FromStr for Profile {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "lan" => Ok(Profile::Lan),
+            "wan" => Ok(Profile::Wan),
+            "local" => Ok(Profile::Local),
+            _ => Err(ParseError("one of lan, wan, local")),
+        }
+    }
+}
+
+fn seconds(s: &str) -> Option<Duration> {
+    let v: f64 = s.trim().parse().ok()?;
+    (0.0..1e9).contains(&v).then(|| Duration::from_secs_f64(v))
+}
+
+/// A time written back in seconds, exactly as it would be parsed again.
+fn secs_text(d: Duration) -> String {
+    format!("{}", d.as_secs_f64())
+}
+
+/// `COUNT@SECONDS`: crash that many random live nodes at that time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashSpec {
+    /// Nodes to crash.
+    pub count: u32,
+    /// When, from the start of the run.
+    pub at: Duration,
+}
+
+impl CrashSpec {
+    /// `count` crashes at `secs` seconds.
+    pub fn new(count: u32, secs: f64) -> Self {
+        CrashSpec {
+            count,
+            at: Duration::from_secs_f64(secs),
+        }
+    }
+}
+
+impl FromStr for CrashSpec {
+    type Err = ParseError;
+    /// `COUNT@SECONDS`, or `none` (no crash, to override a scenario's).
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        const WANT: &str = "COUNT@SECONDS, e.g. 3@60, or none";
+        if s == "none" {
+            return Ok(CrashSpec::new(0, 0.0));
+        }
+        let (count, at) = s.split_once('@').ok_or(ParseError(WANT))?;
+        Ok(CrashSpec {
+            count: count.trim().parse().map_err(|_| ParseError(WANT))?,
+            at: seconds(at).ok_or(ParseError(WANT))?,
+        })
+    }
+}
+
+impl fmt::Display for CrashSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.count, secs_text(self.at))
+    }
+}
+
+/// `SECONDS..SECONDS`: the halves are cut off from each other in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionSpec {
+    /// When the cut starts.
+    pub start: Duration,
+    /// When it heals.
+    pub end: Duration,
+}
+
+/// An optional partition: `SECONDS..SECONDS` or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaybePartition(pub Option<PartitionSpec>);
+
+impl FromStr for MaybePartition {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        const WANT: &str = "START..END in seconds, e.g. 60..120, or none";
+        if s == "none" {
+            return Ok(MaybePartition(None));
+        }
+        let (a, b) = s.split_once("..").ok_or(ParseError(WANT))?;
+        let (start, end) = (
+            seconds(a).ok_or(ParseError(WANT))?,
+            seconds(b).ok_or(ParseError(WANT))?,
+        );
+        if end < start {
+            return Err(ParseError(WANT));
+        }
+        Ok(MaybePartition(Some(PartitionSpec { start, end })))
+    }
+}
+
+/// `MIN_MS..MAX_MS`: one-way latency drawn uniformly in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencyRange {
+    /// Shortest.
+    pub min: Duration,
+    /// Longest.
+    pub max: Duration,
+}
+
+impl Default for LatencyRange {
+    /// 1-5 ms, the LAN of DESIGN.md's comparison table.
+    fn default() -> Self {
+        LatencyRange {
+            min: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+        }
+    }
+}
+
+impl FromStr for LatencyRange {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        const WANT: &str = "MIN_MS..MAX_MS, e.g. 1..5";
+        let (a, b) = s.split_once("..").ok_or(ParseError(WANT))?;
+        let ms = |x: &str| seconds(x).map(|d| d / 1000).ok_or(ParseError(WANT));
+        let (min, max) = (ms(a)?, ms(b)?);
+        if max < min {
+            return Err(ParseError(WANT));
+        }
+        Ok(LatencyRange { min, max })
+    }
+}
+
+impl fmt::Display for LatencyRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        write!(f, "{}..{}", ms(self.min), ms(self.max))
+    }
+}
+
+/// Every parameter of one run. Together with the seed it fixes the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSpec {
+    /// The story of faults beyond what the fields below say.
+    pub scenario: Scenario,
+    /// The seed every random choice derives from.
+    pub seed: u64,
+    /// Nodes at the start (late joiners and restarts come on top).
+    pub nodes: u32,
+    /// Simulated time to run.
+    pub duration: Duration,
+    /// Protocol timing preset.
+    pub profile: Profile,
+    /// Probability that a datagram is lost.
+    pub loss: f64,
+    /// One-way latency range.
+    pub latency: LatencyRange,
+    /// Crashes of random live nodes.
+    pub crashes: Vec<CrashSpec>,
+    /// A cut between the two halves.
+    pub partition: Option<PartitionSpec>,
+    /// Nodes that handle their inputs late, for the whole run.
+    pub slow: u32,
+    /// The Lifeguard extensions on (the default) or off.
+    pub lifeguard: bool,
+}
+
+/// One timed fault or command of the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Crash this many random live nodes (never node 0, the seed).
+    Crash(u32),
+    /// Restart this many crashed nodes (same id, fresh process).
+    Restart(u32),
+    /// Start this many new nodes that join through a live node.
+    Join(u32),
+    /// This many random live nodes leave gracefully.
+    Leave(u32),
+    /// Cut the halves off from each other.
+    PartitionStart,
+    /// Heal the cut.
+    PartitionEnd,
+    /// A random live node broadcasts an application payload.
+    Broadcast,
+}
+
+impl Fault {
+    /// Whether the fault disturbs membership (a broadcast does not).
+    pub fn disturbs(self) -> bool {
+        !matches!(self, Fault::Broadcast)
+    }
+}
+
+impl RunSpec {
+    /// The protocol configuration every node runs.
+    pub fn config(&self) -> Config {
+        let mut c = self.profile.config();
+        c.lifeguard = self.lifeguard;
+        c
+    }
+
+    /// The timed faults, in time order (ties in the order listed).
+    pub fn plan(&self) -> Vec<(Duration, Fault)> {
+        let mut plan: Vec<(Duration, Fault)> = self
+            .crashes
+            .iter()
+            .filter(|c| c.count > 0)
+            .map(|c| (c.at, Fault::Crash(c.count)))
+            .collect();
+        if let Some(p) = self.partition {
+            plan.push((p.start, Fault::PartitionStart));
+            plan.push((p.end, Fault::PartitionEnd));
+        }
+        let at = Duration::from_secs;
+        match self.scenario {
+            Scenario::Demo => {
+                plan.push((at(90), Fault::Leave(1)));
+                plan.push((at(100), Fault::Broadcast));
+            }
+            Scenario::Leave => plan.push((at(60), Fault::Leave(5))),
+            Scenario::Churn => {
+                // Leave the last minute quiet: the liveness phase.
+                let quiet = self.duration.saturating_sub(at(60));
+                let mut t = at(30);
+                let mut k = 0u32;
+                while t < quiet {
+                    plan.push((t, Fault::Crash(1)));
+                    if k > 0 {
+                        plan.push((t, Fault::Restart(1)));
+                    }
+                    if k % 4 == 3 {
+                        plan.push((t, Fault::Join(1)));
+                    }
+                    k += 1;
+                    t += at(5);
+                }
+            }
+            Scenario::Join
+            | Scenario::Crash
+            | Scenario::Loss
+            | Scenario::Partition
+            | Scenario::Slow => {}
+        }
+        plan.retain(|(t, _)| *t <= self.duration);
+        plan.sort_by_key(|(t, _)| *t);
+        plan
+    }
+
+    /// Node ids the run needs: the initial nodes plus late joiners.
+    pub fn ids(&self) -> u32 {
+        let late: u32 = self
+            .plan()
+            .iter()
+            .map(|(_, f)| if let Fault::Join(n) = f { *n } else { 0 })
+            .sum();
+        self.nodes.saturating_add(late)
+    }
+
+    /// The command that replays this run exactly.
+    pub fn replay_command(&self) -> String {
+        let mut cmd = format!(
+            "cargo run --release -p swim-sim -- --scenario {} --seed {} --nodes {} --duration {} --profile {} --loss {} --latency {} --slow {}",
+            self.scenario,
+            self.seed,
+            self.nodes,
+            secs_text(self.duration),
+            self.profile.name(),
+            self.loss,
+            self.latency,
+            self.slow,
+        );
+        let crashes: Vec<&CrashSpec> = self.crashes.iter().filter(|c| c.count > 0).collect();
+        if crashes.is_empty() {
+            cmd.push_str(" --crash none");
+        }
+        for c in crashes {
+            cmd.push_str(&format!(" --crash {c}"));
+        }
+        match self.partition {
+            Some(p) => cmd.push_str(&format!(
+                " --partition {}..{}",
+                secs_text(p.start),
+                secs_text(p.end)
+            )),
+            None => cmd.push_str(" --partition none"),
+        }
+        if !self.lifeguard {
+            cmd.push_str(" --no-lifeguard");
+        }
+        cmd
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_values_parse_and_print_back() {
+        let c: CrashSpec = "3@60.5".parse().unwrap();
+        assert_eq!(c, CrashSpec::new(3, 60.5));
+        assert_eq!(c.to_string(), "3@60.5");
+        assert_eq!("none".parse::<CrashSpec>().unwrap().count, 0);
+        assert!("3".parse::<CrashSpec>().is_err());
+        let p: MaybePartition = "60..120".parse().unwrap();
+        assert_eq!(p.0.unwrap().end, Duration::from_secs(120));
+        assert!("120..60".parse::<MaybePartition>().is_err());
+        let l: LatencyRange = "1..5".parse().unwrap();
+        assert_eq!(l, LatencyRange::default());
+        assert_eq!(l.to_string(), "1..5");
+        assert_eq!(
+            "0.5..2".parse::<LatencyRange>().unwrap().to_string(),
+            "0.5..2"
+        );
+        assert_eq!("churn".parse::<Scenario>().unwrap(), Scenario::Churn);
+        assert!("nope".parse::<Profile>().is_err());
+    }
+
+    #[test]
+    fn churn_plans_crashes_restarts_and_late_joins_before_a_quiet_minute() {
+        let spec = Scenario::Churn.spec(1);
+        let plan = spec.plan();
+        assert!(plan
+            .iter()
+            .all(|(t, _)| *t < spec.duration - Duration::from_secs(60)));
+        assert!(plan.iter().any(|(_, f)| matches!(f, Fault::Restart(1))));
+        assert!(spec.ids() > spec.nodes);
+    }
+
+    #[test]
+    fn the_replay_command_names_every_parameter() {
+        let mut spec = Scenario::Demo.spec(42);
+        spec.lifeguard = false;
+        let cmd = spec.replay_command();
+        for part in [
+            "--scenario demo",
+            "--seed 42",
+            "--nodes 300",
+            "--duration 180",
+            "--loss 0.01",
+            "--crash 3@60",
+            "--partition none",
+            "--no-lifeguard",
+        ] {
+            assert!(cmd.contains(part), "{cmd} lacks {part}");
+        }
+    }
+}
