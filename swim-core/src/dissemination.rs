@@ -57,10 +57,18 @@ struct Slot<A> {
     generation: u32,
     /// The fill pass that last sent it, so one datagram carries it once.
     stamp: u32,
+    /// Destinations already sent to, as a 128-bit Bloom filter (two bits per
+    /// destination): a send to a member that has the item is wasted, so the
+    /// item waits for another. A false positive only delays one send.
+    sent_to: u128,
+    /// Times it was held back for a repeated destination; past `limit` it
+    /// counts such an offer as a send, so an item every reachable member has
+    /// still retires.
+    repeats: u32,
 }
 
 /// Most skipped items remembered per bucket while filling one datagram.
-const MAX_SKIPS: usize = 16;
+const MAX_SKIPS: usize = 32;
 /// Transmit counts above this share the last bucket.
 const MAX_BUCKETS: usize = 64;
 
@@ -100,14 +108,17 @@ impl<A: Clone> Dissemination<A> {
         self.members.contains_key(&handle)
     }
 
-    /// Queue (or re-queue, resetting its count) the member's current state.
-    /// Returns how many items were evicted to stay within `max_items`.
+    /// Queue (or re-queue, resetting its count) the member's current state,
+    /// as if already sent `head_start` times (low-priority news goes out
+    /// fewer times and after fresher news). Returns how many items were
+    /// evicted to stay within `max_items`.
     pub fn queue_member(
         &mut self,
         handle: u32,
         accuser: Option<A>,
         source: Option<A>,
         max_items: usize,
+        head_start: u32,
     ) -> usize {
         if let Some(&id) = self.members.get(&handle) {
             if let Some(slot) = self.slots.get_mut(id as usize) {
@@ -116,19 +127,22 @@ impl<A: Clone> Dissemination<A> {
                     accuser,
                     source,
                 });
-                slot.transmits = 0;
+                slot.transmits = head_start;
+                slot.sent_to = 0;
+                slot.repeats = 0;
                 slot.generation = slot.generation.wrapping_add(1);
                 let generation = slot.generation;
-                self.bucket(0).push_back((id, generation));
+                self.bucket(head_start as usize).push_back((id, generation));
                 return 0;
             }
         }
         let evicted = self.make_room(max_items);
-        let id = self.push(Item::Member {
+        let item = Item::Member {
             handle,
             accuser,
             source,
-        });
+        };
+        let id = self.push(item, head_start);
         self.members.insert(handle, id);
         evicted
     }
@@ -142,11 +156,14 @@ impl<A: Clone> Dissemination<A> {
         max_items: usize,
     ) -> usize {
         let evicted = self.make_room(max_items);
-        self.push(Item::User {
-            id,
-            payload,
-            source,
-        });
+        self.push(
+            Item::User {
+                id,
+                payload,
+                source,
+            },
+            0,
+        );
         evicted
     }
 
@@ -159,7 +176,14 @@ impl<A: Clone> Dissemination<A> {
 
     /// Offer items, least-sent first, to `offer` until it reports the datagram
     /// full or nothing is left. Items that reach `limit` transmissions retire.
-    pub fn fill(&mut self, limit: u32, mut offer: impl FnMut(&Item<A>) -> Offer) {
+    /// `destination` is the datagram's destination hashed to two bits (see
+    /// [`destination_bits`]).
+    pub fn fill(
+        &mut self,
+        limit: u32,
+        destination: u128,
+        mut offer: impl FnMut(&Item<A>) -> Offer,
+    ) {
         if self.live == 0 {
             self.clear_stale();
             return;
@@ -171,13 +195,15 @@ impl<A: Clone> Dissemination<A> {
             let mut skipped: SmallVec<[(u32, u32); MAX_SKIPS]> = SmallVec::new();
             let mut full = false;
             while let Some(&(id, generation)) = self.buckets.get(t).and_then(VecDeque::front) {
-                let (current, sent_this_pass, transmits) = match self.slots.get(id as usize) {
+                let (current, sent_this_pass, transmits, repeat) = match self.slots.get(id as usize)
+                {
                     Some(slot) => (
                         slot.generation == generation && slot.item.is_some(),
                         slot.stamp == stamp,
                         slot.transmits,
+                        destination != 0 && slot.sent_to & destination == destination,
                     ),
-                    None => (false, false, 0),
+                    None => (false, false, 0, false),
                 };
                 if !current {
                     self.pop_front(t);
@@ -191,12 +217,21 @@ impl<A: Clone> Dissemination<A> {
                     self.retire(id);
                     continue;
                 }
-                let outcome = match self.slots.get(id as usize).and_then(|s| s.item.as_ref()) {
-                    Some(item) => offer(item),
-                    None => Offer::Drop,
+                let outcome = match self.slots.get_mut(id as usize) {
+                    Some(slot) if repeat && slot.repeats < limit => {
+                        slot.repeats += 1;
+                        Offer::Skip
+                    }
+                    Some(_) if repeat => Offer::Known,
+                    Some(Slot {
+                        item: Some(item), ..
+                    }) => offer(item),
+                    _ => Offer::Drop,
                 };
                 match outcome {
-                    Offer::Sent | Offer::Known => self.sent(id, generation, limit, stamp),
+                    Offer::Sent | Offer::Known => {
+                        self.sent(id, generation, limit, stamp, destination)
+                    }
                     Offer::Drop => self.retire(id),
                     Offer::Skip => {
                         skipped.push((id, generation));
@@ -224,12 +259,13 @@ impl<A: Clone> Dissemination<A> {
         }
     }
 
-    fn sent(&mut self, id: u32, generation: u32, limit: u32, stamp: u32) {
+    fn sent(&mut self, id: u32, generation: u32, limit: u32, stamp: u32, destination: u128) {
         let Some(slot) = self.slots.get_mut(id as usize) else {
             return;
         };
         slot.transmits = slot.transmits.saturating_add(1);
         slot.stamp = stamp;
+        slot.sent_to |= destination;
         if slot.transmits >= limit {
             self.retire(id);
         } else {
@@ -238,12 +274,14 @@ impl<A: Clone> Dissemination<A> {
         }
     }
 
-    fn push(&mut self, item: Item<A>) -> u32 {
+    fn push(&mut self, item: Item<A>, head_start: u32) -> u32 {
         let slot = Slot {
             item: Some(item),
-            transmits: 0,
+            transmits: head_start,
             generation: 0,
             stamp: 0,
+            sent_to: 0,
+            repeats: 0,
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -262,7 +300,7 @@ impl<A: Clone> Dissemination<A> {
             }
         };
         let generation = self.slots.get(id as usize).map_or(0, |s| s.generation);
-        self.bucket(0).push_back((id, generation));
+        self.bucket(head_start as usize).push_back((id, generation));
         self.live += 1;
         id
     }
@@ -326,13 +364,24 @@ impl<A: Clone> Dissemination<A> {
     }
 }
 
+/// A destination's two bits for [`Dissemination::fill`], from FNV-1a over
+/// its wire encoding. Deterministic on every platform.
+pub(crate) fn destination_bits(encoded: &[u8]) -> u128 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in encoded {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (1u128 << (h % 128)) | (1u128 << ((h >> 32) % 128))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn sent_ids(d: &mut Dissemination<u32>, limit: u32, room: usize) -> Vec<u32> {
         let mut out = Vec::new();
-        d.fill(limit, |item| {
+        d.fill(limit, 0, |item| {
             if out.len() == room {
                 return Offer::Full;
             }
@@ -348,10 +397,10 @@ mod tests {
     #[test]
     fn least_sent_items_go_first_and_retire_at_the_limit() {
         let mut d = Dissemination::new();
-        d.queue_member(1, None, None, 100);
-        d.queue_member(2, None, None, 100);
+        d.queue_member(1, None, None, 100, 0);
+        d.queue_member(2, None, None, 100, 0);
         assert_eq!(sent_ids(&mut d, 3, 1), vec![1]);
-        d.queue_member(3, None, None, 100);
+        d.queue_member(3, None, None, 100, 0);
         // 2 and 3 have been sent 0 times, 1 once.
         assert_eq!(sent_ids(&mut d, 3, 2), vec![2, 3]);
         assert_eq!(sent_ids(&mut d, 3, 10), vec![1, 2, 3]);
@@ -361,18 +410,57 @@ mod tests {
     }
 
     #[test]
+    fn an_item_waits_for_a_destination_that_lacks_it_then_retires() {
+        let mut d = Dissemination::new();
+        d.queue_member(1, None, None, 100, 0);
+        let to = |d: &mut Dissemination<u32>, bit| {
+            let mut n = 0;
+            d.fill(3, bit, |_| {
+                n += 1;
+                Offer::Sent
+            });
+            n
+        };
+        assert_eq!(to(&mut d, 1), 1);
+        assert_eq!(to(&mut d, 1), 0, "not sent twice to one destination");
+        assert_eq!(to(&mut d, 2), 1, "but sent to another");
+        // Only destination 1 remains: after `limit` refusals the item retires.
+        for _ in 0..4 {
+            assert_eq!(to(&mut d, 1), 0);
+        }
+        assert!(d.is_empty());
+    }
+
+    #[test]
+    fn a_requeued_item_may_go_to_earlier_destinations_again() {
+        let mut d: Dissemination<u32> = Dissemination::new();
+        d.queue_member(1, None, None, 100, 0);
+        let mut n = 0;
+        d.fill(3, 1, |_| {
+            n += 1;
+            Offer::Sent
+        });
+        d.queue_member(1, None, None, 100, 0);
+        d.fill(3, 1, |_| {
+            n += 1;
+            Offer::Sent
+        });
+        assert_eq!(n, 2, "newer news is news to everyone");
+    }
+
+    #[test]
     fn one_datagram_carries_an_item_once() {
         let mut d = Dissemination::new();
-        d.queue_member(7, None, None, 100);
+        d.queue_member(7, None, None, 100, 0);
         assert_eq!(sent_ids(&mut d, 10, 100), vec![7]);
     }
 
     #[test]
     fn a_newer_update_replaces_the_older_and_restarts_its_count() {
         let mut d = Dissemination::new();
-        d.queue_member(1, None, None, 100);
+        d.queue_member(1, None, None, 100, 0);
         sent_ids(&mut d, 2, 10);
-        d.queue_member(1, Some(9), None, 100);
+        d.queue_member(1, Some(9), None, 100, 0);
         assert_eq!(d.len(), 1);
         assert_eq!(sent_ids(&mut d, 2, 10), vec![1]);
         assert_eq!(sent_ids(&mut d, 2, 10), vec![1]);
@@ -382,10 +470,10 @@ mod tests {
     #[test]
     fn overflow_evicts_the_most_sent() {
         let mut d = Dissemination::new();
-        d.queue_member(1, None, None, 2);
+        d.queue_member(1, None, None, 2, 0);
         sent_ids(&mut d, 5, 10);
-        d.queue_member(2, None, None, 2);
-        assert_eq!(d.queue_member(3, None, None, 2), 1);
+        d.queue_member(2, None, None, 2, 0);
+        assert_eq!(d.queue_member(3, None, None, 2, 0), 1);
         assert!(!d.has_member(1));
         assert_eq!(sent_ids(&mut d, 5, 10), vec![2, 3]);
     }
@@ -396,7 +484,7 @@ mod tests {
         d.queue_user(1, Box::new([0; 100]), None, 10);
         d.queue_user(2, Box::new([0; 1]), None, 10);
         let mut out = Vec::new();
-        d.fill(5, |item| match item {
+        d.fill(5, 0, |item| match item {
             Item::User { id, payload, .. } if payload.len() < 50 => {
                 out.push(*id);
                 Offer::Sent

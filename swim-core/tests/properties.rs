@@ -236,7 +236,7 @@ fn a_datagram_of_another_cluster_is_dropped_before_decoding() {
     .unwrap();
     let mut buf = [0u8; 64];
     let ping: Message<'_, NodeId> = Message::Ping { seq: 1 };
-    let len = encode_datagram(&mut buf, b"green", &[ping.clone()]).unwrap();
+    let len = encode_datagram(&mut buf, b"green", std::slice::from_ref(&ping)).unwrap();
     assert_eq!(
         node.handle_datagram(Instant::ZERO, NodeId(1), &buf[..len]),
         Err(swim_core::Rejected::Frame(wire::FrameError::WrongCluster))

@@ -231,3 +231,64 @@ fn two_live_processes_claiming_one_address_are_reported_not_flapping() {
         "incarnations did not flap upward without bound: {bumps}"
     );
 }
+
+/// The scenarios above with one seed each can pass by luck; these hold for
+/// every one of many seeds, in a cluster of five (small clusters are where
+/// gossip with few retransmissions misses members) and of twenty.
+#[test]
+fn join_updates_broadcasts_and_detection_hold_across_seeds() {
+    for (n, config, seeds) in [
+        (5u32, Config::local(), 0..100u64),
+        (20, Config::lan(), 0..10),
+    ] {
+        for seed in seeds {
+            let mut c = Cluster::joined(seed, n, config.clone());
+            assert!(
+                c.run_until(secs(5), Cluster::converged),
+                "seed {seed}, {n} nodes: join did not converge in 5 s"
+            );
+            let now = c.now;
+            c.node(1).set_metadata(now, b"v2").unwrap();
+            c.node(3).broadcast(now, b"hello").unwrap();
+            c.drain(1);
+            c.drain(3);
+            c.run_for(secs(5));
+            for o in 0..n {
+                let broadcasts = c
+                    .events_at(o)
+                    .filter(|e| matches!(e, Event::Broadcast(_)))
+                    .count();
+                assert_eq!(
+                    broadcasts,
+                    usize::from(o != 3),
+                    "seed {seed}: node {o} broadcast deliveries"
+                );
+                let updates = c
+                    .events_at(o)
+                    .filter(|e| matches!(e, Event::Updated(m) if m.addr == NodeId(1)))
+                    .count();
+                assert_eq!(
+                    updates,
+                    usize::from(o != 1),
+                    "seed {seed}: node {o} metadata updates"
+                );
+            }
+            c.crashed.insert(2);
+            let others: Vec<u32> = (0..n).filter(|&o| o != 2).collect();
+            let detected = |c: &Cluster| others.iter().all(|&o| c.view(o, 2) == Some(State::Dead));
+            assert!(
+                c.run_until(secs(90), detected),
+                "seed {seed}: crash not detected everywhere"
+            );
+            let false_failures = c
+                .events
+                .iter()
+                .filter(|(_, _, e)| matches!(e, Event::Failed(m) if m.addr != NodeId(2)))
+                .count();
+            assert_eq!(
+                false_failures, 0,
+                "seed {seed}: a live node was declared failed"
+            );
+        }
+    }
+}

@@ -113,7 +113,13 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let suspicions = &self.suspicions;
         let addr = &self.addr;
         let mut sent = 0u64;
-        self.gossip.fill(limit, |item| {
+        let mut encoded = [0u8; 64];
+        let mut dw = Writer::new(&mut encoded);
+        let destination = match to.encode(&mut dw) {
+            Ok(()) => crate::dissemination::destination_bits(dw.written()),
+            Err(_) => 0,
+        };
+        self.gossip.fill(limit, destination, |item| {
             if w.remaining() < SMALLEST_UPDATE {
                 return Offer::Full;
             }

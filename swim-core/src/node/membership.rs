@@ -18,6 +18,26 @@ pub(crate) struct Join {
     pub next_attempt: Instant,
 }
 
+/// Full-state exchanges with random members shortly after joining: when
+/// many members join at once, the first ones' replies predate the later
+/// ones, and gossip alone leaves a few pairs unaware of each other until the
+/// periodic exchange, which can be minutes away in a large cluster. The
+/// first follow-up always happens; further ones only while they or gossip
+/// still teach us new members.
+#[derive(Debug, Clone)]
+pub(crate) struct FollowUp {
+    pub at: Instant,
+    /// Members learned since the join (or the last follow-up), by gossip or
+    /// from the last follow-up's reply: a sign the view is still filling in.
+    pub learned: u32,
+    /// Follow-ups made so far.
+    pub round: u32,
+}
+
+/// Most follow-up exchanges after one join; they are spaced 1, 2, 4 probe
+/// intervals apart and stop as soon as the view stops changing.
+const MAX_FOLLOW_UPS: u32 = 3;
+
 /// A full-state transfer being sent, one datagram per poll, straight from the
 /// member table (no copy of the state is made).
 #[derive(Debug, Clone)]
@@ -96,7 +116,14 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// exchange; a reply means our join got through.
     pub(super) fn on_push_pull(&mut self, from: &A, reply_wanted: bool, exchange: u32) {
         if !reply_wanted {
-            self.join = None;
+            if self.join.take().is_some() {
+                let at = self.now + self.config.probe_interval;
+                self.follow_up = Some(FollowUp {
+                    at,
+                    learned: 0,
+                    round: 0,
+                });
+            }
             return;
         }
         if self
@@ -138,6 +165,32 @@ impl<A: Address, R: RngCore> Node<A, R> {
             .map(|e| e.addr.clone())
         {
             self.start_push_pull(to, false);
+        }
+    }
+
+    pub(super) fn join_follow_up(&mut self) {
+        let Some(follow_up) = self.follow_up.take() else {
+            return;
+        };
+        if (follow_up.round > 0 && follow_up.learned == 0) || self.leaving {
+            return;
+        }
+        let peers = self.random_peers(1, None, false);
+        if let Some(to) = peers
+            .first()
+            .and_then(|&h| self.members.get(h))
+            .map(|e| e.addr.clone())
+        {
+            self.start_push_pull(to, false);
+        }
+        let round = follow_up.round + 1;
+        if round < MAX_FOLLOW_UPS {
+            let at = self.now + crate::time::scale(self.config.probe_interval, 1 << round);
+            self.follow_up = Some(FollowUp {
+                at,
+                learned: 0,
+                round,
+            });
         }
     }
 

@@ -15,9 +15,11 @@ use crate::wire::Update;
 
 impl<A: Address, R: RngCore> Node<A, R> {
     /// Merge one claim received from `from`. With `quiet` (the claim came in
-    /// the reply to our own full-state request), members new to us are not
-    /// re-gossiped: the sender's side knows them already, and gossiping all
-    /// N of them after every join would flood the cluster.
+    /// the reply to our own full-state request), members new to us are
+    /// re-gossiped once, after all fresher news: the sender's side mostly
+    /// knows them already, and gossiping all N of them at full strength
+    /// after every join would flood the cluster; but when many join at once,
+    /// the one echo each is what lets early joiners learn of late ones.
     pub(super) fn merge(&mut self, update: Update<'_, A>, from: &A, quiet: bool) {
         if update.member == self.addr {
             self.merge_about_self(&update);
@@ -28,8 +30,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
             state: update.state,
         };
         let Some(handle) = self.members.handle(&update.member) else {
-            let gossip = !quiet || update.member == *from;
-            self.insert_member(update, gossip);
+            let echo_once = quiet && update.member != *from;
+            self.insert_member(update, echo_once);
             return;
         };
         let Some(current) = self.members.get(handle).map(Entry::claim) else {
@@ -48,7 +50,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
     /// A member we did not know. Only live claims create one: Dead or Left
     /// about a stranger tells us nothing worth a table entry.
-    fn insert_member(&mut self, update: Update<'_, A>, gossip: bool) {
+    fn insert_member(&mut self, update: Update<'_, A>, echo_once: bool) {
         if !update.state.is_live() {
             return;
         }
@@ -65,10 +67,16 @@ impl<A: Address, R: RngCore> Node<A, R> {
         });
         self.add_to_probe_order(handle);
         self.emit(Event::Joined(self.snapshot(handle)));
+        if let Some(f) = self.follow_up.as_mut() {
+            f.learned += 1;
+        }
         if update.state == State::Suspect {
             let accuser = update.accuser.unwrap_or_else(|| self.addr.clone());
             self.become_suspect(handle, update.incarnation, accuser);
-        } else if gossip {
+        } else if echo_once {
+            let head_start = self.retransmit_limit().saturating_sub(1);
+            self.queue_gossip_with(handle, None, head_start);
+        } else {
             self.queue_gossip(handle, None);
         }
     }

@@ -29,7 +29,7 @@ use crate::suspicion::Suspicion;
 use crate::time::Instant;
 use crate::wire::{self, DecodeError, FrameError, Limits, Message};
 
-use membership::{Join, PushPullSend, Tombstone};
+use membership::{FollowUp, Join, PushPullSend, Tombstone};
 use probe::{Probe, Relay};
 
 /// A datagram the node wants sent: `len` bytes at the start of the buffer
@@ -194,6 +194,7 @@ pub struct Node<A: Address, R: RngCore> {
 
     seeds: Vec<A>,
     join: Option<Join>,
+    follow_up: Option<FollowUp>,
     next_push_pull: Instant,
     push_pull_sends: VecDeque<PushPullSend<A>>,
     next_exchange: u32,
@@ -265,6 +266,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             seen_order: VecDeque::new(),
             seeds: Vec::new(),
             join: None,
+            follow_up: None,
             next_push_pull: now,
             push_pull_sends: VecDeque::with_capacity(config.max_push_pull_sends.min(64)),
             next_exchange: 0,
@@ -484,6 +486,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if self.join.as_ref().is_some_and(|j| j.next_attempt <= now) {
             self.join_attempt();
         }
+        if self.follow_up.as_ref().is_some_and(|f| f.at <= now) {
+            self.join_follow_up();
+        }
     }
 
     // ----- commands ------------------------------------------------------
@@ -629,6 +634,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if let Some(j) = &self.join {
             next = next.min(j.next_attempt);
         }
+        if let Some(f) = &self.follow_up {
+            next = next.min(f.at);
+        }
         for r in &self.relays {
             next = next.min(r.next_deadline());
         }
@@ -669,10 +677,16 @@ impl<A: Address, R: RngCore> Node<A, R> {
     }
 
     fn queue_gossip(&mut self, handle: u32, accuser: Option<A>) {
+        self.queue_gossip_with(handle, accuser, 0);
+    }
+
+    /// Queue with a head start: see [`Dissemination::queue_member`].
+    fn queue_gossip_with(&mut self, handle: u32, accuser: Option<A>, head_start: u32) {
         let source = self.heard_from.clone();
-        let dropped =
-            self.gossip
-                .queue_member(handle, accuser, source, self.config.max_gossip_queue);
+        let max = self.config.max_gossip_queue;
+        let dropped = self
+            .gossip
+            .queue_member(handle, accuser, source, max, head_start);
         self.stats.gossip_dropped += dropped as u64;
     }
 
