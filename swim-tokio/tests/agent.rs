@@ -1,0 +1,294 @@
+//! End to end: real `swim agent` processes on loopback, queried over HTTP.
+#![cfg(feature = "agent")]
+
+use std::fs::File;
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use swim_tokio::agent::client;
+use tokio::time::Instant;
+
+/// A loopback UDP port nobody is using right now.
+fn free_udp() -> SocketAddr {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A loopback TCP port nobody is using right now.
+fn free_tcp() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A running `swim agent`, killed if the test ends early.
+struct Agent {
+    child: Child,
+    udp: SocketAddr,
+    http: String,
+    log: PathBuf,
+}
+
+impl Agent {
+    fn start(name: &str, join: &[SocketAddr]) -> Agent {
+        let udp = free_udp();
+        let http = free_tcp();
+        let log = std::env::temp_dir().join(format!(
+            "swim-agent-{}-{name}-{}.log",
+            std::process::id(),
+            udp.port()
+        ));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_swim"));
+        cmd.args(["agent", "--profile", "local", "--log-level", "info"])
+            .args(["--bind", &udp.to_string(), "--http", &http.to_string()])
+            .args(["--name", name, "--meta", "test=e2e"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(File::create(&log).unwrap()));
+        if !join.is_empty() {
+            let seeds: Vec<String> = join.iter().map(ToString::to_string).collect();
+            cmd.args(["--join", &seeds.join(",")]);
+        }
+        let child = cmd.spawn().unwrap();
+        Agent {
+            child,
+            udp,
+            http: http.to_string(),
+            log,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The states this agent reports for each address, or `None` when it
+    /// does not answer (yet).
+    async fn states(&self) -> Option<Vec<(String, String)>> {
+        let members = client::members(&self.http).await.ok()?;
+        Some(members.into_iter().map(|m| (m.addr, m.state)).collect())
+    }
+
+    async fn sees(&self, addr: SocketAddr, state: &str) -> bool {
+        let addr = addr.to_string();
+        self.states()
+            .await
+            .is_some_and(|s| s.iter().any(|(a, st)| *a == addr && st == state))
+    }
+
+    async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent did not exit; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn all_alive(agents: &[&Agent]) -> bool {
+    for a in agents {
+        for b in agents {
+            if !a.sees(b.udp, "alive").await {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+#[tokio::test]
+async fn three_agents_converge_a_killed_one_fails_and_terminated_ones_leave() {
+    let mut a = Agent::start("a", &[]);
+    let mut b = Agent::start("b", &[a.udp]);
+    let mut c = Agent::start("c", &[a.udp]);
+    let all = [&a, &b, &c];
+    eventually(Duration::from_secs(20), "all three alive", || {
+        all_alive(&all)
+    })
+    .await;
+    let members = client::members(&a.http).await.unwrap();
+    let c_json = members
+        .iter()
+        .find(|m| m.addr == c.udp.to_string())
+        .unwrap();
+    assert_eq!(c_json.name, "c");
+    assert_eq!(c_json.meta["test"], "e2e");
+
+    // SIGKILL: no chance to leave.
+    c.child.kill().unwrap();
+    c.child.wait().unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "c is failed at a and b",
+        || async { a.sees(c.udp, "failed").await && b.sees(c.udp, "failed").await },
+    )
+    .await;
+
+    // SIGTERM: b leaves gracefully, a sees it left, b exits cleanly.
+    b.terminate();
+    eventually(Duration::from_secs(15), "b is left at a", || {
+        a.sees(b.udp, "left")
+    })
+    .await;
+    let status = b.wait_exit(Duration::from_secs(15)).await;
+    assert!(
+        status.success(),
+        "b exited with {status}; log:\n{}",
+        b.log()
+    );
+    assert!(b.log().contains("left the cluster"), "{}", b.log());
+
+    a.terminate();
+    let status = a.wait_exit(Duration::from_secs(15)).await;
+    assert!(
+        status.success(),
+        "a exited with {status}; log:\n{}",
+        a.log()
+    );
+    let log = a.log();
+    assert!(log.contains("member failed: c"), "{log}");
+    assert!(log.contains("member left: b"), "{log}");
+    assert!(log.contains("left the cluster"), "{log}");
+}
+
+/// A tiny deterministic generator for garbage bytes.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// The sum of every `swim_decode_errors_total` sample.
+fn decode_errors(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("swim_decode_errors_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn garbage_datagrams_are_counted_and_the_cluster_stays_correct() {
+    // A fake seed: the agent's join attempts bring real datagrams to it,
+    // which are then sent back cut short and corrupted.
+    let fake = UdpSocket::bind("127.0.0.1:0").unwrap();
+    fake.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let fake_addr = fake.local_addr().unwrap();
+    let a = Agent::start("a", &[fake_addr]);
+    let b = Agent::start("b", &[a.udp]);
+
+    let mut real = vec![0u8; 2048];
+    let (len, from) = fake.recv_from(&mut real).unwrap();
+    assert_eq!(from, a.udp);
+    let real = &real[..len];
+
+    let mut rng = XorShift(0x5eed_cafe_f00d_d00d);
+    let mut sent = 0u64;
+    for i in 0..200 {
+        let len = (rng.next() % 1400) as usize;
+        fake.send_to(&rng.bytes(len), a.udp).unwrap();
+        sent += 1;
+        // Truncated: every prefix of a real datagram.
+        let cut = i % real.len();
+        fake.send_to(&real[..cut], a.udp).unwrap();
+        sent += 1;
+        // Corrupted: one bit flipped.
+        let mut flipped = real.to_vec();
+        let at = (rng.next() as usize) % flipped.len();
+        flipped[at] ^= 1 << (rng.next() % 8);
+        fake.send_to(&flipped, a.udp).unwrap();
+        sent += 1;
+        // Pace the burst so the kernel's receive buffer does not drop it.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    for len in [1401usize, 4096, 65_000] {
+        fake.send_to(&rng.bytes(len), a.udp).unwrap();
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+
+    eventually(Duration::from_secs(20), "a counted the garbage", || async {
+        match client::get(&a.http, "/metrics").await {
+            Ok(m) => decode_errors(&m) >= sent / 2,
+            Err(_) => false,
+        }
+    })
+    .await;
+    let metrics = client::get(&a.http, "/metrics").await.unwrap();
+    let too_long = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("swim_decode_errors_total{reason=\"too_long\"} "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(too_long >= Some(1), "{metrics}");
+    assert_eq!(client::get(&a.http, "/healthz").await.unwrap(), "ok\n");
+
+    let both = [&a, &b];
+    eventually(Duration::from_secs(20), "a and b alive at both", || {
+        all_alive(&both)
+    })
+    .await;
+    // The fake never became a member: nothing it sent was accepted.
+    for agent in [&a, &b] {
+        let states = agent.states().await.unwrap();
+        assert_eq!(states.len(), 2, "{states:?}");
+        assert!(states.iter().all(|(_, s)| s == "alive"), "{states:?}");
+    }
+}
