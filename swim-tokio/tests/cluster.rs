@@ -286,3 +286,33 @@ async fn oversized_metadata_is_refused_with_the_limit() {
     let err = a.set_metadata(vec![0u8; 10_000]).await.unwrap_err();
     assert!(err.to_string().contains("max_metadata_len"), "{err}");
 }
+
+#[tokio::test]
+async fn a_slow_subscriber_lags_instead_of_stalling_the_protocol() {
+    let mut options = Options::new("127.0.0.1:0".parse().unwrap(), Config::local());
+    options.event_capacity = 1;
+    let watcher = Handle::start(options).await.unwrap();
+    let mut slow = watcher.subscribe().unwrap();
+    let mut nodes = vec![watcher];
+    for _ in 0..3 {
+        let n = Handle::start(Options::new(
+            "127.0.0.1:0".parse().unwrap(),
+            Config::local(),
+        ))
+        .await
+        .unwrap();
+        n.join([nodes[0].local_addr()]).await.unwrap();
+        nodes.push(n);
+    }
+    // Three joins, never read: the protocol goes on regardless.
+    eventually(Duration::from_secs(15), "all four converge", || {
+        converged(&nodes)
+    })
+    .await;
+    match slow.recv().await {
+        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => assert!(n >= 1),
+        other => panic!("expected a lag, got {other:?}"),
+    }
+    // After the lag the subscriber reads on.
+    assert!(slow.recv().await.is_ok());
+}
