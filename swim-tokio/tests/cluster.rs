@@ -316,3 +316,26 @@ async fn a_slow_subscriber_lags_instead_of_stalling_the_protocol() {
     // After the lag the subscriber reads on.
     assert!(slow.recv().await.is_ok());
 }
+
+#[tokio::test]
+async fn seed_names_are_resolved_again_on_each_join_retry_round() {
+    // Nobody listens at the seed, so the node keeps retrying its join.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let seed = format!("localhost:{}", silent.local_addr().unwrap().port());
+    let a = Handle::start(Options::new(
+        "127.0.0.1:0".parse().unwrap(),
+        Config::local(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(a.join([seed.as_str()]).await.unwrap(), 1);
+    eventually(
+        Duration::from_secs(10),
+        "the name is resolved again",
+        || async {
+            let stats = a.stats().await.unwrap();
+            stats.core.join_attempts >= 2 && stats.driver.seed_resolutions >= 2
+        },
+    )
+    .await;
+}

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
@@ -13,6 +14,9 @@ use tracing::{error, info, warn};
 use super::meta::AgentMeta;
 use super::settings::Settings;
 use crate::{Error, Event, Events, Handle, Member, Options, StartError};
+
+/// How long open HTTP connections may take to finish at exit.
+const HTTP_DRAIN: Duration = Duration::from_secs(2);
 
 /// Why the agent stopped with an error.
 #[derive(Debug)]
@@ -98,13 +102,19 @@ pub async fn run(settings: Settings) -> Result<(), AgentError> {
 
     let which = signals.wait().await;
     info!(signal = which, "leaving the cluster");
-    match handle.leave().await {
-        Ok(outcome) => info!(?outcome, "left the cluster"),
-        Err(e) => warn!(error = %e, "leave failed"),
+    tokio::select! {
+        left = handle.leave() => match left {
+            Ok(outcome) => info!(?outcome, "left the cluster"),
+            Err(e) => warn!(error = %e, "leave failed"),
+        },
+        _ = tokio::signal::ctrl_c() => warn!("second interrupt: stopping without waiting for the leave"),
     }
     let _ = stop_http.send(true);
-    if let Some(task) = http {
-        let _ = task.await;
+    if let Some(mut task) = http {
+        // Open keep-alive connections must not hold the exit up.
+        if tokio::time::timeout(HTTP_DRAIN, &mut task).await.is_err() {
+            task.abort();
+        }
     }
     handle.shutdown().await;
     Ok(())
