@@ -13,6 +13,9 @@ use swim_core::{Event, Instant, NodeId, State};
 
 use crate::network::Network;
 
+/// Mistakes described in words, per kind.
+const MAX_EXAMPLES: usize = 10;
+
 /// What an observer believes about a member, as learnt from its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -153,15 +156,23 @@ pub struct ViewSample {
     pub max_alive_seen: u32,
 }
 
-/// A member-related mistake (Suspected or Failed about a live node) and its excuse.
+/// Mistakes of one kind (Suspected, or Failed, about a live node).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Mistakes {
-    /// Events about live members outside any partition's reach.
+    /// Events about live members outside any partition's reach, counted
+    /// at every node that reported one.
     pub count: u64,
     /// The distinct members they were about.
     pub nodes: BTreeSet<u32>,
+    /// Distinct (member, incarnation) claims behind those events: one
+    /// suspicion raised once and heard by the whole cluster is one episode.
+    pub episodes: BTreeSet<(u32, u32)>,
+    /// Of `count`, the events about slow nodes.
+    pub about_slow: u64,
     /// Events excused by a partition (across it, or right after it healed).
     pub across_partition: u64,
+    /// The first few, in words: when, where, about whom.
+    pub examples: Vec<String>,
 }
 
 /// The online checker.
@@ -178,6 +189,8 @@ pub struct Checks {
     alive_believers: Vec<u32>,
     alive_seen: Vec<u32>,
     alive_pairs: u64,
+    live_pairs: u64,
+    slow: Vec<bool>,
     open: Vec<Option<usize>>,
     departures: Vec<Departure>,
     partitioned: bool,
@@ -207,6 +220,8 @@ impl Checks {
             alive_believers: vec![0; n],
             alive_seen: vec![0; n],
             alive_pairs: 0,
+            live_pairs: 0,
+            slow: vec![false; n],
             open: vec![None; n],
             departures: Vec::new(),
             partitioned: false,
@@ -250,6 +265,27 @@ impl Checks {
     pub fn converged(&self) -> bool {
         let l = u64::from(self.live);
         self.alive_pairs == l * l.saturating_sub(1)
+    }
+
+    /// Every running node sees every other running node as a member (Alive
+    /// or Suspect): a weaker convergence that transient suspicions under
+    /// loss do not break.
+    pub fn members_known(&self) -> bool {
+        let l = u64::from(self.live);
+        self.live_pairs == l * l.saturating_sub(1)
+    }
+
+    /// Every running node sees every running node as a member, and no
+    /// running node believes a crashed or left node live.
+    pub fn agreed(&self) -> bool {
+        self.members_known() && self.undetected().is_empty()
+    }
+
+    /// Mark a node slow, so mistakes about it are told apart.
+    pub fn set_slow(&mut self, id: u32) {
+        if let Some(s) = self.slow.get_mut(id as usize) {
+            *s = true;
+        }
     }
 
     /// Crashed or left nodes that some running node still believes live.
@@ -316,6 +352,13 @@ impl Checks {
         };
         if b.is_live() {
             step(&mut self.live_believers[m]);
+            if self.is_live(m) {
+                if add {
+                    self.live_pairs += 1;
+                } else {
+                    self.live_pairs = self.live_pairs.saturating_sub(1);
+                }
+            }
             if !add && self.live_believers[m] == 0 {
                 self.close_departure(m);
             }
@@ -360,12 +403,16 @@ impl Checks {
             self.alive_pairs = self
                 .alive_pairs
                 .saturating_sub(u64::from(self.alive_believers[id]));
+            self.live_pairs = self
+                .live_pairs
+                .saturating_sub(u64::from(self.live_believers[id]));
             self.live -= 1;
         }
         self.life[id] = life;
         if !was && now_live {
             self.live += 1;
             self.alive_pairs += u64::from(self.alive_believers[id]);
+            self.live_pairs += u64::from(self.live_believers[id]);
             for m in 0..self.n {
                 if m != id {
                     let b = Belief::from_code(self.belief[id * self.n + m]);
@@ -530,7 +577,7 @@ impl Checks {
                     let d = &mut self.departures[i];
                     d.first_suspect.get_or_insert(now);
                 } else if self.is_live(o) && self.about_running(m, member.incarnation) {
-                    self.mistake(o, m, false);
+                    self.mistake(o, m, member.incarnation, false);
                 }
             }
             Event::Failed(_) => {
@@ -541,7 +588,7 @@ impl Checks {
                         d.failed_instead_of_left += 1;
                     }
                 } else if self.is_live(o) && self.about_running(m, member.incarnation) {
-                    self.mistake(o, m, true);
+                    self.mistake(o, m, member.incarnation, true);
                 }
             }
             _ => {}
@@ -549,8 +596,9 @@ impl Checks {
         self.set_belief(o, m, new);
     }
 
-    fn mistake(&mut self, o: usize, m: usize, failed: bool) {
+    fn mistake(&mut self, o: usize, m: usize, incarnation: u32, failed: bool) {
         let excused = self.excused(o, m);
+        let slow = self.slow[m];
         let tally = if failed {
             &mut self.false_positives
         } else {
@@ -561,6 +609,18 @@ impl Checks {
         } else {
             tally.count += 1;
             tally.nodes.insert(m as u32);
+            if tally.episodes.insert((m as u32, incarnation)) && tally.examples.len() < MAX_EXAMPLES
+            {
+                let at = self.now.as_nanos() as f64 / 1e9;
+                let kind = if failed { "failed" } else { "suspected" };
+                let slow = if slow { " (slow)" } else { "" };
+                tally.examples.push(format!(
+                    "t={at:.3}s: n{o} {kind} live n{m}{slow} at incarnation {incarnation}"
+                ));
+            }
+            if slow {
+                tally.about_slow += 1;
+            }
         }
     }
 

@@ -69,6 +69,15 @@ impl Network {
         self.partitioned
     }
 
+    /// Stop every fault: no loss, no duplication, no partition, no slow
+    /// node. Latency stays. The liveness phase runs on this network.
+    pub fn calm(&mut self) {
+        self.config.loss = 0.0;
+        self.config.duplicate = 0.0;
+        self.partitioned = false;
+        self.slow.iter_mut().for_each(|s| *s = false);
+    }
+
     /// Make a node slow (its inputs are handled late).
     pub fn set_slow(&mut self, id: u32, slow: bool) {
         if let Some(s) = self.slow.get_mut(id as usize) {

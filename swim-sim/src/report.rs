@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::checks::DepartureKind;
-use crate::sim::Simulation;
+use crate::sim::{PhaseEnd, Simulation};
 
 /// Detection latencies of crashed nodes, in seconds; null where nothing crashed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -73,8 +73,17 @@ pub struct Report {
     pub messages_to_converge: Option<u64>,
     /// Bytes sent until then.
     pub bytes_to_converge: Option<u64>,
+    /// Seconds until every node first saw every node as a member (Alive
+    /// or Suspect): the join's convergence when loss keeps some suspicion
+    /// running at all times; null if never.
+    pub membership_convergence_seconds: Option<f64>,
+    /// Datagrams sent until then.
+    pub messages_to_membership: Option<u64>,
     /// Whether every live node saw every live node Alive at the end.
     pub converged_at_end: bool,
+    /// Seconds the liveness phase (faults off) took until every live node
+    /// agreed on who is live; null if not within the bound.
+    pub liveness_seconds: Option<f64>,
     /// Nodes crashed.
     pub crashed: u32,
     /// How fast crashes were detected.
@@ -89,10 +98,20 @@ pub struct Report {
     pub false_positives: u64,
     /// Distinct live nodes so declared.
     pub false_positive_nodes: u32,
+    /// Distinct (member, incarnation) Failed claims behind `false_positives`.
+    pub false_positive_episodes: u32,
+    /// Of `false_positives`, those about slow nodes.
+    pub false_positives_about_slow: u64,
+    /// The first few false positive claims, in words.
+    pub false_positive_examples: Vec<String>,
     /// Suspected events about live nodes (a partition's doing excepted).
     pub false_suspicions: u64,
     /// Distinct live nodes so suspected.
     pub false_suspicion_nodes: u32,
+    /// Distinct (member, incarnation) suspicions behind `false_suspicions`.
+    pub false_suspicion_episodes: u32,
+    /// Of `false_suspicions`, those about slow nodes.
+    pub false_suspicions_about_slow: u64,
     /// Failed events about live nodes across a partition or just after it healed.
     pub partition_failures: u64,
     /// Application broadcasts and their spread.
@@ -185,8 +204,15 @@ impl Report {
             .departures()
             .iter()
             .filter(|d| d.kind == DepartureKind::Leave);
-        let traffic = sim.traffic();
-        let node_seconds = sim.node_seconds();
+        let end = sim.phase_end().cloned().unwrap_or(PhaseEnd {
+            at: sim.now(),
+            traffic: sim.traffic(),
+            node_seconds: sim.node_seconds(),
+            converged: checks.converged(),
+            undetected: checks.undetected().len() as u32,
+        });
+        let traffic = end.traffic;
+        let node_seconds = end.node_seconds;
         let per_node = |x: u64| {
             if node_seconds > 0.0 {
                 x as f64 / node_seconds
@@ -196,6 +222,10 @@ impl Report {
         };
         let wall_seconds = wall.as_secs_f64();
         let convergence = sim.convergence();
+        let membership = sim.membership();
+        let secs = |t: swim_core::Instant| t.as_nanos() as f64 / 1e9;
+        let fp = &checks.false_positives;
+        let fs = &checks.false_suspicions;
         let mut violations: Vec<String> = checks
             .violations()
             .iter()
@@ -217,22 +247,30 @@ impl Report {
                 spec.latency.max.as_secs_f64() * 1e3,
             ],
             slow: spec.slow,
-            simulated_seconds: sim.now().as_nanos() as f64 / 1e9,
+            simulated_seconds: secs(end.at),
             wall_seconds,
-            join_convergence_seconds: convergence.map(|c| c.at.as_nanos() as f64 / 1e9),
+            join_convergence_seconds: convergence.map(|c| secs(c.at)),
             messages_to_converge: convergence.map(|c| c.datagrams),
             bytes_to_converge: convergence.map(|c| c.bytes),
-            converged_at_end: checks.converged(),
+            membership_convergence_seconds: membership.map(|c| secs(c.at)),
+            messages_to_membership: membership.map(|c| c.datagrams),
+            converged_at_end: end.converged,
+            liveness_seconds: sim.liveness().map(|d| d.as_secs_f64()),
             crashed: crashes.len() as u32,
             detection,
-            undetected: checks.undetected().len() as u32,
+            undetected: end.undetected,
             left: leaves.clone().count() as u32,
             left_seen_as_failed: leaves.map(|d| d.failed_instead_of_left).sum(),
-            false_positives: checks.false_positives.count,
-            false_positive_nodes: checks.false_positives.nodes.len() as u32,
-            false_suspicions: checks.false_suspicions.count,
-            false_suspicion_nodes: checks.false_suspicions.nodes.len() as u32,
-            partition_failures: checks.false_positives.across_partition,
+            false_positives: fp.count,
+            false_positive_nodes: fp.nodes.len() as u32,
+            false_positive_episodes: fp.episodes.len() as u32,
+            false_positives_about_slow: fp.about_slow,
+            false_positive_examples: fp.examples.clone(),
+            false_suspicions: fs.count,
+            false_suspicion_nodes: fs.nodes.len() as u32,
+            false_suspicion_episodes: fs.episodes.len() as u32,
+            false_suspicions_about_slow: fs.about_slow,
+            partition_failures: fp.across_partition,
             broadcasts: checks
                 .broadcasts()
                 .iter()
@@ -300,10 +338,18 @@ impl Report {
                 let _ = writeln!(s, "join never converged");
             }
         }
+        if let Some(t) = self.membership_convergence_seconds {
+            let _ = writeln!(
+                s,
+                "every node knew every node (Alive or Suspect) after {t:.2} s: {} datagrams",
+                self.messages_to_membership.unwrap_or(0)
+            );
+        }
         let _ = writeln!(
             s,
-            "converged at the end: {}",
-            if self.converged_at_end { "yes" } else { "no" }
+            "converged at the end: {}; after faults stopped, agreement in {}",
+            if self.converged_at_end { "yes" } else { "no" },
+            opt(self.liveness_seconds)
         );
         let d = &self.detection;
         let _ = writeln!(
@@ -343,12 +389,24 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "false positives: {} Failed about {} live nodes; false suspicions: {} about {} nodes",
-            self.false_positives,
-            self.false_positive_nodes,
-            self.false_suspicions,
-            self.false_suspicion_nodes
+            "false positives: {} Failed events ({} claims) about {} live nodes",
+            self.false_positives, self.false_positive_episodes, self.false_positive_nodes,
         );
+        for e in &self.false_positive_examples {
+            let _ = writeln!(s, "  {e}");
+        }
+        let _ = writeln!(
+            s,
+            "false suspicions: {} Suspected events ({} claims) about {} live nodes",
+            self.false_suspicions, self.false_suspicion_episodes, self.false_suspicion_nodes,
+        );
+        if self.slow > 0 {
+            let _ = writeln!(
+                s,
+                "  of which about the {} slow nodes: {} Failed, {} Suspected",
+                self.slow, self.false_positives_about_slow, self.false_suspicions_about_slow
+            );
+        }
         if self.partition_failures > 0 {
             let _ = writeln!(
                 s,

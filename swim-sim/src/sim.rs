@@ -22,6 +22,8 @@ const MAX_VIOLATIONS: usize = 100;
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time between samples of the view (for the time series and table sizes).
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// How often the liveness phase checks for agreement.
+const LIVENESS_STEP: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Default)]
 struct Slot {
@@ -67,6 +69,22 @@ pub struct Convergence {
     pub bytes: u64,
 }
 
+/// The state of the run when its fault phase ended, before the liveness
+/// phase: what rates and the report's end-of-run figures are taken from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseEnd {
+    /// When the fault phase ended (the run's duration).
+    pub at: Instant,
+    /// Datagram counts until then.
+    pub traffic: Traffic,
+    /// Node-seconds until then.
+    pub node_seconds: f64,
+    /// Whether every running node saw every running node Alive.
+    pub converged: bool,
+    /// Crashed or left nodes some running node still believed live.
+    pub undetected: u32,
+}
+
 /// A whole simulated cluster.
 #[derive(Debug)]
 pub struct Simulation {
@@ -87,9 +105,12 @@ pub struct Simulation {
     next_id: u32,
     traffic: Traffic,
     convergence: Option<Convergence>,
+    membership: Option<Convergence>,
     last_disturbance: Instant,
     peak_members: u32,
     violations_dropped: u64,
+    phase_end: Option<PhaseEnd>,
+    liveness: Option<Duration>,
     finished: bool,
 }
 
@@ -134,9 +155,12 @@ impl Simulation {
             next_id: spec.nodes,
             traffic: Traffic::default(),
             convergence: None,
+            membership: None,
             last_disturbance: Instant::ZERO,
             peak_members: 0,
             violations_dropped: 0,
+            phase_end: None,
+            liveness: None,
             finished: false,
             config,
             plan,
@@ -146,6 +170,7 @@ impl Simulation {
         let candidates: Vec<u32> = (1..sim.spec.nodes).collect();
         for id in sim.pick(candidates, sim.spec.slow) {
             sim.network.set_slow(id, true);
+            sim.checks.set_slow(id);
         }
         for id in 0..sim.spec.nodes {
             sim.start(id, None);
@@ -206,9 +231,15 @@ impl Simulation {
         self.traffic
     }
 
-    /// When the join first converged.
+    /// When every running node first saw every running node Alive.
     pub fn convergence(&self) -> Option<Convergence> {
         self.convergence
+    }
+
+    /// When every running node first saw every running node as a member
+    /// (Alive or Suspect).
+    pub fn membership(&self) -> Option<Convergence> {
+        self.membership
     }
 
     /// The trace hash so far.
@@ -237,6 +268,17 @@ impl Simulation {
             .sum()
     }
 
+    /// The state when the fault phase ended (after [`Simulation::finish`]).
+    pub fn phase_end(&self) -> Option<&PhaseEnd> {
+        self.phase_end.as_ref()
+    }
+
+    /// How long the liveness phase took to reach agreement (after
+    /// [`Simulation::finish`]); `None` if it never did within the bound.
+    pub fn liveness(&self) -> Option<Duration> {
+        self.liveness
+    }
+
     /// When the last fault that disturbs membership happened.
     pub fn last_disturbance(&self) -> Instant {
         self.last_disturbance
@@ -252,16 +294,12 @@ impl Simulation {
         bounds::detection(&self.config, self.spec.nodes, extra)
     }
 
-    /// How long after the last fault everyone must agree on who is live.
+    /// How long the liveness phase may take to reach agreement.
     pub fn settle_bound(&self) -> Duration {
-        let extra = self.detection_bound()
-            - bounds::detection(&self.config, self.spec.nodes, Duration::ZERO);
-        bounds::settle(
-            &self.config,
-            self.spec.nodes,
-            extra,
-            self.spec.partition.is_some(),
-        )
+        // Faults are off in the liveness phase, but a partition or a false
+        // Failed may have to be undone, and only a full-state exchange
+        // reaches members some nodes hold dead.
+        bounds::settle(&self.config, self.spec.nodes, Duration::ZERO, true)
     }
 
     // ----- running ---------------------------------------------------------
@@ -280,12 +318,16 @@ impl Simulation {
             self.now = self.now.max(at);
             self.checks.set_now(self.now);
             self.handle(action);
+            let reached = Convergence {
+                at: self.now,
+                datagrams: self.traffic.datagrams_sent,
+                bytes: self.traffic.bytes_sent,
+            };
+            if self.membership.is_none() && self.checks.members_known() {
+                self.membership = Some(reached);
+            }
             if self.convergence.is_none() && self.checks.converged() {
-                self.convergence = Some(Convergence {
-                    at: self.now,
-                    datagrams: self.traffic.datagrams_sent,
-                    bytes: self.traffic.bytes_sent,
-                });
+                self.convergence = Some(reached);
             }
         }
         self.now = self.now.max(until);
@@ -293,20 +335,76 @@ impl Simulation {
         self.now < self.end
     }
 
-    /// Run to the end and do the end-of-run checks.
+    /// Run the fault phase, then the liveness phase and the end-of-run
+    /// checks ([`Simulation::finish`]).
     pub fn run(&mut self) {
-        self.run_until(self.end);
         self.finish();
     }
 
-    /// The end-of-run checks: each node's table against its events, every
-    /// crash detected within its bound, and agreement after the faults
-    /// stopped (the liveness phase). Idempotent.
+    /// End the fault phase and run the liveness phase: faults stop (no
+    /// loss, no partition, no slow node), and every running node must
+    /// agree on who is live within the settle bound the configuration
+    /// implies. Then check each node's table against its events, and every
+    /// crash detected within its bound. Idempotent.
     pub fn finish(&mut self) {
         if self.finished {
             return;
         }
         self.finished = true;
+        self.run_until(self.end);
+        self.phase_end = Some(PhaseEnd {
+            at: self.now,
+            traffic: self.traffic,
+            node_seconds: self.node_seconds(),
+            converged: self.checks.converged(),
+            undetected: self.checks.undetected().len() as u32,
+        });
+        self.liveness_phase();
+        self.end_checks();
+        self.collect_violations();
+    }
+
+    fn liveness_phase(&mut self) {
+        let start = self.now;
+        let settle = self.settle_bound();
+        self.network.calm();
+        if self.network.is_partitioned() || self.spec.partition.is_some() {
+            self.checks.on_partition(start, false);
+        }
+        self.end = start + settle;
+        loop {
+            if self.checks.agreed() {
+                self.liveness = Some(self.now - start);
+                break;
+            }
+            if self.now >= self.end {
+                let unseen = self.checks.unseen();
+                let undetected = self.checks.undetected();
+                let mut what = format!(
+                    "no agreement {:.1} s after faults stopped:",
+                    settle.as_secs_f64()
+                );
+                if let Some(&(m, k)) = unseen.first() {
+                    what += &format!(
+                        " {} live nodes not seen live everywhere (n{m} by {k} nodes);",
+                        unseen.len()
+                    );
+                }
+                if let Some(m) = undetected.first() {
+                    what += &format!(
+                        " {} departed nodes still believed live (n{m});",
+                        undetected.len()
+                    );
+                }
+                self.checks.violate(self.now, what);
+                break;
+            }
+            let next = self.now + LIVENESS_STEP;
+            self.run_until(next);
+        }
+    }
+
+    fn end_checks(&mut self) {
         let now = self.now;
         for id in 0..self.slots.len() as u32 {
             if self.checks.life(id) != Life::Running {
@@ -344,30 +442,6 @@ impl Simulation {
             };
             self.checks.violate(now, what);
         }
-        let settle = self.settle_bound();
-        if now - self.last_disturbance >= settle {
-            let unseen = self.checks.unseen();
-            if let Some(&(m, k)) = unseen.first() {
-                let what = format!(
-                    "{} live nodes are not seen live everywhere {:.1} s after the last fault (n{m} by {k} nodes); bound {:.1} s",
-                    unseen.len(),
-                    (now - self.last_disturbance).as_secs_f64(),
-                    settle.as_secs_f64()
-                );
-                self.checks.violate(now, what);
-            }
-            let undetected = self.checks.undetected();
-            if let Some(m) = undetected.first() {
-                let what = format!(
-                    "{} departed nodes are still believed live {:.1} s after the last fault (n{m}); bound {:.1} s",
-                    undetected.len(),
-                    (now - self.last_disturbance).as_secs_f64(),
-                    settle.as_secs_f64()
-                );
-                self.checks.violate(now, what);
-            }
-        }
-        self.collect_violations();
     }
 
     fn departure_time(&self, node: u32) -> Instant {

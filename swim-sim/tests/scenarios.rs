@@ -1,0 +1,222 @@
+//! Fault scenarios with fixed seeds: crashes, partitions, slow nodes,
+//! leaves, churn and broadcasts.
+
+use std::time::Duration;
+
+use swim_sim::checks::DepartureKind;
+use swim_sim::{CrashSpec, PartitionSpec, Report, RunSpec, Scenario, Simulation};
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn run(spec: RunSpec) -> (Simulation, Report) {
+    let mut sim = Simulation::new(spec).expect("valid config");
+    sim.run();
+    let report = Report::new(&sim, Duration::ZERO);
+    (sim, report)
+}
+
+fn assert_clean(r: &Report) {
+    assert!(
+        r.invariant_violations.is_empty(),
+        "{:#?}\nreplay: {}",
+        r.invariant_violations,
+        r.replay
+    );
+}
+
+#[test]
+fn every_crashed_node_is_failed_at_every_live_node_within_the_configured_bound() {
+    let mut spec = Scenario::Crash.spec(21);
+    spec.nodes = 100;
+    spec.duration = secs(120);
+    spec.crashes = vec![CrashSpec::new(3, 30.0), CrashSpec::new(2, 45.5)];
+    let (sim, r) = run(spec);
+    assert_clean(&r);
+    let bound = sim.detection_bound();
+    let crashes: Vec<_> = sim
+        .checks()
+        .departures()
+        .iter()
+        .filter(|d| d.kind == DepartureKind::Crash)
+        .collect();
+    assert_eq!(crashes.len(), 5);
+    for d in crashes {
+        let all = d.all_gone.expect("failed everywhere");
+        assert!(
+            all - d.at <= bound,
+            "n{} took {:?} > {bound:?}",
+            d.node,
+            all - d.at
+        );
+        assert!(d.first_suspect.is_some() && d.first_failed.is_some());
+        assert!(d.first_suspect <= d.first_failed);
+    }
+    assert_eq!(r.crashed, 5);
+    assert_eq!(r.undetected, 0);
+    assert_eq!(r.false_positives, 0);
+    assert!(r
+        .detection
+        .all_failed_max
+        .is_some_and(|m| m <= bound.as_secs_f64()));
+}
+
+#[test]
+fn a_partition_into_halves_heals_into_one_view_after_it_ends() {
+    let mut spec = Scenario::Partition.spec(31);
+    spec.nodes = 40;
+    spec.partition = Some(PartitionSpec {
+        start: secs(30),
+        end: secs(90),
+    });
+    spec.duration = secs(240);
+    let (sim, r) = run(spec);
+    assert_clean(&r);
+    assert!(
+        r.partition_failures > 0,
+        "each half declares the other failed while cut off"
+    );
+    assert!(r.converged_at_end, "one view again long before the end");
+    assert_eq!(r.liveness_seconds, Some(0.0));
+    assert_eq!(sim.checks().live_count(), 40);
+    assert_eq!(r.false_positives, 0);
+}
+
+fn slow_run(seed: u64, lifeguard: bool) -> Report {
+    let mut spec = Scenario::Slow.spec(seed);
+    spec.nodes = 50;
+    spec.slow = 3;
+    spec.duration = secs(120);
+    spec.lifeguard = lifeguard;
+    run(spec).1
+}
+
+/// Lifeguard's point (Lifeguard §V): a slow node must not get healthy
+/// nodes declared failed. Plain SWIM lets the slow node's late acks turn
+/// into suspicions and failures of many healthy members; Lifeguard's local
+/// health keeps the slow node from accusing, so fewer members are failed,
+/// in fewer claims. (The slow nodes themselves are failed about as often
+/// either way: their acks really are too late.)
+#[test]
+fn with_slow_nodes_lifeguard_gives_fewer_false_positives_than_plain_swim() {
+    for seed in [1, 2, 3] {
+        let on = slow_run(seed, true);
+        let off = slow_run(seed, false);
+        let context = format!("seed {seed}\n{}\n{}", on.replay, off.replay);
+        assert!(
+            on.false_positive_episodes < off.false_positive_episodes,
+            "{context}: lifeguard {} claims vs plain {}",
+            on.false_positive_episodes,
+            off.false_positive_episodes
+        );
+        assert!(
+            on.false_positive_nodes < off.false_positive_nodes,
+            "{context}"
+        );
+        let healthy = |r: &Report| r.false_positives - r.false_positives_about_slow;
+        assert!(healthy(&on) < healthy(&off), "{context}");
+        assert!(on.false_suspicions < off.false_suspicions, "{context}");
+    }
+}
+
+#[test]
+fn a_graceful_leave_is_seen_as_left_not_failed() {
+    let mut spec = Scenario::Leave.spec(41);
+    spec.nodes = 40;
+    spec.duration = secs(90);
+    let (sim, r) = run(spec);
+    assert_clean(&r);
+    assert_eq!(r.left, 5);
+    assert_eq!(r.left_seen_as_failed, 0);
+    assert_eq!(r.false_positives, 0);
+    for d in sim.checks().departures() {
+        assert!(d.all_gone.is_some(), "n{} still believed live", d.node);
+    }
+    assert_eq!(sim.checks().live_count(), 35);
+}
+
+#[test]
+fn under_churn_restarted_and_late_nodes_rejoin_and_the_cluster_agrees_afterwards() {
+    let mut spec = Scenario::Churn.spec(51);
+    spec.nodes = 40;
+    spec.duration = secs(150);
+    let (sim, r) = run(spec.clone());
+    assert_clean(&r);
+    assert!(r.crashed >= 10);
+    assert!(r.liveness_seconds.is_some());
+    let late = spec.ids() - spec.nodes;
+    assert!(late > 0);
+    assert!(
+        (spec.nodes..spec.ids()).all(|id| sim.node(id).is_some()),
+        "every late joiner runs"
+    );
+}
+
+#[test]
+fn a_broadcast_reaches_every_live_node_exactly_once() {
+    let mut spec = Scenario::Demo.spec(61);
+    spec.nodes = 60;
+    spec.duration = secs(120);
+    let (_, r) = run(spec);
+    assert_eq!(r.broadcasts.len(), 1);
+    let b = &r.broadcasts[0];
+    assert!(b.everywhere_seconds.is_some());
+    // 60 nodes, 3 crashed, 1 left, minus the origin.
+    assert_eq!(b.delivered, 55);
+}
+
+#[test]
+fn the_report_has_every_documented_json_field() {
+    let mut spec = Scenario::Crash.spec(71);
+    spec.nodes = 20;
+    spec.duration = secs(60);
+    spec.crashes = vec![CrashSpec::new(1, 20.0)];
+    let (_, r) = run(spec);
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).expect("valid JSON");
+    for field in [
+        "nodes",
+        "seed",
+        "simulated_seconds",
+        "wall_seconds",
+        "join_convergence_seconds",
+        "crashed",
+        "detection",
+        "undetected",
+        "false_positives",
+        "false_positive_nodes",
+        "datagrams_per_node_per_second",
+        "bytes_per_node_per_second",
+        "messages_to_converge",
+        "trace_hash",
+        "invariant_violations",
+    ] {
+        assert!(json.get(field).is_some(), "missing {field}");
+    }
+    for field in [
+        "first_suspect_p50",
+        "first_suspect_p99",
+        "first_suspect_max",
+        "first_failed_p50",
+        "first_failed_p99",
+        "first_failed_max",
+        "all_failed_p50",
+        "all_failed_p99",
+        "all_failed_max",
+    ] {
+        assert!(json["detection"][field].is_number(), "detection.{field}");
+    }
+    assert_eq!(json["crashed"], 1);
+    assert_eq!(json["trace_hash"].as_str().map(str::len), Some(16));
+}
+
+#[test]
+fn without_crashes_detection_is_null() {
+    let mut spec = Scenario::Join.spec(81);
+    spec.nodes = 10;
+    spec.duration = secs(20);
+    let (_, r) = run(spec);
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).expect("valid JSON");
+    assert!(json["detection"]["all_failed_p50"].is_null());
+    assert!(json["join_convergence_seconds"].is_number());
+}
