@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use swim_core::Config;
 
-/// Everything [`crate::Handle::start`] needs.
+/// Everything [`crate::Handle::start`] needs. Start from [`Options::new`]
+/// and set fields.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Options {
     /// Where to bind the UDP socket; port 0 picks a free port.
     pub bind: SocketAddr,

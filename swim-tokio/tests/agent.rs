@@ -162,6 +162,30 @@ async fn three_agents_converge_a_killed_one_fails_and_terminated_ones_leave() {
     assert_eq!(c_json.name, "c");
     assert_eq!(c_json.meta["test"], "e2e");
 
+    // The members command prints a table, or the agent's JSON.
+    let out = Command::new(env!("CARGO_BIN_EXE_swim"))
+        .args(["members", "--http", &a.http])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table.contains("a (self)") && table.contains("test=e2e"),
+        "{table}"
+    );
+    assert_eq!(
+        table.lines().filter(|l| l.contains(" alive ")).count(),
+        3,
+        "{table}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_swim"))
+        .args(["members", "--json", "--http", &b.http])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 3);
+
     // SIGKILL: no chance to leave.
     c.child.kill().unwrap();
     c.child.wait().unwrap();
@@ -291,4 +315,28 @@ async fn garbage_datagrams_are_counted_and_the_cluster_stays_correct() {
         assert_eq!(states.len(), 2, "{states:?}");
         assert!(states.iter().all(|(_, s)| s == "alive"), "{states:?}");
     }
+}
+
+#[test]
+fn a_bad_config_file_stops_the_agent_at_start_naming_the_key() {
+    let path = std::env::temp_dir().join(format!("swim-bad-{}.toml", std::process::id()));
+    for (text, key) in [
+        (
+            "[protocol]\nprobe_timeout_ms = 5000\n",
+            "protocol.probe_timeout_ms",
+        ),
+        ("[protocol]\nprobe_intervall_ms = 5\n", "probe_intervall_ms"),
+        ("leave_timeout_ms = -1\n", "leave_timeout_ms"),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_swim"))
+            .args(["agent", "--bind", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(key), "{key} not in {stderr}");
+    }
+    let _ = std::fs::remove_file(&path);
 }
