@@ -27,16 +27,9 @@ fn alive(id: u32) -> Message<'static, NodeId> {
 
 /// A node at address 0 that knows members 1..=n.
 fn node_with_members(n: u32) -> BenchNode {
-    let mut node = Node::new(
-        NodeId(0),
-        Config::lan(),
-        Xoshiro256PlusPlus::seed_from_u64(7),
-        Instant::ZERO,
-    )
-    .unwrap();
+    let mut node = Node::new(NodeId(0), Config::lan(), Xoshiro256PlusPlus::seed_from_u64(7), Instant::ZERO).unwrap();
     for chunk in full_state(n) {
-        node.handle_datagram(Instant::ZERO, NodeId(1), &chunk)
-            .unwrap();
+        node.handle_datagram(Instant::ZERO, NodeId(1), &chunk).unwrap();
     }
     let mut buf = [0u8; 1400];
     while node.poll_transmit(&mut buf).is_some() {}
@@ -49,11 +42,7 @@ fn full_state(n: u32) -> Vec<Vec<u8>> {
     let mut chunks = Vec::new();
     let mut id = 1;
     while id <= n {
-        let mut msgs = vec![Message::PushPull {
-            reply_wanted: false,
-            join: false,
-            exchange: 1,
-        }];
+        let mut msgs = vec![Message::PushPull { reply_wanted: false, join: false, exchange: 1 }];
         let mut buf = [0u8; 1400];
         while id <= n {
             msgs.push(alive(id));
@@ -80,8 +69,7 @@ fn ping_to_ack(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("ping_to_ack", |b| {
         b.iter(|| {
-            node.handle_datagram(Instant::ZERO, NodeId(5), black_box(ping))
-                .unwrap();
+            node.handle_datagram(Instant::ZERO, NodeId(5), black_box(ping)).unwrap();
             let tx = node.poll_transmit(&mut buf).unwrap();
             black_box(tx.len)
         })
@@ -106,16 +94,12 @@ fn full_piggyback(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(len as u64));
     group.bench_function("full_piggyback", |b| {
         b.iter(|| {
-            node.handle_datagram(Instant::ZERO, NodeId(5), black_box(datagram))
-                .unwrap();
+            node.handle_datagram(Instant::ZERO, NodeId(5), black_box(datagram)).unwrap();
             black_box(node.poll_transmit(&mut buf).unwrap().len)
         })
     });
     group.finish();
-    eprintln!(
-        "full_piggyback: {len}-byte datagram with {} updates",
-        msgs.len() - 1
-    );
+    eprintln!("full_piggyback: {len}-byte datagram with {} updates", msgs.len() - 1);
 }
 
 fn push_pull_merge(c: &mut Criterion) {
@@ -124,19 +108,10 @@ fn push_pull_merge(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1000));
     group.bench_function("push_pull_merge_1000", |b| {
         b.iter_batched(
-            || {
-                Node::new(
-                    NodeId(0),
-                    Config::lan(),
-                    Xoshiro256PlusPlus::seed_from_u64(7),
-                    Instant::ZERO,
-                )
-                .unwrap()
-            },
+            || Node::new(NodeId(0), Config::lan(), Xoshiro256PlusPlus::seed_from_u64(7), Instant::ZERO).unwrap(),
             |mut node: BenchNode| {
                 for chunk in &chunks {
-                    node.handle_datagram(Instant::ZERO, NodeId(1), chunk)
-                        .unwrap();
+                    node.handle_datagram(Instant::ZERO, NodeId(1), chunk).unwrap();
                 }
                 black_box(node.live_members())
             },

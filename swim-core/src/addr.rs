@@ -118,13 +118,7 @@ mod tests {
 
     #[test]
     fn unknown_address_family_is_rejected() {
-        assert_eq!(
-            SocketAddr::decode(&mut Reader::new(&[5, 1, 2])),
-            Err(DecodeError::BadAddress)
-        );
-        assert_eq!(
-            SocketAddr::decode(&mut Reader::new(&[4, 1, 2])),
-            Err(DecodeError::Truncated)
-        );
+        assert_eq!(SocketAddr::decode(&mut Reader::new(&[5, 1, 2])), Err(DecodeError::BadAddress));
+        assert_eq!(SocketAddr::decode(&mut Reader::new(&[4, 1, 2])), Err(DecodeError::Truncated));
     }
 }

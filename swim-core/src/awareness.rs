@@ -17,11 +17,7 @@ pub(crate) struct Awareness {
 
 impl Awareness {
     pub fn new(max_multiplier: u32, enabled: bool) -> Self {
-        Awareness {
-            score: 0,
-            max_multiplier: max_multiplier.max(1),
-            enabled,
-        }
+        Awareness { score: 0, max_multiplier: max_multiplier.max(1), enabled }
     }
 
     /// Move the score by `delta`, clamped to `0..max_multiplier`.

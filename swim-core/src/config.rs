@@ -188,22 +188,13 @@ impl Config {
             return err("probe_timeout", MustBeBelow("probe_interval"));
         }
         if self.join_retry_max_interval < self.join_retry_interval {
-            return err(
-                "join_retry_max_interval",
-                MustNotBeBelow("join_retry_interval"),
-            );
+            return err("join_retry_max_interval", MustNotBeBelow("join_retry_interval"));
         }
         let counts = [
             ("retransmit_mult", self.retransmit_mult as usize),
             ("suspicion_mult", self.suspicion_mult as usize),
-            (
-                "suspicion_max_timeout_mult",
-                self.suspicion_max_timeout_mult as usize,
-            ),
-            (
-                "awareness_max_multiplier",
-                self.awareness_max_multiplier as usize,
-            ),
+            ("suspicion_max_timeout_mult", self.suspicion_max_timeout_mult as usize),
+            ("awareness_max_multiplier", self.awareness_max_multiplier as usize),
             ("gossip_nodes", self.gossip_nodes as usize),
             ("max_members", self.max_members),
             ("max_tombstones", self.max_tombstones),
@@ -241,9 +232,7 @@ impl Config {
         // The largest single update (an Alive with full metadata, or a
         // broadcast) must fit one datagram beside a primary message,
         // otherwise it could never be sent.
-        let room = self
-            .max_datagram_size
-            .saturating_sub(crate::wire::frame_overhead(&self.label) + WORST_CASE_PRIMARY);
+        let room = self.max_datagram_size.saturating_sub(crate::wire::frame_overhead(&self.label) + WORST_CASE_PRIMARY);
         if self.max_metadata_len + WORST_CASE_UPDATE_OVERHEAD > room {
             return err("max_metadata_len", DoesNotFit("max_datagram_size"));
         }
@@ -333,17 +322,8 @@ mod tests {
         let mut c = Config::lan();
         c.probe_timeout = c.probe_interval;
         let e = c.validate().unwrap_err();
-        assert_eq!(
-            e,
-            ConfigError {
-                field: "probe_timeout",
-                problem: Problem::MustBeBelow("probe_interval")
-            }
-        );
-        assert_eq!(
-            e.to_string(),
-            "probe_timeout: must be less than probe_interval"
-        );
+        assert_eq!(e, ConfigError { field: "probe_timeout", problem: Problem::MustBeBelow("probe_interval") });
+        assert_eq!(e.to_string(), "probe_timeout: must be less than probe_interval");
 
         let mut c = Config::lan();
         c.max_members = 0;

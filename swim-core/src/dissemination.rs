@@ -20,17 +20,9 @@ pub(crate) enum Item<A> {
     /// The current state of the member with this handle (encoded from the
     /// member table when sent), with the accuser of the latest suspicion
     /// confirmation, if any, and whom we heard it from (not told back).
-    Member {
-        handle: u32,
-        accuser: Option<A>,
-        source: Option<A>,
-    },
+    Member { handle: u32, accuser: Option<A>, source: Option<A> },
     /// An application broadcast, and whom we heard it from.
-    User {
-        id: u64,
-        payload: Box<[u8]>,
-        source: Option<A>,
-    },
+    User { id: u64, payload: Box<[u8]>, source: Option<A> },
 }
 
 /// What the encoder did with an item offered to it.
@@ -122,11 +114,7 @@ impl<A: Clone> Dissemination<A> {
     ) -> usize {
         if let Some(&id) = self.members.get(&handle) {
             if let Some(slot) = self.slots.get_mut(id as usize) {
-                slot.item = Some(Item::Member {
-                    handle,
-                    accuser,
-                    source,
-                });
+                slot.item = Some(Item::Member { handle, accuser, source });
                 slot.transmits = head_start;
                 slot.sent_to = 0;
                 slot.repeats = 0;
@@ -137,33 +125,16 @@ impl<A: Clone> Dissemination<A> {
             }
         }
         let evicted = self.make_room(max_items);
-        let item = Item::Member {
-            handle,
-            accuser,
-            source,
-        };
+        let item = Item::Member { handle, accuser, source };
         let id = self.push(item, head_start);
         self.members.insert(handle, id);
         evicted
     }
 
     /// Queue an application broadcast. Returns how many items were evicted.
-    pub fn queue_user(
-        &mut self,
-        id: u64,
-        payload: Box<[u8]>,
-        source: Option<A>,
-        max_items: usize,
-    ) -> usize {
+    pub fn queue_user(&mut self, id: u64, payload: Box<[u8]>, source: Option<A>, max_items: usize) -> usize {
         let evicted = self.make_room(max_items);
-        self.push(
-            Item::User {
-                id,
-                payload,
-                source,
-            },
-            0,
-        );
+        self.push(Item::User { id, payload, source }, 0);
         evicted
     }
 
@@ -178,12 +149,7 @@ impl<A: Clone> Dissemination<A> {
     /// full or nothing is left. Items that reach `limit` transmissions retire.
     /// `destination` is the datagram's destination hashed to two bits (see
     /// [`destination_bits`]).
-    pub fn fill(
-        &mut self,
-        limit: u32,
-        destination: u128,
-        mut offer: impl FnMut(&Item<A>) -> Offer,
-    ) {
+    pub fn fill(&mut self, limit: u32, destination: u128, mut offer: impl FnMut(&Item<A>) -> Offer) {
         if self.live == 0 {
             self.clear_stale();
             return;
@@ -195,8 +161,7 @@ impl<A: Clone> Dissemination<A> {
             let mut skipped: SmallVec<[(u32, u32); MAX_SKIPS]> = SmallVec::new();
             let mut full = false;
             while let Some(&(id, generation)) = self.buckets.get(t).and_then(VecDeque::front) {
-                let (current, sent_this_pass, transmits, repeat) = match self.slots.get(id as usize)
-                {
+                let (current, sent_this_pass, transmits, repeat) = match self.slots.get(id as usize) {
                     Some(slot) => (
                         slot.generation == generation && slot.item.is_some(),
                         slot.stamp == stamp,
@@ -223,15 +188,11 @@ impl<A: Clone> Dissemination<A> {
                         Offer::Skip
                     }
                     Some(_) if repeat => Offer::Known,
-                    Some(Slot {
-                        item: Some(item), ..
-                    }) => offer(item),
+                    Some(Slot { item: Some(item), .. }) => offer(item),
                     _ => Offer::Drop,
                 };
                 match outcome {
-                    Offer::Sent | Offer::Known => {
-                        self.sent(id, generation, limit, stamp, destination)
-                    }
+                    Offer::Sent | Offer::Known => self.sent(id, generation, limit, stamp, destination),
                     Offer::Drop => self.retire(id),
                     Offer::Skip => {
                         skipped.push((id, generation));
@@ -275,20 +236,10 @@ impl<A: Clone> Dissemination<A> {
     }
 
     fn push(&mut self, item: Item<A>, head_start: u32) -> u32 {
-        let slot = Slot {
-            item: Some(item),
-            transmits: head_start,
-            generation: 0,
-            stamp: 0,
-            sent_to: 0,
-            repeats: 0,
-        };
+        let slot = Slot { item: Some(item), transmits: head_start, generation: 0, stamp: 0, sent_to: 0, repeats: 0 };
         let id = match self.free.pop() {
             Some(id) => {
-                let generation = self
-                    .slots
-                    .get(id as usize)
-                    .map_or(0, |s| s.generation.wrapping_add(1));
+                let generation = self.slots.get(id as usize).map_or(0, |s| s.generation.wrapping_add(1));
                 if let Some(s) = self.slots.get_mut(id as usize) {
                     *s = Slot { generation, ..slot };
                 }
@@ -328,11 +279,7 @@ impl<A: Clone> Dissemination<A> {
                 break;
             };
             if let Some((id, generation)) = self.pop_front(t) {
-                if self
-                    .slots
-                    .get(id as usize)
-                    .is_some_and(|s| s.generation == generation && s.item.is_some())
-                {
+                if self.slots.get(id as usize).is_some_and(|s| s.generation == generation && s.item.is_some()) {
                     self.retire(id);
                     evicted += 1;
                 }

@@ -95,9 +95,7 @@ impl PartialOrd for Claim {
 
 impl Ord for Claim {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.incarnation
-            .cmp(&other.incarnation)
-            .then(self.state.cmp(&other.state))
+        self.incarnation.cmp(&other.incarnation).then(self.state.cmp(&other.state))
     }
 }
 
@@ -116,10 +114,7 @@ pub(crate) struct Entry<A> {
 
 impl<A> Entry<A> {
     pub fn claim(&self) -> Claim {
-        Claim {
-            incarnation: self.incarnation,
-            state: self.state,
-        }
+        Claim { incarnation: self.incarnation, state: self.state }
     }
 
     pub fn meta(&self) -> &[u8] {
@@ -131,11 +126,7 @@ impl<A> Entry<A> {
         if self.meta() == meta {
             return false;
         }
-        self.meta = if meta.is_empty() {
-            None
-        } else {
-            Some(meta.into())
-        };
+        self.meta = if meta.is_empty() { None } else { Some(meta.into()) };
         true
     }
 }
@@ -155,12 +146,7 @@ pub(crate) struct Members<A> {
 
 impl<A: Address> Members<A> {
     pub fn new() -> Self {
-        Members {
-            slots: Vec::new(),
-            free: Vec::new(),
-            index: BTreeMap::new(),
-            counts: [0; 4],
-        }
+        Members { slots: Vec::new(), free: Vec::new(), index: BTreeMap::new(), counts: [0; 4] }
     }
 
     /// Members in the table, tombstones included.
@@ -240,20 +226,13 @@ impl<A: Address> Members<A> {
 
     /// Every member with its handle, in handle order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Entry<A>)> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(h, e)| e.as_ref().map(|e| (h as u32, e)))
+        self.slots.iter().enumerate().filter_map(|(h, e)| e.as_ref().map(|e| (h as u32, e)))
     }
 
     /// The first occupied handle at or after `from`.
     pub fn next_occupied(&self, from: u32) -> Option<u32> {
         let start = from as usize;
-        self.slots
-            .get(start..)?
-            .iter()
-            .position(Option::is_some)
-            .map(|i| (start + i) as u32)
+        self.slots.get(start..)?.iter().position(Option::is_some).map(|i| (start + i) as u32)
     }
 }
 
@@ -263,13 +242,7 @@ mod tests {
     use crate::addr::NodeId;
 
     fn entry(id: u32, state: State) -> Entry<NodeId> {
-        Entry {
-            addr: NodeId(id),
-            incarnation: 0,
-            instance: 0,
-            state,
-            meta: None,
-        }
+        Entry { addr: NodeId(id), incarnation: 0, instance: 0, state, meta: None }
     }
 
     #[test]
@@ -288,11 +261,7 @@ mod tests {
         let mut m = Members::new();
         let a = m.insert(entry(1, State::Alive));
         let b = m.insert(entry(2, State::Alive));
-        assert_eq!(
-            m.insert(entry(1, State::Dead)),
-            a,
-            "an address has one handle"
-        );
+        assert_eq!(m.insert(entry(1, State::Dead)), a, "an address has one handle");
         assert_eq!(m.live(), 2);
         m.set_state(b, State::Dead);
         assert_eq!((m.live(), m.count(State::Dead)), (1, 1));

@@ -27,22 +27,12 @@ impl Window {
     /// with the log rounded down, so timeouts step at 10, 100, 1000 members;
     /// the maximum is `max_mult` times that, and `mult - 2` confirmations are
     /// wanted unless the cluster is too small to give them.
-    pub fn new(
-        mult: u32,
-        max_mult: u32,
-        live_members: u32,
-        interval: Duration,
-        lifeguard: bool,
-    ) -> Window {
+    pub fn new(mult: u32, max_mult: u32, live_members: u32, interval: Duration, lifeguard: bool) -> Window {
         let scale = ilog10(live_members).max(1);
         let min = crate::time::scale(interval, mult.saturating_mul(scale));
         if !lifeguard {
             // Plain SWIM: one fixed timeout, confirmations change nothing.
-            return Window {
-                min,
-                max: min,
-                needed: 0,
-            };
+            return Window { min, max: min, needed: 0 };
         }
         let max = crate::time::scale(min, max_mult.max(1));
         let mut needed = mult.saturating_sub(2);
@@ -62,9 +52,7 @@ impl Window {
         let num = log2_q16(confirmations + 1);
         let den = log2_q16(self.needed + 1).max(1);
         let shrink = (u128::from(span) * u128::from(num) / u128::from(den)) as u64;
-        let nanos = duration_nanos(self.max)
-            .saturating_sub(shrink)
-            .max(duration_nanos(self.min));
+        let nanos = duration_nanos(self.max).saturating_sub(shrink).max(duration_nanos(self.min));
         Duration::from_nanos(nanos)
     }
 }
@@ -84,13 +72,7 @@ pub(crate) struct Suspicion<A> {
 
 impl<A: PartialEq + Clone> Suspicion<A> {
     pub fn new(started: Instant, window: Window, accuser: A) -> Self {
-        Suspicion {
-            started,
-            window,
-            accuser,
-            confirmers: SmallVec::new(),
-            timer: 0,
-        }
+        Suspicion { started, window, accuser, confirmers: SmallVec::new(), timer: 0 }
     }
 
     pub fn deadline(&self) -> Instant {
@@ -171,10 +153,7 @@ mod tests {
     #[test]
     fn without_lifeguard_the_timeout_is_fixed() {
         let w = Window::new(4, 6, 1000, Duration::from_secs(1), false);
-        assert_eq!(
-            (w.min, w.max, w.needed),
-            (Duration::from_secs(12), Duration::from_secs(12), 0)
-        );
+        assert_eq!((w.min, w.max, w.needed), (Duration::from_secs(12), Duration::from_secs(12), 0));
     }
 
     #[test]

@@ -106,24 +106,15 @@ mod tests {
     #[test]
     fn arithmetic_saturates_instead_of_panicking() {
         assert_eq!(Instant::MAX + Duration::from_secs(1), Instant::MAX);
-        assert_eq!(
-            Instant::ZERO.saturating_sub(Duration::from_secs(1)),
-            Instant::ZERO
-        );
+        assert_eq!(Instant::ZERO.saturating_sub(Duration::from_secs(1)), Instant::ZERO);
         assert_eq!(Instant::ZERO - Instant::from_secs(3), Duration::ZERO);
-        assert_eq!(
-            Instant::from_secs(3) - Instant::from_secs(1),
-            Duration::from_secs(2)
-        );
+        assert_eq!(Instant::from_secs(3) - Instant::from_secs(1), Duration::from_secs(2));
         assert_eq!(Instant::ZERO + Duration::MAX, Instant::MAX);
         assert_eq!(scale(Duration::MAX, 8), Duration::from_nanos(u64::MAX));
     }
 
     #[test]
     fn debug_shows_seconds_since_epoch() {
-        assert_eq!(
-            format!("{:?}", Instant::from_millis(1500)),
-            "T+1.500000000s"
-        );
+        assert_eq!(format!("{:?}", Instant::from_millis(1500)), "T+1.500000000s");
     }
 }

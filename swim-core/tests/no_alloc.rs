@@ -69,9 +69,7 @@ fn run(
             let (a, b) = if i == 0 { (0, 1) } else { (1, 0) };
             while let Some(tx) = nodes[a].poll_transmit(&mut wire[a]) {
                 lens[a] = tx.len;
-                nodes[b]
-                    .handle_datagram(*now, NodeId(a as u32), &wire[a][..tx.len])
-                    .unwrap();
+                nodes[b].handle_datagram(*now, NodeId(a as u32), &wire[a][..tx.len]).unwrap();
                 exchanged += 1;
                 progressed = true;
             }
@@ -94,13 +92,7 @@ fn run(
 #[test]
 fn steady_state_probing_allocates_nothing() {
     let mk = |id| {
-        Node::new(
-            NodeId(id),
-            Config::local(),
-            Xoshiro256PlusPlus::seed_from_u64(u64::from(id)),
-            Instant::ZERO,
-        )
-        .unwrap()
+        Node::new(NodeId(id), Config::local(), Xoshiro256PlusPlus::seed_from_u64(u64::from(id)), Instant::ZERO).unwrap()
     };
     let mut nodes = [mk(0), mk(1)];
     let mut now = Instant::ZERO;
@@ -108,35 +100,13 @@ fn steady_state_probing_allocates_nothing() {
     let mut lens = [0usize; 2];
     nodes[1].join(now, &[NodeId(0)]);
     // Converge and let every queue drain and grow to its working size.
-    run(
-        &mut nodes,
-        &mut now,
-        Instant::from_secs(60),
-        &mut wire,
-        &mut lens,
-    );
-    assert_eq!(
-        nodes[0].member(&NodeId(1)).map(|m| m.state),
-        Some(State::Alive)
-    );
-    assert_eq!(
-        nodes[0].gossip_backlog() + nodes[1].gossip_backlog(),
-        0,
-        "news still queued"
-    );
+    run(&mut nodes, &mut now, Instant::from_secs(60), &mut wire, &mut lens);
+    assert_eq!(nodes[0].member(&NodeId(1)).map(|m| m.state), Some(State::Alive));
+    assert_eq!(nodes[0].gossip_backlog() + nodes[1].gossip_backlog(), 0, "news still queued");
 
     let end = now + Duration::from_secs(30);
     let (exchanged, allocations) = counted(|| run(&mut nodes, &mut now, end, &mut wire, &mut lens));
-    assert!(
-        exchanged >= 50,
-        "the pair kept probing each other ({exchanged} datagrams)"
-    );
-    assert_eq!(
-        allocations, 0,
-        "{allocations} allocations over {exchanged} datagrams in steady state"
-    );
-    assert_eq!(
-        nodes[0].member(&NodeId(1)).map(|m| m.state),
-        Some(State::Alive)
-    );
+    assert!(exchanged >= 50, "the pair kept probing each other ({exchanged} datagrams)");
+    assert_eq!(allocations, 0, "{allocations} allocations over {exchanged} datagrams in steady state");
+    assert_eq!(nodes[0].member(&NodeId(1)).map(|m| m.state), Some(State::Alive));
 }

@@ -12,30 +12,14 @@ use swim_core::{Address, CommandError, Config, Event, Instant, Node, NodeId, Sta
 
 type TestNode<A> = Node<A, Xoshiro256PlusPlus>;
 
-const LIMITS: Limits = Limits {
-    max_meta: 512,
-    max_user_payload: 1024,
-};
+const LIMITS: Limits = Limits { max_meta: 512, max_user_payload: 1024 };
 
 fn node<A: Address>(addr: A, config: Config) -> TestNode<A> {
-    Node::new(
-        addr,
-        config,
-        Xoshiro256PlusPlus::seed_from_u64(11),
-        Instant::ZERO,
-    )
-    .unwrap()
+    Node::new(addr, config, Xoshiro256PlusPlus::seed_from_u64(11), Instant::ZERO).unwrap()
 }
 
 fn alive<A>(member: A, incarnation: u32) -> Message<'static, A> {
-    Message::Update(Update {
-        member,
-        state: State::Alive,
-        incarnation,
-        instance: 1,
-        meta: &[],
-        accuser: None,
-    })
+    Message::Update(Update { member, state: State::Alive, incarnation, instance: 1, meta: &[], accuser: None })
 }
 
 fn suspect<A>(member: A, incarnation: u32, accuser: A) -> Message<'static, A> {
@@ -62,9 +46,7 @@ fn outputs<A: Address>(node: &mut TestNode<A>) -> Vec<(A, Vec<Message<'static, A
     while let Some(tx) = node.poll_transmit(&mut buf) {
         let bytes: &'static [u8] = Box::leak(buf[..tx.len].to_vec().into_boxed_slice());
         let body = open_frame(bytes, b"", 1400).unwrap();
-        let msgs = messages::<A>(body, LIMITS)
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
+        let msgs = messages::<A>(body, LIMITS).collect::<Result<Vec<_>, _>>().unwrap();
         out.push((tx.to, msgs));
     }
     out
@@ -77,11 +59,7 @@ fn events<A: Address>(node: &mut TestNode<A>) -> Vec<Event<A>> {
 /// A node at 0 that knows members 1..=n (learned from a full-state reply).
 fn with_members(n: u32, config: Config) -> TestNode<NodeId> {
     let mut node = node(NodeId(0), config);
-    let mut msgs = vec![Message::PushPull {
-        reply_wanted: false,
-        join: false,
-        exchange: 1,
-    }];
+    let mut msgs = vec![Message::PushPull { reply_wanted: false, join: false, exchange: 1 }];
     msgs.extend((1..=n).map(|i| alive(NodeId(i), 0)));
     send(&mut node, Instant::ZERO, NodeId(1), &msgs);
     outputs(&mut node);
@@ -90,20 +68,14 @@ fn with_members(n: u32, config: Config) -> TestNode<NodeId> {
 }
 
 /// Run timers until `end`, collecting outputs.
-fn run_timers<A: Address>(
-    node: &mut TestNode<A>,
-    end: Instant,
-) -> Vec<(Instant, A, Vec<Message<'static, A>>)> {
+fn run_timers<A: Address>(node: &mut TestNode<A>, end: Instant) -> Vec<(Instant, A, Vec<Message<'static, A>>)> {
     let mut out = Vec::new();
     while let Some(t) = node.poll_timeout() {
         if t > end {
             break;
         }
         node.handle_timeout(t);
-        assert!(
-            node.poll_timeout().is_none_or(|n| n > t),
-            "deadline in the past after handle_timeout"
-        );
+        assert!(node.poll_timeout().is_none_or(|n| n > t), "deadline in the past after handle_timeout");
         out.extend(outputs(node).into_iter().map(|(to, m)| (t, to, m)));
     }
     out
@@ -122,12 +94,7 @@ fn time_going_backwards_is_clamped_and_counted() {
 #[test]
 fn a_ping_to_a_suspect_carries_the_suspicion_first() {
     let mut n = with_members(20, Config::lan());
-    send(
-        &mut n,
-        Instant::ZERO,
-        NodeId(5),
-        &[suspect(NodeId(7), 0, NodeId(5))],
-    );
+    send(&mut n, Instant::ZERO, NodeId(5), &[suspect(NodeId(7), 0, NodeId(5))]);
     assert_eq!(n.member(&NodeId(7)).unwrap().state, State::Suspect);
     outputs(&mut n);
     // Drain gossip about the suspicion so only the buddy copy remains.
@@ -148,29 +115,13 @@ fn a_ping_to_a_suspect_carries_the_suspicion_first() {
 #[test]
 fn an_intermediary_nacks_when_the_target_stays_silent() {
     let mut n = with_members(5, Config::lan());
-    send(
-        &mut n,
-        Instant::ZERO,
-        NodeId(1),
-        &[Message::PingReq {
-            seq: 77,
-            target: NodeId(2),
-            want_nack: true,
-        }],
-    );
+    send(&mut n, Instant::ZERO, NodeId(1), &[Message::PingReq { seq: 77, target: NodeId(2), want_nack: true }]);
     let out = outputs(&mut n);
-    let ping = out
-        .iter()
-        .find(|(to, m)| *to == NodeId(2) && matches!(m.first(), Some(Message::Ping { .. })));
-    assert!(
-        ping.is_some(),
-        "the target is pinged on the requester's behalf"
-    );
+    let ping = out.iter().find(|(to, m)| *to == NodeId(2) && matches!(m.first(), Some(Message::Ping { .. })));
+    assert!(ping.is_some(), "the target is pinged on the requester's behalf");
     let nacks: Vec<_> = run_timers(&mut n, Instant::from_millis(500))
         .into_iter()
-        .filter(|(_, to, m)| {
-            *to == NodeId(1) && matches!(m.first(), Some(Message::Nack { seq: 77 }))
-        })
+        .filter(|(_, to, m)| *to == NodeId(1) && matches!(m.first(), Some(Message::Nack { seq: 77 })))
         .collect();
     assert_eq!(nacks.len(), 1);
     // 80% of the 500 ms probe timeout (memberlist's choice).
@@ -178,36 +129,35 @@ fn an_intermediary_nacks_when_the_target_stays_silent() {
 }
 
 #[test]
+fn an_intermediary_pings_a_silent_target_twice() {
+    let mut n = with_members(5, Config::lan());
+    send(&mut n, Instant::ZERO, NodeId(1), &[Message::PingReq { seq: 77, target: NodeId(2), want_nack: true }]);
+    let mut pings: Vec<Instant> = outputs(&mut n)
+        .into_iter()
+        .filter(|(to, m)| *to == NodeId(2) && matches!(m.first(), Some(Message::Ping { .. })))
+        .map(|_| Instant::ZERO)
+        .collect();
+    pings.extend(
+        run_timers(&mut n, Instant::from_millis(999))
+            .into_iter()
+            .filter(|(_, to, m)| *to == NodeId(2) && matches!(m.first(), Some(Message::Ping { .. })))
+            .map(|(t, _, _)| t),
+    );
+    assert_eq!(pings, vec![Instant::ZERO, Instant::from_millis(200)]);
+}
+
+#[test]
 fn a_relayed_ack_reaches_the_requester() {
     let mut n = with_members(5, Config::lan());
-    send(
-        &mut n,
-        Instant::ZERO,
-        NodeId(1),
-        &[Message::PingReq {
-            seq: 77,
-            target: NodeId(2),
-            want_nack: false,
-        }],
-    );
+    send(&mut n, Instant::ZERO, NodeId(1), &[Message::PingReq { seq: 77, target: NodeId(2), want_nack: false }]);
     let out = outputs(&mut n);
-    let Some(Message::Ping { seq }) = out
-        .iter()
-        .find(|(to, _)| *to == NodeId(2))
-        .and_then(|(_, m)| m.first().cloned())
+    let Some(Message::Ping { seq }) = out.iter().find(|(to, _)| *to == NodeId(2)).and_then(|(_, m)| m.first().cloned())
     else {
         panic!("no ping to the target")
     };
-    send(
-        &mut n,
-        Instant::from_millis(10),
-        NodeId(2),
-        &[Message::Ack { seq }],
-    );
+    send(&mut n, Instant::from_millis(10), NodeId(2), &[Message::Ack { seq }]);
     let out = outputs(&mut n);
-    assert!(out
-        .iter()
-        .any(|(to, m)| *to == NodeId(1) && matches!(m.first(), Some(Message::Ack { seq: 77 }))));
+    assert!(out.iter().any(|(to, m)| *to == NodeId(1) && matches!(m.first(), Some(Message::Ack { seq: 77 }))));
 }
 
 #[test]
@@ -222,10 +172,7 @@ fn missed_nacks_raise_local_health_and_stretch_the_probe_interval() {
     let probes = n.stats().probes;
     run_timers(&mut n, start + Duration::from_secs(20));
     let rate = n.stats().probes - probes;
-    assert!(
-        rate < 10,
-        "an unhealthy node probes less often: {rate} probes in 20 s"
-    );
+    assert!(rate < 10, "an unhealthy node probes less often: {rate} probes in 20 s");
 }
 
 #[test]
@@ -233,19 +180,9 @@ fn independent_confirmations_shorten_the_suspicion() {
     // 100 members, LAN: min 2 * 4 s = 8 s, max 48 s, 2 confirmations wanted.
     let failed_after = |confirmers: &[u32]| {
         let mut n = with_members(99, Config::lan());
-        send(
-            &mut n,
-            Instant::ZERO,
-            NodeId(1),
-            &[suspect(NodeId(50), 0, NodeId(1))],
-        );
+        send(&mut n, Instant::ZERO, NodeId(1), &[suspect(NodeId(50), 0, NodeId(1))]);
         for &c in confirmers {
-            send(
-                &mut n,
-                Instant::ZERO,
-                NodeId(c),
-                &[suspect(NodeId(50), 0, NodeId(c))],
-            );
+            send(&mut n, Instant::ZERO, NodeId(c), &[suspect(NodeId(50), 0, NodeId(c))]);
         }
         let mut now = Instant::ZERO;
         while n.member(&NodeId(50)).unwrap().state == State::Suspect {
@@ -266,10 +203,7 @@ fn independent_confirmations_shorten_the_suspicion() {
     let two = failed_after(&[2, 3]);
     let repeated = failed_after(&[1, 1]);
     assert_eq!(alone, Duration::from_secs(48));
-    assert_eq!(
-        repeated, alone,
-        "the accuser confirming itself is not independent"
-    );
+    assert_eq!(repeated, alone, "the accuser confirming itself is not independent");
     assert!(one < alone && two < one, "{alone:?} {one:?} {two:?}");
     assert_eq!(two, Duration::from_secs(8));
 }
@@ -282,9 +216,7 @@ fn bounds_hold_against_a_flood_of_new_members() {
     config.max_gossip_queue = 20;
     let mut n = node(NodeId(0), config);
     for chunk in 0..10u32 {
-        let msgs: Vec<_> = (0..40)
-            .map(|i| alive(NodeId(1000 + chunk * 40 + i), 0))
-            .collect();
+        let msgs: Vec<_> = (0..40).map(|i| alive(NodeId(1000 + chunk * 40 + i), 0)).collect();
         send(&mut n, Instant::ZERO, NodeId(1), &msgs);
     }
     assert_eq!(n.members().count(), 50);
@@ -302,28 +234,12 @@ fn an_unanswered_join_retries_with_backoff() {
     let mut attempts = vec![Instant::ZERO];
     outputs(&mut n);
     for (t, to, msgs) in run_timers(&mut n, Instant::from_secs(70)) {
-        if to == NodeId(9)
-            && matches!(
-                msgs.first(),
-                Some(Message::PushPull {
-                    reply_wanted: true,
-                    join: true,
-                    ..
-                })
-            )
-        {
+        if to == NodeId(9) && matches!(msgs.first(), Some(Message::PushPull { reply_wanted: true, join: true, .. })) {
             attempts.push(t);
         }
     }
-    let secs: Vec<u64> = attempts
-        .iter()
-        .map(|t| t.as_nanos() / 1_000_000_000)
-        .collect();
-    assert_eq!(
-        secs,
-        vec![0, 1, 3, 7, 15, 31, 61],
-        "doubling from 1 s, capped at 30 s"
-    );
+    let secs: Vec<u64> = attempts.iter().map(|t| t.as_nanos() / 1_000_000_000).collect();
+    assert_eq!(secs, vec![0, 1, 3, 7, 15, 31, 61], "doubling from 1 s, capped at 30 s");
     assert!(n.is_joining());
 }
 
@@ -343,10 +259,7 @@ fn tombstones_are_reaped_after_their_timeout() {
     send(&mut n, Instant::from_secs(1), NodeId(2), &[dead]);
     assert_eq!(n.member(&NodeId(3)).unwrap().state, State::Dead);
     run_timers(&mut n, Instant::from_secs(30));
-    assert!(
-        n.member(&NodeId(3)).is_some(),
-        "kept as a tombstone until its time"
-    );
+    assert!(n.member(&NodeId(3)).is_some(), "kept as a tombstone until its time");
     run_timers(&mut n, Instant::from_secs(32));
     assert!(n.member(&NodeId(3)).is_none(), "reaped");
 }
@@ -354,9 +267,8 @@ fn tombstones_are_reaped_after_their_timeout() {
 #[test]
 fn a_large_state_is_sent_in_datagram_sized_chunks() {
     let mut n: TestNode<SocketAddr> = node("10.0.0.1:7946".parse().unwrap(), Config::lan());
-    let members: Vec<SocketAddr> = (0..300u16)
-        .map(|i| SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 7946)))
-        .collect();
+    let members: Vec<SocketAddr> =
+        (0..300u16).map(|i| SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 7946))).collect();
     for chunk in members.chunks(50) {
         let msgs: Vec<_> = chunk.iter().map(|&a| alive(a, 0)).collect();
         send(&mut n, Instant::ZERO, members[0], &msgs);
@@ -367,50 +279,19 @@ fn a_large_state_is_sent_in_datagram_sized_chunks() {
         &mut n,
         Instant::ZERO,
         asker,
-        &[
-            Message::PushPull {
-                reply_wanted: true,
-                join: true,
-                exchange: 4,
-            },
-            alive(asker, 0),
-        ],
+        &[Message::PushPull { reply_wanted: true, join: true, exchange: 4 }, alive(asker, 0)],
     );
     let replies: Vec<_> = outputs(&mut n)
         .into_iter()
-        .filter(|(to, m)| {
-            *to == asker
-                && matches!(
-                    m.first(),
-                    Some(Message::PushPull {
-                        reply_wanted: false,
-                        ..
-                    })
-                )
-        })
+        .filter(|(to, m)| *to == asker && matches!(m.first(), Some(Message::PushPull { reply_wanted: false, .. })))
         .collect();
     let entries: usize = replies.iter().map(|(_, m)| m.len() - 1).sum();
     // An IPv4 Alive is 14 bytes: about 98 to a 1400-byte datagram.
     assert_eq!(replies.len(), 4, "300 IPv4 members need several datagrams");
-    assert!(
-        replies.iter().all(|(_, m)| m.len() > 1),
-        "every chunk carries state"
-    );
-    assert_eq!(
-        entries, 302,
-        "every member, the node and the asker, exactly once"
-    );
+    assert!(replies.iter().all(|(_, m)| m.len() > 1), "every chunk carries state");
+    assert_eq!(entries, 302, "every member, the node and the asker, exactly once");
     // The same exchange asked again (a duplicated datagram) is not answered twice.
-    send(
-        &mut n,
-        Instant::ZERO,
-        asker,
-        &[Message::PushPull {
-            reply_wanted: true,
-            join: true,
-            exchange: 4,
-        }],
-    );
+    send(&mut n, Instant::ZERO, asker, &[Message::PushPull { reply_wanted: true, join: true, exchange: 4 }]);
     assert!(outputs(&mut n)
         .iter()
         .all(|(to, m)| !(*to == asker && matches!(m.first(), Some(Message::PushPull { .. })))));
@@ -421,17 +302,8 @@ fn oversized_commands_are_refused_and_change_nothing() {
     let mut n = with_members(3, Config::lan());
     let inc = n.incarnation();
     let backlog = n.gossip_backlog();
-    assert_eq!(
-        n.set_metadata(Instant::ZERO, &[0; 513]),
-        Err(CommandError::MetadataTooLarge { len: 513, max: 512 })
-    );
-    assert_eq!(
-        n.broadcast(Instant::ZERO, &[0; 1025]),
-        Err(CommandError::BroadcastTooLarge {
-            len: 1025,
-            max: 1024
-        })
-    );
+    assert_eq!(n.set_metadata(Instant::ZERO, &[0; 513]), Err(CommandError::MetadataTooLarge { len: 513, max: 512 }));
+    assert_eq!(n.broadcast(Instant::ZERO, &[0; 1025]), Err(CommandError::BroadcastTooLarge { len: 1025, max: 1024 }));
     assert_eq!(n.incarnation(), inc);
     assert_eq!(n.gossip_backlog(), backlog);
 }
@@ -439,12 +311,7 @@ fn oversized_commands_are_refused_and_change_nothing() {
 #[test]
 fn a_buffer_too_small_for_the_message_drops_it_and_counts() {
     let mut n = with_members(3, Config::lan());
-    send(
-        &mut n,
-        Instant::ZERO,
-        NodeId(2),
-        &[Message::Ping { seq: 1 }],
-    );
+    send(&mut n, Instant::ZERO, NodeId(2), &[Message::Ping { seq: 1 }]);
     let mut tiny = [0u8; 6];
     assert!(n.poll_transmit(&mut tiny).is_none());
     assert_eq!(n.stats().buffer_too_small, 1);
@@ -454,13 +321,7 @@ fn a_buffer_too_small_for_the_message_drops_it_and_counts() {
 fn an_invalid_config_is_refused_naming_the_field() {
     let mut config = Config::lan();
     config.gossip_interval = Duration::ZERO;
-    let err = Node::new(
-        NodeId(0),
-        config,
-        Xoshiro256PlusPlus::seed_from_u64(1),
-        Instant::ZERO,
-    )
-    .unwrap_err();
+    let err = Node::new(NodeId(0), config, Xoshiro256PlusPlus::seed_from_u64(1), Instant::ZERO).unwrap_err();
     assert_eq!(err.field, "gossip_interval");
 }
 

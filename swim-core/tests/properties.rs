@@ -8,23 +8,13 @@ use core::net::SocketAddr;
 use proptest::prelude::*;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use swim_core::wire::{
-    self, encode_datagram, messages, open_frame, Limits, Message, Reader, Update,
-};
+use swim_core::wire::{self, encode_datagram, messages, open_frame, Limits, Message, Reader, Update};
 use swim_core::{Address, Claim, Config, Instant, Node, NodeId, State};
 
-const LIMITS: Limits = Limits {
-    max_meta: 512,
-    max_user_payload: 1024,
-};
+const LIMITS: Limits = Limits { max_meta: 512, max_user_payload: 1024 };
 
 fn state() -> impl Strategy<Value = State> {
-    prop_oneof![
-        Just(State::Alive),
-        Just(State::Suspect),
-        Just(State::Dead),
-        Just(State::Left)
-    ]
+    prop_oneof![Just(State::Alive), Just(State::Suspect), Just(State::Dead), Just(State::Left)]
 }
 
 fn claim() -> impl Strategy<Value = Claim> {
@@ -43,32 +33,17 @@ fn message<'a, A: Address + 'static>(
     addr: impl Strategy<Value = A> + Clone + 'static,
     bytes: &'a [u8],
 ) -> impl Strategy<Value = Message<'a, A>> + 'a {
-    let update = (
-        addr.clone(),
-        state(),
-        any::<u32>(),
-        any::<u32>(),
-        0..=bytes.len().min(512),
-        addr.clone(),
-    )
-        .prop_map(
-            move |(member, state, incarnation, instance, meta_len, accuser)| {
-                // Fields a state does not carry are not on the wire: normalise them.
-                let (instance, meta, accuser) = match state {
-                    State::Alive => (instance, &bytes[..meta_len], None),
-                    State::Suspect | State::Dead => (0, &bytes[..0], Some(accuser)),
-                    State::Left => (0, &bytes[..0], None),
-                };
-                Message::Update(Update {
-                    member,
-                    state,
-                    incarnation,
-                    instance,
-                    meta,
-                    accuser,
-                })
-            },
-        );
+    let update = (addr.clone(), state(), any::<u32>(), any::<u32>(), 0..=bytes.len().min(512), addr.clone()).prop_map(
+        move |(member, state, incarnation, instance, meta_len, accuser)| {
+            // Fields a state does not carry are not on the wire: normalise them.
+            let (instance, meta, accuser) = match state {
+                State::Alive => (instance, &bytes[..meta_len], None),
+                State::Suspect | State::Dead => (0, &bytes[..0], Some(accuser)),
+                State::Left => (0, &bytes[..0], None),
+            };
+            Message::Update(Update { member, state, incarnation, instance, meta, accuser })
+        },
+    );
     prop_oneof![
         any::<u32>().prop_map(|seq| Message::Ping { seq }),
         any::<u32>().prop_map(|seq| Message::Ack { seq }),
@@ -79,17 +54,9 @@ fn message<'a, A: Address + 'static>(
             want_nack
         }),
         update,
-        (any::<u64>(), 0..=bytes.len()).prop_map(move |(id, n)| Message::User {
-            id,
-            payload: &bytes[..n]
-        }),
-        (any::<bool>(), any::<bool>(), any::<u32>()).prop_map(|(reply_wanted, join, exchange)| {
-            Message::PushPull {
-                reply_wanted,
-                join,
-                exchange,
-            }
-        }),
+        (any::<u64>(), 0..=bytes.len()).prop_map(move |(id, n)| Message::User { id, payload: &bytes[..n] }),
+        (any::<bool>(), any::<bool>(), any::<u32>())
+            .prop_map(|(reply_wanted, join, exchange)| { Message::PushPull { reply_wanted, join, exchange } }),
     ]
 }
 
@@ -97,9 +64,7 @@ fn round_trip<A: Address + PartialEq>(msgs: &[Message<'_, A>]) {
     let mut buf = vec![0u8; 65_536];
     let len = encode_datagram(&mut buf, b"prod", msgs).expect("fits");
     let body = open_frame(&buf[..len], b"prod", 65_536).expect("frame opens");
-    let decoded: Vec<_> = messages::<A>(body, LIMITS)
-        .collect::<Result<_, _>>()
-        .expect("decodes");
+    let decoded: Vec<_> = messages::<A>(body, LIMITS).collect::<Result<_, _>>().expect("decodes");
     assert_eq!(decoded.as_slice(), msgs);
 }
 
@@ -227,13 +192,7 @@ proptest! {
 fn a_datagram_of_another_cluster_is_dropped_before_decoding() {
     let mut config = Config::local();
     config.label = swim_core::Bytes::from_static(b"blue");
-    let mut node = Node::new(
-        NodeId(0),
-        config,
-        Xoshiro256PlusPlus::seed_from_u64(3),
-        Instant::ZERO,
-    )
-    .unwrap();
+    let mut node = Node::new(NodeId(0), config, Xoshiro256PlusPlus::seed_from_u64(3), Instant::ZERO).unwrap();
     let mut buf = [0u8; 64];
     let ping: Message<'_, NodeId> = Message::Ping { seq: 1 };
     let len = encode_datagram(&mut buf, b"green", std::slice::from_ref(&ping)).unwrap();
@@ -243,8 +202,5 @@ fn a_datagram_of_another_cluster_is_dropped_before_decoding() {
     );
     assert_eq!(node.stats().rejected.wrong_cluster, 1);
     let len = encode_datagram(&mut buf, b"blue", &[ping]).unwrap();
-    assert_eq!(
-        node.handle_datagram(Instant::ZERO, NodeId(1), &buf[..len]),
-        Ok(())
-    );
+    assert_eq!(node.handle_datagram(Instant::ZERO, NodeId(1), &buf[..len]), Ok(()));
 }

@@ -14,19 +14,10 @@ fn secs(s: u64) -> Duration {
 #[test]
 fn five_nodes_join_through_one_seed_and_all_see_all() {
     let mut c = Cluster::joined(1, 5, Config::local());
-    assert!(
-        c.run_until(secs(5), Cluster::converged),
-        "not converged after 5 s"
-    );
+    assert!(c.run_until(secs(5), Cluster::converged), "not converged after 5 s");
     for id in 0..5 {
-        let joined = c
-            .events_at(id)
-            .filter(|e| matches!(e, Event::Joined(_)))
-            .count();
-        assert_eq!(
-            joined, 4,
-            "node {id} reports each other member joining exactly once"
-        );
+        let joined = c.events_at(id).filter(|e| matches!(e, Event::Joined(_))).count();
+        assert_eq!(joined, 4, "node {id} reports each other member joining exactly once");
         assert!(!c.node(id).is_joining());
     }
 }
@@ -36,24 +27,13 @@ fn a_node_that_goes_silent_is_failed_at_every_other_node() {
     let mut c = Cluster::joined(2, 5, Config::local());
     assert!(c.run_until(secs(5), Cluster::converged));
     c.crashed.insert(3);
-    let everyone_knows = |c: &Cluster| {
-        [0, 1, 2, 4]
-            .iter()
-            .all(|&o| c.view(o, 3) == Some(State::Dead))
-    };
-    assert!(
-        c.run_until(secs(30), everyone_knows),
-        "crashed node not declared dead everywhere"
-    );
+    let everyone_knows = |c: &Cluster| [0, 1, 2, 4].iter().all(|&o| c.view(o, 3) == Some(State::Dead));
+    assert!(c.run_until(secs(30), everyone_knows), "crashed node not declared dead everywhere");
     for o in [0, 1, 2, 4] {
-        let failed: Vec<_> = c
-            .events_at(o)
-            .filter(|e| matches!(e, Event::Failed(m) if m.addr == NodeId(3)))
-            .collect();
+        let failed: Vec<_> = c.events_at(o).filter(|e| matches!(e, Event::Failed(m) if m.addr == NodeId(3))).collect();
         assert_eq!(failed.len(), 1, "node {o} reports the failure once");
         assert!(
-            c.events_at(o)
-                .all(|e| !matches!(e, Event::Failed(m) if m.addr != NodeId(3))),
+            c.events_at(o).all(|e| !matches!(e, Event::Failed(m) if m.addr != NodeId(3))),
             "no live node failed at {o}"
         );
     }
@@ -66,35 +46,15 @@ fn a_wrongly_suspected_node_refutes_and_stays_alive() {
     c.run_for(secs(2));
     // Drop everything to and from node 2 for a bit more than a probe period.
     c.muted.insert(2);
-    let suspected = |c: &Cluster| {
-        (0..5)
-            .filter(|&o| o != 2)
-            .any(|o| c.view(o, 2) == Some(State::Suspect))
-    };
-    assert!(
-        c.run_until(secs(5), suspected),
-        "nobody suspected the muted node"
-    );
+    let suspected = |c: &Cluster| (0..5).filter(|&o| o != 2).any(|o| c.view(o, 2) == Some(State::Suspect));
+    assert!(c.run_until(secs(5), suspected), "nobody suspected the muted node");
     c.muted.remove(&2);
-    assert!(
-        c.run_until(secs(10), Cluster::converged),
-        "suspicion was not refuted"
-    );
-    assert!(
-        c.node(2).incarnation() > 0,
-        "refutation raised the incarnation"
-    );
+    assert!(c.run_until(secs(10), Cluster::converged), "suspicion was not refuted");
+    assert!(c.node(2).incarnation() > 0, "refutation raised the incarnation");
     assert!(c.node(2).stats().refutations > 0);
-    assert!(
-        c.events
-            .iter()
-            .all(|(_, _, e)| !matches!(e, Event::Failed(_))),
-        "nobody declared it failed"
-    );
-    let refuted = (0..5).filter(|&o| o != 2).any(|o| {
-        c.events_at(o)
-            .any(|e| matches!(e, Event::Alive(m) if m.addr == NodeId(2)))
-    });
+    assert!(c.events.iter().all(|(_, _, e)| !matches!(e, Event::Failed(_))), "nobody declared it failed");
+    let refuted =
+        (0..5).filter(|&o| o != 2).any(|o| c.events_at(o).any(|e| matches!(e, Event::Alive(m) if m.addr == NodeId(2))));
     assert!(refuted, "an Alive (refuted) event was reported");
 }
 
@@ -105,22 +65,14 @@ fn a_graceful_leave_yields_left_not_failed() {
     let now = c.now;
     c.node(4).leave(now);
     c.drain(4);
-    assert!(
-        c.run_until(secs(5), |c| c.nodes[&4].leave_complete()),
-        "leave never completed"
-    );
+    assert!(c.run_until(secs(5), |c| c.nodes[&4].leave_complete()), "leave never completed");
     c.crashed.insert(4);
     let all_left = |c: &Cluster| (0..4).all(|o| c.view(o, 4) == Some(State::Left));
     assert!(c.run_until(secs(5), all_left));
     c.run_for(secs(20));
     for o in 0..4 {
         assert_eq!(c.view(o, 4), Some(State::Left));
-        assert_eq!(
-            c.events_at(o)
-                .filter(|e| matches!(e, Event::Left(m) if m.addr == NodeId(4)))
-                .count(),
-            1
-        );
+        assert_eq!(c.events_at(o).filter(|e| matches!(e, Event::Left(m) if m.addr == NodeId(4))).count(), 1);
         assert!(c.events_at(o).all(|e| !matches!(e, Event::Failed(_))));
     }
 }
@@ -136,11 +88,11 @@ fn metadata_changes_and_broadcasts_reach_every_node_exactly_once() {
     c.drain(3);
     c.run_for(secs(10));
     for o in 0..5 {
-        let updated = c.events_at(o).filter(|e| matches!(e, Event::Updated(m) if m.addr == NodeId(1) && &m.meta[..] == b"role=db")).count();
-        let broadcasts = c
+        let updated = c
             .events_at(o)
-            .filter(|e| matches!(e, Event::Broadcast(p) if &p[..] == b"deploy v2"))
+            .filter(|e| matches!(e, Event::Updated(m) if m.addr == NodeId(1) && &m.meta[..] == b"role=db"))
             .count();
+        let broadcasts = c.events_at(o).filter(|e| matches!(e, Event::Broadcast(p) if &p[..] == b"deploy v2")).count();
         if o != 1 {
             assert_eq!(updated, 1, "node {o} saw the metadata change once");
             assert_eq!(c.nodes[&o].member(&NodeId(1)).unwrap().meta, b"role=db");
@@ -185,25 +137,13 @@ fn a_restarted_node_goes_above_its_old_incarnation() {
     let old = c.node(3).incarnation();
     assert!(old >= 3);
     c.crashed.insert(3);
-    assert!(c.run_until(secs(30), |c| (0..3)
-        .all(|o| c.view(o, 3) == Some(State::Dead))));
+    assert!(c.run_until(secs(30), |c| (0..3).all(|o| c.view(o, 3) == Some(State::Dead))));
     c.crashed.remove(&3);
     c.add(3, Config::local());
     c.join(3, &[0]);
-    assert!(
-        c.run_until(secs(10), Cluster::converged),
-        "restarted node did not rejoin"
-    );
-    assert!(
-        c.node(3).incarnation() > old,
-        "restart went above the old incarnation"
-    );
-    assert!(
-        c.events
-            .iter()
-            .all(|(_, _, e)| !matches!(e, Event::Conflict { .. })),
-        "a restart is not a conflict"
-    );
+    assert!(c.run_until(secs(10), Cluster::converged), "restarted node did not rejoin");
+    assert!(c.node(3).incarnation() > old, "restart went above the old incarnation");
+    assert!(c.events.iter().all(|(_, _, e)| !matches!(e, Event::Conflict { .. })), "a restart is not a conflict");
 }
 
 #[test]
@@ -219,17 +159,10 @@ fn two_live_processes_claiming_one_address_are_reported_not_flapping() {
     c.nodes.insert(102, twin_node);
     c.join(102, &[0]);
     c.run_for(secs(90));
-    let conflicts = c
-        .events
-        .iter()
-        .filter(|(_, _, e)| matches!(e, Event::Conflict { .. }))
-        .count();
+    let conflicts = c.events.iter().filter(|(_, _, e)| matches!(e, Event::Conflict { .. })).count();
     assert!(conflicts >= 1, "the conflict was surfaced");
     let bumps = c.node(2).incarnation().max(c.node(102).incarnation());
-    assert!(
-        bumps < 20,
-        "incarnations did not flap upward without bound: {bumps}"
-    );
+    assert!(bumps < 20, "incarnations did not flap upward without bound: {bumps}");
 }
 
 /// The scenarios above with one seed each can pass by luck; these hold for
@@ -237,16 +170,10 @@ fn two_live_processes_claiming_one_address_are_reported_not_flapping() {
 /// gossip with few retransmissions misses members) and of twenty.
 #[test]
 fn join_updates_broadcasts_and_detection_hold_across_seeds() {
-    for (n, config, seeds) in [
-        (5u32, Config::local(), 0..100u64),
-        (20, Config::lan(), 0..10),
-    ] {
+    for (n, config, seeds) in [(5u32, Config::local(), 0..100u64), (20, Config::lan(), 0..10)] {
         for seed in seeds {
             let mut c = Cluster::joined(seed, n, config.clone());
-            assert!(
-                c.run_until(secs(5), Cluster::converged),
-                "seed {seed}, {n} nodes: join did not converge in 5 s"
-            );
+            assert!(c.run_until(secs(5), Cluster::converged), "seed {seed}, {n} nodes: join did not converge in 5 s");
             let now = c.now;
             c.node(1).set_metadata(now, b"v2").unwrap();
             c.node(3).broadcast(now, b"hello").unwrap();
@@ -254,41 +181,18 @@ fn join_updates_broadcasts_and_detection_hold_across_seeds() {
             c.drain(3);
             c.run_for(secs(5));
             for o in 0..n {
-                let broadcasts = c
-                    .events_at(o)
-                    .filter(|e| matches!(e, Event::Broadcast(_)))
-                    .count();
-                assert_eq!(
-                    broadcasts,
-                    usize::from(o != 3),
-                    "seed {seed}: node {o} broadcast deliveries"
-                );
-                let updates = c
-                    .events_at(o)
-                    .filter(|e| matches!(e, Event::Updated(m) if m.addr == NodeId(1)))
-                    .count();
-                assert_eq!(
-                    updates,
-                    usize::from(o != 1),
-                    "seed {seed}: node {o} metadata updates"
-                );
+                let broadcasts = c.events_at(o).filter(|e| matches!(e, Event::Broadcast(_))).count();
+                assert_eq!(broadcasts, usize::from(o != 3), "seed {seed}: node {o} broadcast deliveries");
+                let updates = c.events_at(o).filter(|e| matches!(e, Event::Updated(m) if m.addr == NodeId(1))).count();
+                assert_eq!(updates, usize::from(o != 1), "seed {seed}: node {o} metadata updates");
             }
             c.crashed.insert(2);
             let others: Vec<u32> = (0..n).filter(|&o| o != 2).collect();
             let detected = |c: &Cluster| others.iter().all(|&o| c.view(o, 2) == Some(State::Dead));
-            assert!(
-                c.run_until(secs(90), detected),
-                "seed {seed}: crash not detected everywhere"
-            );
-            let false_failures = c
-                .events
-                .iter()
-                .filter(|(_, _, e)| matches!(e, Event::Failed(m) if m.addr != NodeId(2)))
-                .count();
-            assert_eq!(
-                false_failures, 0,
-                "seed {seed}: a live node was declared failed"
-            );
+            assert!(c.run_until(secs(90), detected), "seed {seed}: crash not detected everywhere");
+            let false_failures =
+                c.events.iter().filter(|(_, _, e)| matches!(e, Event::Failed(m) if m.addr != NodeId(2))).count();
+            assert_eq!(false_failures, 0, "seed {seed}: a live node was declared failed");
         }
     }
 }

@@ -7,22 +7,14 @@ use swim_core::wire::{crc32c, encode_datagram, Message, Update};
 use swim_core::{NodeId, State};
 
 fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
 }
 
 fn datagram<A: swim_core::Address>(label: &[u8], msgs: &[Message<'_, A>]) -> String {
     let mut buf = [0u8; 1400];
     let len = encode_datagram(&mut buf, label, msgs).unwrap();
     let (body, crc) = buf[..len].split_at(len - 4);
-    assert_eq!(
-        crc,
-        crc32c(body).to_be_bytes(),
-        "trailer is the CRC-32C of the rest"
-    );
+    assert_eq!(crc, crc32c(body).to_be_bytes(), "trailer is the CRC-32C of the rest");
     hex(&buf[..len - 4])
 }
 
@@ -34,14 +26,7 @@ fn update<A>(
     meta: &[u8],
     accuser: Option<A>,
 ) -> Message<'_, A> {
-    Message::Update(Update {
-        member,
-        state,
-        incarnation,
-        instance,
-        meta,
-        accuser,
-    })
+    Message::Update(Update { member, state, incarnation, instance, meta, accuser })
 }
 
 #[test]
@@ -58,16 +43,9 @@ fn probe_messages() {
         Message::Ping { seq: 300 },
         Message::Ack { seq: 300 },
         Message::Nack { seq: 7 },
-        Message::PingReq {
-            seq: 9,
-            target: NodeId(200),
-            want_nack: true,
-        },
+        Message::PingReq { seq: 9, target: NodeId(200), want_nack: true },
     ];
-    assert_eq!(
-        datagram(b"", &m),
-        "01 00 01 ac 02 02 ac 02 03 07 04 09 c8 01 01"
-    );
+    assert_eq!(datagram(b"", &m), "01 00 01 ac 02 02 ac 02 03 07 04 09 c8 01 01");
 }
 
 #[test]
@@ -101,19 +79,9 @@ fn member_updates_with_socket_addresses() {
 #[test]
 fn broadcasts_and_push_pull_headers() {
     let m: [Message<'_, NodeId>; 3] = [
-        Message::PushPull {
-            reply_wanted: true,
-            join: true,
-            exchange: 2,
-        },
+        Message::PushPull { reply_wanted: true, join: true, exchange: 2 },
         update(NodeId(3), State::Alive, 0, 1, b"", None),
-        Message::User {
-            id: 0x0102_0304_0506_0708,
-            payload: b"hi",
-        },
+        Message::User { id: 0x0102_0304_0506_0708, payload: b"hi" },
     ];
-    assert_eq!(
-        datagram(b"", &m),
-        "01 00 30 03 02 10 03 00 00 00 00 01 00 20 01 02 03 04 05 06 07 08 02 68 69"
-    );
+    assert_eq!(datagram(b"", &m), "01 00 30 03 02 10 03 00 00 00 00 01 00 20 01 02 03 04 05 06 07 08 02 68 69");
 }

@@ -17,11 +17,7 @@ const SMALLEST_UPDATE: usize = 4;
 impl<A: Address, R: RngCore> Node<A, R> {
     /// Encode one pending datagram; `None` when it was dropped (no room) or
     /// had nothing to say (a gossip round whose news ran out).
-    pub(super) fn encode_pending(
-        &mut self,
-        pending: Pending<A>,
-        buf: &mut [u8],
-    ) -> Option<Transmit<A>> {
+    pub(super) fn encode_pending(&mut self, pending: Pending<A>, buf: &mut [u8]) -> Option<Transmit<A>> {
         let budget = buf.len().min(self.config.max_datagram_size);
         let Some(space) = buf.get_mut(..budget.saturating_sub(CHECKSUM_LEN)) else {
             return self.too_small();
@@ -41,16 +37,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             Pending::Ping { seq, .. } => Some(Message::Ping { seq }),
             Pending::Ack { seq, .. } => Some(Message::Ack { seq }),
             Pending::Nack { seq, .. } => Some(Message::Nack { seq }),
-            Pending::PingReq {
-                seq,
-                target,
-                want_nack,
-                ..
-            } => Some(Message::PingReq {
-                seq,
-                target,
-                want_nack,
-            }),
+            Pending::PingReq { seq, target, want_nack, .. } => Some(Message::PingReq { seq, target, want_nack }),
             Pending::Gossip { .. } => None,
         };
         if let Some(m) = &primary {
@@ -91,17 +78,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         let mark = w.len();
         let accuser = self.suspicions.get(&h).map_or(&self.addr, |s| &s.accuser);
-        if wire::encode_update(
-            w,
-            &e.addr,
-            e.state,
-            e.incarnation,
-            e.instance,
-            e.meta(),
-            Some(accuser),
-        )
-        .is_err()
-        {
+        if wire::encode_update(w, &e.addr, e.state, e.incarnation, e.instance, e.meta(), Some(accuser)).is_err() {
             w.truncate(mark);
         }
     }
@@ -125,11 +102,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             }
             let mark = w.len();
             let result = match item {
-                Item::Member {
-                    handle,
-                    accuser,
-                    source,
-                } => {
+                Item::Member { handle, accuser, source } => {
                     let Some(e) = members.get(*handle) else {
                         return Offer::Drop;
                     };
@@ -139,24 +112,10 @@ impl<A: Address, R: RngCore> Node<A, R> {
                     if source.as_ref() == Some(to) {
                         return Offer::Known;
                     }
-                    let accuser = accuser
-                        .as_ref()
-                        .unwrap_or_else(|| accuser_of(suspicions, *handle, addr));
-                    wire::encode_update(
-                        w,
-                        &e.addr,
-                        e.state,
-                        e.incarnation,
-                        e.instance,
-                        e.meta(),
-                        Some(accuser),
-                    )
+                    let accuser = accuser.as_ref().unwrap_or_else(|| accuser_of(suspicions, *handle, addr));
+                    wire::encode_update(w, &e.addr, e.state, e.incarnation, e.instance, e.meta(), Some(accuser))
                 }
-                Item::User {
-                    id,
-                    payload,
-                    source,
-                } => {
+                Item::User { id, payload, source } => {
                     if source.as_ref() == Some(to) {
                         return Offer::Known;
                     }
@@ -198,13 +157,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let send = self.push_pull_sends.front_mut()?;
         let space = buf.get_mut(..budget.saturating_sub(CHECKSUM_LEN))?;
         let mut w = Writer::new(space);
-        let header: Message<'_, A> = Message::PushPull {
-            reply_wanted: send.reply_wanted,
-            join: send.join,
-            exchange: send.exchange,
-        };
-        if wire::begin_frame(&mut w, &self.config.label).is_err() || header.encode(&mut w).is_err()
-        {
+        let header: Message<'_, A> =
+            Message::PushPull { reply_wanted: send.reply_wanted, join: send.join, exchange: send.exchange };
+        if wire::begin_frame(&mut w, &self.config.label).is_err() || header.encode(&mut w).is_err() {
             return self.too_small();
         }
         let mut wrote_any = false;
@@ -212,15 +167,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
             if let Some(e) = self.members.get(send.cursor) {
                 let mark = w.len();
                 let accuser = accuser_of(&self.suspicions, send.cursor, &self.addr);
-                let r = wire::encode_update(
-                    &mut w,
-                    &e.addr,
-                    e.state,
-                    e.incarnation,
-                    e.instance,
-                    e.meta(),
-                    Some(accuser),
-                );
+                let r =
+                    wire::encode_update(&mut w, &e.addr, e.state, e.incarnation, e.instance, e.meta(), Some(accuser));
                 if r.is_err() {
                     w.truncate(mark);
                     if !wrote_any {
@@ -260,10 +208,6 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
 /// Who to name as accuser of a suspect or dead member: whoever raised the
 /// running suspicion, else this node.
-fn accuser_of<'a, A>(
-    suspicions: &'a alloc::collections::BTreeMap<u32, Suspicion<A>>,
-    handle: u32,
-    me: &'a A,
-) -> &'a A {
+fn accuser_of<'a, A>(suspicions: &'a alloc::collections::BTreeMap<u32, Suspicion<A>>, handle: u32, me: &'a A) -> &'a A {
     suspicions.get(&handle).map_or(me, |s| &s.accuser)
 }

@@ -69,11 +69,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let Some(join) = self.join.as_mut() else {
             return;
         };
-        let backoff = crate::time::scale(
-            self.config.join_retry_interval,
-            1u32 << join.attempt.min(16),
-        )
-        .min(self.config.join_retry_max_interval);
+        let backoff = crate::time::scale(self.config.join_retry_interval, 1u32 << join.attempt.min(16))
+            .min(self.config.join_retry_max_interval);
         join.attempt = join.attempt.saturating_add(1);
         join.next_attempt = self.now + backoff;
         self.stats.join_attempts += 1;
@@ -88,10 +85,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// cut off long enough to have declared everyone dead finds its way back.
     pub(super) fn maybe_rejoin(&mut self) {
         if self.join.is_none() && !self.seeds.is_empty() && self.members.live() <= 1 {
-            self.join = Some(Join {
-                attempt: 0,
-                next_attempt: self.now,
-            });
+            self.join = Some(Join { attempt: 0, next_attempt: self.now });
             self.join_attempt();
         }
     }
@@ -118,19 +112,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if !reply_wanted {
             if self.join.take().is_some() {
                 let at = self.now + self.config.probe_interval;
-                self.follow_up = Some(FollowUp {
-                    at,
-                    learned: 0,
-                    round: 0,
-                });
+                self.follow_up = Some(FollowUp { at, learned: 0, round: 0 });
             }
             return;
         }
-        if self
-            .replied
-            .iter()
-            .any(|(a, e)| a == from && *e == exchange)
-        {
+        if self.replied.iter().any(|(a, e)| a == from && *e == exchange) {
             return;
         }
         if self.push_pull_sends.len() >= self.config.max_push_pull_sends {
@@ -159,11 +145,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             return;
         }
         let peers = self.random_peers(1, None, true);
-        if let Some(to) = peers
-            .first()
-            .and_then(|&h| self.members.get(h))
-            .map(|e| e.addr.clone())
-        {
+        if let Some(to) = peers.first().and_then(|&h| self.members.get(h)).map(|e| e.addr.clone()) {
             self.start_push_pull(to, false);
         }
     }
@@ -176,21 +158,13 @@ impl<A: Address, R: RngCore> Node<A, R> {
             return;
         }
         let peers = self.random_peers(1, None, false);
-        if let Some(to) = peers
-            .first()
-            .and_then(|&h| self.members.get(h))
-            .map(|e| e.addr.clone())
-        {
+        if let Some(to) = peers.first().and_then(|&h| self.members.get(h)).map(|e| e.addr.clone()) {
             self.start_push_pull(to, false);
         }
         let round = follow_up.round + 1;
         if round < MAX_FOLLOW_UPS {
             let at = self.now + crate::time::scale(self.config.probe_interval, 1 << round);
-            self.follow_up = Some(FollowUp {
-                at,
-                learned: 0,
-                round,
-            });
+            self.follow_up = Some(FollowUp { at, learned: 0, round });
         }
     }
 
@@ -246,9 +220,10 @@ impl<A: Address, R: RngCore> Node<A, R> {
             let Some(t) = self.tombstones.pop_front() else {
                 break;
             };
-            let still = self.members.get(t.handle).is_some_and(|e| {
-                e.addr == t.addr && e.incarnation == t.incarnation && e.state.is_gone()
-            });
+            let still = self
+                .members
+                .get(t.handle)
+                .is_some_and(|e| e.addr == t.addr && e.incarnation == t.incarnation && e.state.is_gone());
             if still && t.handle != self.me {
                 if t.due > now {
                     self.stats.tombstones_evicted += 1;

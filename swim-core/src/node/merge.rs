@@ -25,10 +25,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             self.merge_about_self(&update);
             return;
         }
-        let claim = Claim {
-            incarnation: update.incarnation,
-            state: update.state,
-        };
+        let claim = Claim { incarnation: update.incarnation, state: update.state };
         let Some(handle) = self.members.handle(&update.member) else {
             let echo_once = quiet && update.member != *from;
             self.insert_member(update, echo_once);
@@ -94,9 +91,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 let meta_changed = entry.set_meta(update.meta);
                 self.members.set_state(handle, State::Alive);
                 match old {
-                    State::Alive if meta_changed => {
-                        self.emit(Event::Updated(self.snapshot(handle)))
-                    }
+                    State::Alive if meta_changed => self.emit(Event::Updated(self.snapshot(handle))),
                     State::Alive => {}
                     State::Suspect => {
                         self.suspicions.remove(&handle);
@@ -175,8 +170,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
     fn arm_suspicion_timer(&mut self, handle: u32, deadline: crate::time::Instant) -> u64 {
         self.next_timer = self.next_timer.wrapping_add(1);
-        self.suspicion_timers
-            .push(Reverse((deadline, handle, self.next_timer)));
+        self.suspicion_timers.push(Reverse((deadline, handle, self.next_timer)));
         self.next_timer
     }
 
@@ -188,14 +182,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 break;
             }
             self.suspicion_timers.pop();
-            let current = self
-                .suspicions
-                .get(&handle)
-                .is_some_and(|s| s.timer == timer);
-            let suspect = self
-                .members
-                .get(handle)
-                .is_some_and(|e| e.state == State::Suspect);
+            let current = self.suspicions.get(&handle).is_some_and(|s| s.timer == timer);
+            let suspect = self.members.get(handle).is_some_and(|e| e.state == State::Suspect);
             if current && suspect {
                 let accuser = self.addr.clone();
                 self.declare_gone(handle, State::Dead, Some(accuser));
@@ -284,9 +272,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         self.stats.broadcasts_delivered += 1;
         self.emit(Event::Broadcast(bytes::Bytes::copy_from_slice(payload)));
         let source = self.heard_from.clone();
-        let dropped =
-            self.gossip
-                .queue_user(id, payload.into(), source, self.config.max_gossip_queue);
+        let dropped = self.gossip.queue_user(id, payload.into(), source, self.config.max_gossip_queue);
         self.stats.gossip_dropped += dropped as u64;
     }
 

@@ -94,10 +94,9 @@ impl fmt::Display for CommandError {
             CommandError::MetadataTooLarge { len, max } => {
                 write!(f, "metadata of {len} bytes exceeds max_metadata_len {max}")
             }
-            CommandError::BroadcastTooLarge { len, max } => write!(
-                f,
-                "broadcast of {len} bytes exceeds max_broadcast_len {max}"
-            ),
+            CommandError::BroadcastTooLarge { len, max } => {
+                write!(f, "broadcast of {len} bytes exceeds max_broadcast_len {max}")
+            }
         }
     }
 }
@@ -124,27 +123,11 @@ pub struct MemberRef<'a, A> {
 /// are picked at the last moment and nothing is buffered per datagram.
 #[derive(Debug, Clone)]
 pub(crate) enum Pending<A> {
-    Ping {
-        to: A,
-        seq: u32,
-    },
-    Ack {
-        to: A,
-        seq: u32,
-    },
-    Nack {
-        to: A,
-        seq: u32,
-    },
-    PingReq {
-        to: A,
-        seq: u32,
-        target: A,
-        want_nack: bool,
-    },
-    Gossip {
-        to: A,
-    },
+    Ping { to: A, seq: u32 },
+    Ack { to: A, seq: u32 },
+    Nack { to: A, seq: u32 },
+    PingReq { to: A, seq: u32, target: A, want_nack: bool },
+    Gossip { to: A },
 }
 
 /// How many times this node out-bids another live process's incarnation for
@@ -230,17 +213,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
         config.validate()?;
         let instance = rng.next_u32();
         let mut members = Members::new();
-        let me = members.insert(Entry {
-            addr: addr.clone(),
-            incarnation: 0,
-            instance,
-            state: State::Alive,
-            meta: None,
-        });
-        let limits = Limits {
-            max_meta: config.max_metadata_len,
-            max_user_payload: config.max_broadcast_len,
-        };
+        let me =
+            members.insert(Entry { addr: addr.clone(), incarnation: 0, instance, state: State::Alive, meta: None });
+        let limits = Limits { max_meta: config.max_metadata_len, max_user_payload: config.max_broadcast_len };
         let awareness = Awareness::new(config.awareness_max_multiplier, config.lifeguard);
         let mut node = Node {
             limits,
@@ -391,12 +366,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// bumps a counter and changes nothing else. A driver MUST pass the
     /// datagram's real source address as `from` and MUST NOT retry rejected
     /// datagrams.
-    pub fn handle_datagram(
-        &mut self,
-        now: Instant,
-        from: A,
-        datagram: &[u8],
-    ) -> Result<(), Rejected> {
+    pub fn handle_datagram(&mut self, now: Instant, from: A, datagram: &[u8]) -> Result<(), Rejected> {
         self.advance(now);
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += datagram.len() as u64;
@@ -404,14 +374,13 @@ impl<A: Address, R: RngCore> Node<A, R> {
             self.stats.rejected.from_self += 1;
             return Err(Rejected::FromSelf);
         }
-        let body =
-            match wire::open_frame(datagram, &self.config.label, self.config.max_datagram_size) {
-                Ok(body) => body,
-                Err(e) => {
-                    self.stats.rejected.count_frame(e);
-                    return Err(Rejected::Frame(e));
-                }
-            };
+        let body = match wire::open_frame(datagram, &self.config.label, self.config.max_datagram_size) {
+            Ok(body) => body,
+            Err(e) => {
+                self.stats.rejected.count_frame(e);
+                return Err(Rejected::Frame(e));
+            }
+        };
         for message in wire::messages::<A>(body, self.limits) {
             if let Err(e) = message {
                 self.stats.rejected.count_decode(e);
@@ -425,17 +394,10 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 self.count_received(&message);
             }
             match message {
-                Message::Ping { seq } => self.queue_transmit(Pending::Ack {
-                    to: from.clone(),
-                    seq,
-                }),
+                Message::Ping { seq } => self.queue_transmit(Pending::Ack { to: from.clone(), seq }),
                 Message::Ack { seq } => self.on_ack(seq),
                 Message::Nack { seq } => self.on_nack(seq),
-                Message::PingReq {
-                    seq,
-                    target,
-                    want_nack,
-                } => self.on_ping_req(&from, seq, target, want_nack),
+                Message::PingReq { seq, target, want_nack } => self.on_ping_req(&from, seq, target, want_nack),
                 Message::Update(update) => {
                     self.stats.updates_received += 1;
                     // A reply to our own full-state request brings the whole
@@ -444,11 +406,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                     self.merge(update, &from, quiet);
                 }
                 Message::User { id, payload } => self.on_user_broadcast(id, payload),
-                Message::PushPull {
-                    reply_wanted,
-                    join,
-                    exchange,
-                } => {
+                Message::PushPull { reply_wanted, join, exchange } => {
                     if i == 0 {
                         push_pull = Some((reply_wanted, join, exchange));
                     }
@@ -511,10 +469,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         self.seeds.clear();
         for seed in seeds {
-            if *seed != self.addr
-                && !self.seeds.contains(seed)
-                && self.seeds.len() < self.config.max_seeds
-            {
+            if *seed != self.addr && !self.seeds.contains(seed) && self.seeds.len() < self.config.max_seeds {
                 self.seeds.push(seed.clone());
             }
         }
@@ -524,10 +479,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if self.seeds.is_empty() {
             self.join = None;
         } else {
-            self.join = Some(Join {
-                attempt: 0,
-                next_attempt: self.now,
-            });
+            self.join = Some(Join { attempt: 0, next_attempt: self.now });
             self.join_attempt();
         }
     }
@@ -552,10 +504,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
     pub fn set_metadata(&mut self, now: Instant, meta: &[u8]) -> Result<(), CommandError> {
         self.advance(now);
         if meta.len() > self.config.max_metadata_len {
-            return Err(CommandError::MetadataTooLarge {
-                len: meta.len(),
-                max: self.config.max_metadata_len,
-            });
+            return Err(CommandError::MetadataTooLarge { len: meta.len(), max: self.config.max_metadata_len });
         }
         if let Some(e) = self.members.get_mut(self.me) {
             if !e.set_meta(meta) {
@@ -572,16 +521,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
     pub fn broadcast(&mut self, now: Instant, payload: &[u8]) -> Result<(), CommandError> {
         self.advance(now);
         if payload.len() > self.config.max_broadcast_len {
-            return Err(CommandError::BroadcastTooLarge {
-                len: payload.len(),
-                max: self.config.max_broadcast_len,
-            });
+            return Err(CommandError::BroadcastTooLarge { len: payload.len(), max: self.config.max_broadcast_len });
         }
         let id = self.rng.next_u64();
         self.remember_broadcast(id);
-        let dropped =
-            self.gossip
-                .queue_user(id, payload.into(), None, self.config.max_gossip_queue);
+        let dropped = self.gossip.queue_user(id, payload.into(), None, self.config.max_gossip_queue);
         self.stats.gossip_dropped += dropped as u64;
         Ok(())
     }
@@ -684,9 +628,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
     fn queue_gossip_with(&mut self, handle: u32, accuser: Option<A>, head_start: u32) {
         let source = self.heard_from.clone();
         let max = self.config.max_gossip_queue;
-        let dropped = self
-            .gossip
-            .queue_member(handle, accuser, source, max, head_start);
+        let dropped = self.gossip.queue_member(handle, accuser, source, max, head_start);
         self.stats.gossip_dropped += dropped as u64;
     }
 
@@ -698,12 +640,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 incarnation: e.incarnation,
                 meta: Bytes::copy_from_slice(e.meta()),
             },
-            None => Member {
-                addr: self.addr.clone(),
-                state: State::Dead,
-                incarnation: 0,
-                meta: Bytes::new(),
-            },
+            None => Member { addr: self.addr.clone(), state: State::Dead, incarnation: 0, meta: Bytes::new() },
         }
     }
 
@@ -734,33 +671,20 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// Up to `want` distinct random live members other than this node and
     /// `exclude`, found by bounded random probing of the slab: O(want), not
     /// O(N), at the price of sometimes finding fewer in a sparse table.
-    fn random_peers(
-        &mut self,
-        want: usize,
-        exclude: Option<u32>,
-        allow_dead: bool,
-    ) -> SmallVec<[u32; 16]> {
+    fn random_peers(&mut self, want: usize, exclude: Option<u32>, allow_dead: bool) -> SmallVec<[u32; 16]> {
         let mut picked: SmallVec<[u32; 16]> = SmallVec::new();
         let capacity = self.members.capacity();
         if capacity == 0 || want == 0 {
             return picked;
         }
         let eligible_total = self.members.live().saturating_sub(1) as usize
-            + if allow_dead {
-                self.members.count(State::Dead) as usize
-            } else {
-                0
-            };
+            + if allow_dead { self.members.count(State::Dead) as usize } else { 0 };
         let want = want.min(eligible_total).min(16);
         let mut attempts = 4 * want + 16;
         while picked.len() < want && attempts > 0 {
             attempts -= 1;
             let start = self.random_below(capacity);
-            let Some(h) = self
-                .members
-                .next_occupied(start)
-                .or_else(|| self.members.next_occupied(0))
-            else {
+            let Some(h) = self.members.next_occupied(start).or_else(|| self.members.next_occupied(0)) else {
                 break;
             };
             if h == self.me || Some(h) == exclude || picked.contains(&h) {

@@ -180,17 +180,7 @@ mod tests {
 
     #[test]
     fn varints_round_trip_at_every_width() {
-        for value in [
-            0u64,
-            1,
-            127,
-            128,
-            300,
-            16_383,
-            16_384,
-            u32::MAX as u64,
-            u64::MAX,
-        ] {
+        for value in [0u64, 1, 127, 128, 300, 16_383, 16_384, u32::MAX as u64, u64::MAX] {
             let mut buf = [0u8; 10];
             let mut w = Writer::new(&mut buf);
             w.varint(value).unwrap();
@@ -204,20 +194,11 @@ mod tests {
 
     #[test]
     fn overlong_and_overflowing_varints_are_rejected() {
-        assert_eq!(
-            Reader::new(&[0x80, 0x00]).varint(),
-            Err(DecodeError::VarintOverlong)
-        );
+        assert_eq!(Reader::new(&[0x80, 0x00]).varint(), Err(DecodeError::VarintOverlong));
         let eleven = [0xff; 11];
-        assert_eq!(
-            Reader::new(&eleven).varint(),
-            Err(DecodeError::VarintOverflow)
-        );
+        assert_eq!(Reader::new(&eleven).varint(), Err(DecodeError::VarintOverflow));
         let too_big = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
-        assert_eq!(
-            Reader::new(&too_big).varint(),
-            Err(DecodeError::VarintOverflow)
-        );
+        assert_eq!(Reader::new(&too_big).varint(), Err(DecodeError::VarintOverflow));
         assert_eq!(Reader::new(&[0x80]).varint(), Err(DecodeError::Truncated));
     }
 
@@ -227,18 +208,9 @@ mod tests {
         let mut w = Writer::new(&mut buf);
         w.bytes_with_len(&[1, 2, 3]).unwrap();
         let n = w.len();
-        assert_eq!(
-            Reader::new(&buf[..n]).bytes_with_len(2),
-            Err(DecodeError::TooLong)
-        );
-        assert_eq!(
-            Reader::new(&buf[..n]).bytes_with_len(3).unwrap(),
-            &[1, 2, 3]
-        );
-        assert_eq!(
-            Reader::new(&buf[..2]).bytes_with_len(3),
-            Err(DecodeError::Truncated)
-        );
+        assert_eq!(Reader::new(&buf[..n]).bytes_with_len(2), Err(DecodeError::TooLong));
+        assert_eq!(Reader::new(&buf[..n]).bytes_with_len(3).unwrap(), &[1, 2, 3]);
+        assert_eq!(Reader::new(&buf[..2]).bytes_with_len(3), Err(DecodeError::Truncated));
     }
 
     #[test]

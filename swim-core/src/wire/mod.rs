@@ -168,15 +168,9 @@ impl<'a, A: Address> Message<'a, A> {
     pub fn decode(r: &mut Reader<'a>, limits: &Limits) -> Result<Self, DecodeError> {
         let tag = r.u8()?;
         Ok(match tag {
-            tag::PING => Message::Ping {
-                seq: r.varint_u32()?,
-            },
-            tag::ACK => Message::Ack {
-                seq: r.varint_u32()?,
-            },
-            tag::NACK => Message::Nack {
-                seq: r.varint_u32()?,
-            },
+            tag::PING => Message::Ping { seq: r.varint_u32()? },
+            tag::ACK => Message::Ack { seq: r.varint_u32()? },
+            tag::NACK => Message::Nack { seq: r.varint_u32()? },
             tag::PING_REQ => {
                 let seq = r.varint_u32()?;
                 let target = A::decode(r)?;
@@ -185,43 +179,21 @@ impl<'a, A: Address> Message<'a, A> {
                     1 => true,
                     _ => return Err(DecodeError::BadValue),
                 };
-                Message::PingReq {
-                    seq,
-                    target,
-                    want_nack,
-                }
+                Message::PingReq { seq, target, want_nack }
             }
             tag::ALIVE => {
                 let member = A::decode(r)?;
                 let incarnation = r.varint_u32()?;
                 let instance = u32::from_be_bytes(r.array::<4>()?);
                 let meta = r.bytes_with_len(limits.max_meta)?;
-                Message::Update(Update {
-                    member,
-                    state: State::Alive,
-                    incarnation,
-                    instance,
-                    meta,
-                    accuser: None,
-                })
+                Message::Update(Update { member, state: State::Alive, incarnation, instance, meta, accuser: None })
             }
             tag::SUSPECT | tag::DEAD => {
                 let member = A::decode(r)?;
                 let incarnation = r.varint_u32()?;
                 let accuser = A::decode(r)?;
-                let state = if tag == tag::SUSPECT {
-                    State::Suspect
-                } else {
-                    State::Dead
-                };
-                Message::Update(Update {
-                    member,
-                    state,
-                    incarnation,
-                    instance: 0,
-                    meta: &[],
-                    accuser: Some(accuser),
-                })
+                let state = if tag == tag::SUSPECT { State::Suspect } else { State::Dead };
+                Message::Update(Update { member, state, incarnation, instance: 0, meta: &[], accuser: Some(accuser) })
             }
             tag::LEFT => {
                 let member = A::decode(r)?;
@@ -272,35 +244,21 @@ impl<'a, A: Address> Message<'a, A> {
                 w.u8(tag::NACK)?;
                 w.varint(u64::from(*seq))
             }
-            Message::PingReq {
-                seq,
-                target,
-                want_nack,
-            } => {
+            Message::PingReq { seq, target, want_nack } => {
                 w.u8(tag::PING_REQ)?;
                 w.varint(u64::from(*seq))?;
                 target.encode(w)?;
                 w.u8(u8::from(*want_nack))
             }
-            Message::Update(u) => encode_update(
-                w,
-                &u.member,
-                u.state,
-                u.incarnation,
-                u.instance,
-                u.meta,
-                u.accuser.as_ref(),
-            ),
+            Message::Update(u) => {
+                encode_update(w, &u.member, u.state, u.incarnation, u.instance, u.meta, u.accuser.as_ref())
+            }
             Message::User { id, payload } => {
                 w.u8(tag::USER)?;
                 w.put(&id.to_be_bytes())?;
                 w.bytes_with_len(payload)
             }
-            Message::PushPull {
-                reply_wanted,
-                join,
-                exchange,
-            } => {
+            Message::PushPull { reply_wanted, join, exchange } => {
                 w.u8(tag::PUSH_PULL)?;
                 let mut flags = 0;
                 if *reply_wanted {
@@ -337,11 +295,7 @@ pub(crate) fn encode_update<A: Address>(
             w.bytes_with_len(meta)
         }
         State::Suspect | State::Dead => {
-            w.u8(if state == State::Suspect {
-                tag::SUSPECT
-            } else {
-                tag::DEAD
-            })?;
+            w.u8(if state == State::Suspect { tag::SUSPECT } else { tag::DEAD })?;
             member.encode(w)?;
             w.varint(u64::from(incarnation))?;
             accuser.encode(w)
@@ -383,18 +337,11 @@ impl fmt::Display for FrameError {
 }
 
 /// Check a datagram's header, label and checksum; return the message bytes.
-pub fn open_frame<'a>(
-    datagram: &'a [u8],
-    label: &[u8],
-    max_len: usize,
-) -> Result<&'a [u8], FrameError> {
+pub fn open_frame<'a>(datagram: &'a [u8], label: &[u8], max_len: usize) -> Result<&'a [u8], FrameError> {
     if datagram.len() > max_len {
         return Err(FrameError::TooLong);
     }
-    let body_len = datagram
-        .len()
-        .checked_sub(CHECKSUM_LEN)
-        .ok_or(FrameError::TooShort)?;
+    let body_len = datagram.len().checked_sub(CHECKSUM_LEN).ok_or(FrameError::TooShort)?;
     let (body, checksum) = datagram.split_at(body_len);
     let mut r = Reader::new(body);
     let version = r.u8().map_err(|_| FrameError::TooShort)?;
@@ -402,9 +349,7 @@ pub fn open_frame<'a>(
         return Err(FrameError::UnsupportedVersion(version));
     }
     let label_len = r.u8().map_err(|_| FrameError::TooShort)?;
-    let their_label = r
-        .take(usize::from(label_len))
-        .map_err(|_| FrameError::TooShort)?;
+    let their_label = r.take(usize::from(label_len)).map_err(|_| FrameError::TooShort)?;
     if their_label != label {
         return Err(FrameError::WrongCluster);
     }
@@ -437,12 +382,7 @@ pub fn seal_frame(w: &mut Writer<'_>) -> Result<usize, NoRoom> {
 
 /// Decode every message of a frame body, stopping at the first error.
 pub fn messages<'a, A: Address>(body: &'a [u8], limits: Limits) -> Messages<'a, A> {
-    Messages {
-        reader: Reader::new(body),
-        limits,
-        failed: false,
-        _addr: core::marker::PhantomData,
-    }
+    Messages { reader: Reader::new(body), limits, failed: false, _addr: core::marker::PhantomData }
 }
 
 /// Iterator over the messages of a frame body; see [`messages`].
@@ -469,11 +409,7 @@ impl<'a, A: Address> Iterator for Messages<'a, A> {
 
 /// Encode a whole datagram from messages (tests, tools and fuzzers; the node
 /// itself encodes incrementally into the caller's buffer).
-pub fn encode_datagram<A: Address>(
-    buf: &mut [u8],
-    label: &[u8],
-    msgs: &[Message<'_, A>],
-) -> Result<usize, NoRoom> {
+pub fn encode_datagram<A: Address>(buf: &mut [u8], label: &[u8], msgs: &[Message<'_, A>]) -> Result<usize, NoRoom> {
     let mut w = Writer::new(buf);
     begin_frame(&mut w, label)?;
     for m in msgs {

@@ -65,11 +65,7 @@ impl Cluster {
     }
 
     pub fn add(&mut self, id: u32, config: Config) {
-        let rng = Xoshiro256PlusPlus::seed_from_u64(
-            self.seed
-                .wrapping_mul(1_000_003)
-                .wrapping_add(u64::from(id)),
-        );
+        let rng = Xoshiro256PlusPlus::seed_from_u64(self.seed.wrapping_mul(1_000_003).wrapping_add(u64::from(id)));
         let node = Node::new(NodeId(id), config, rng, self.now).expect("valid config");
         self.nodes.insert(id, node);
     }
@@ -96,8 +92,7 @@ impl Cluster {
             let bytes = self.buf[..tx.len].to_vec();
             self.wire.push((now, id, tx.to.0, bytes.clone()));
             self.seq += 1;
-            self.in_flight
-                .push(Reverse((now + latency, self.seq, id, tx.to.0, bytes)));
+            self.in_flight.push(Reverse((now + latency, self.seq, id, tx.to.0, bytes)));
         }
         while let Some(ev) = node.poll_event() {
             self.events.push((now, id, ev));
@@ -105,12 +100,8 @@ impl Cluster {
     }
 
     fn next_wakeup(&self) -> Option<Instant> {
-        let timers = self
-            .nodes
-            .iter()
-            .filter(|(id, _)| !self.crashed.contains(id))
-            .filter_map(|(_, n)| n.poll_timeout())
-            .min();
+        let timers =
+            self.nodes.iter().filter(|(id, _)| !self.crashed.contains(id)).filter_map(|(_, n)| n.poll_timeout()).min();
         let packets = self.in_flight.peek().map(|Reverse((t, ..))| *t);
         match (timers, packets) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -134,34 +125,26 @@ impl Cluster {
                 break;
             }
             let Reverse((_, _, from, to, bytes)) = self.in_flight.pop().unwrap();
-            let lost = self.muted.contains(&from)
-                || self.muted.contains(&to)
-                || self.crashed.contains(&to);
+            let lost = self.muted.contains(&from) || self.muted.contains(&to) || self.crashed.contains(&to);
             if lost {
                 continue;
             }
             if let Some(node) = self.nodes.get_mut(&to) {
-                node.handle_datagram(now, NodeId(from), &bytes)
-                    .expect("well-formed datagram");
+                node.handle_datagram(now, NodeId(from), &bytes).expect("well-formed datagram");
                 self.drain(to);
             }
         }
         let due: Vec<u32> = self
             .nodes
             .iter()
-            .filter(|(id, n)| {
-                !self.crashed.contains(id) && n.poll_timeout().is_some_and(|t| t <= now)
-            })
+            .filter(|(id, n)| !self.crashed.contains(id) && n.poll_timeout().is_some_and(|t| t <= now))
             .map(|(id, _)| *id)
             .collect();
         for id in due {
             self.node(id).handle_timeout(now);
             self.drain(id);
             let next = self.node(id).poll_timeout();
-            assert!(
-                next.is_none_or(|t| t > now),
-                "node {id} asks to be woken in the past after handle_timeout"
-            );
+            assert!(next.is_none_or(|t| t > now), "node {id} asks to be woken in the past after handle_timeout");
         }
         true
     }
@@ -187,42 +170,24 @@ impl Cluster {
 
     /// What `observer` believes about `member`.
     pub fn view(&self, observer: u32, member: u32) -> Option<State> {
-        self.nodes
-            .get(&observer)?
-            .member(&NodeId(member))
-            .map(|m| m.state)
+        self.nodes.get(&observer)?.member(&NodeId(member)).map(|m| m.state)
     }
 
     /// Every running node sees every running node as Alive.
     pub fn converged(&self) -> bool {
-        let live: Vec<u32> = self
-            .nodes
-            .keys()
-            .copied()
-            .filter(|id| !self.crashed.contains(id))
-            .collect();
-        live.iter()
-            .all(|&a| live.iter().all(|&b| self.view(a, b) == Some(State::Alive)))
+        let live: Vec<u32> = self.nodes.keys().copied().filter(|id| !self.crashed.contains(id)).collect();
+        live.iter().all(|&a| live.iter().all(|&b| self.view(a, b) == Some(State::Alive)))
     }
 
     pub fn events_at(&self, node: u32) -> impl Iterator<Item = &Event<NodeId>> {
-        self.events
-            .iter()
-            .filter(move |(_, n, _)| *n == node)
-            .map(|(_, _, e)| e)
+        self.events.iter().filter(move |(_, n, _)| *n == node).map(|(_, _, e)| e)
     }
 
     /// A hash of every datagram sent, in order, for determinism checks.
     pub fn wire_hash(&self) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for (t, from, to, bytes) in &self.wire {
-            for b in t
-                .as_nanos()
-                .to_le_bytes()
-                .iter()
-                .chain(&from.to_le_bytes())
-                .chain(&to.to_le_bytes())
-                .chain(bytes)
+            for b in t.as_nanos().to_le_bytes().iter().chain(&from.to_le_bytes()).chain(&to.to_le_bytes()).chain(bytes)
             {
                 h ^= u64::from(*b);
                 h = h.wrapping_mul(0x100_0000_01b3);
