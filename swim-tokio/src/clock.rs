@@ -16,9 +16,7 @@ pub(crate) struct Clock {
 impl Clock {
     /// A clock whose epoch is now.
     pub(crate) fn start() -> Self {
-        Clock {
-            epoch: TokioInstant::now(),
-        }
+        Clock { epoch: TokioInstant::now() }
     }
 
     /// The current time as the node sees it.
@@ -57,9 +55,6 @@ mod tests {
         assert_eq!(core, swim_core::Instant::from_millis(1500));
         assert_eq!(clock.to_runtime(core), later);
         assert!(clock.to_runtime(swim_core::Instant::MAX) > TokioInstant::now());
-        assert_eq!(
-            clock.to_core(clock.epoch - Duration::from_secs(0)),
-            swim_core::Instant::ZERO
-        );
+        assert_eq!(clock.to_core(clock.epoch - Duration::from_secs(0)), swim_core::Instant::ZERO);
     }
 }

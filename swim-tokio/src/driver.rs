@@ -81,25 +81,11 @@ struct Driver {
 /// Bind, build the node and spawn its task.
 pub(crate) async fn spawn(
     options: Options,
-) -> Result<
-    (
-        mpsc::Sender<Command>,
-        broadcast::WeakSender<Event<SocketAddr>>,
-        SocketAddr,
-    ),
-    StartError,
-> {
+) -> Result<(mpsc::Sender<Command>, broadcast::WeakSender<Event<SocketAddr>>, SocketAddr), StartError> {
     options.config.validate().map_err(StartError::Config)?;
-    let socket = UdpSocket::bind(options.bind)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: options.bind,
-            source,
-        })?;
-    let bound = socket.local_addr().map_err(|source| StartError::Bind {
-        addr: options.bind,
-        source,
-    })?;
+    let socket =
+        UdpSocket::bind(options.bind).await.map_err(|source| StartError::Bind { addr: options.bind, source })?;
+    let bound = socket.local_addr().map_err(|source| StartError::Bind { addr: options.bind, source })?;
     let mut identity = net::canonical(options.advertise.unwrap_or(bound));
     if identity.port() == 0 {
         identity.set_port(bound.port());
@@ -109,16 +95,11 @@ pub(crate) async fn spawn(
     }
     let rng_seed = options.rng_seed.unwrap_or_else(os_seed);
     let clock = Clock::start();
-    let mut node = Node::new(
-        identity,
-        options.config.clone(),
-        Xoshiro256PlusPlus::seed_from_u64(rng_seed),
-        clock.now(),
-    )
-    .map_err(StartError::Config)?;
+    let mut node =
+        Node::new(identity, options.config.clone(), Xoshiro256PlusPlus::seed_from_u64(rng_seed), clock.now())
+            .map_err(StartError::Config)?;
     if !options.metadata.is_empty() {
-        node.set_metadata(clock.now(), &options.metadata)
-            .map_err(StartError::Metadata)?;
+        node.set_metadata(clock.now(), &options.metadata).map_err(StartError::Metadata)?;
     }
     info!(addr = %identity, bound = %bound, rng_seed, "swim node started");
 
@@ -152,9 +133,7 @@ pub(crate) async fn spawn(
 /// if the OS cannot provide one.
 fn os_seed() -> u64 {
     OsRng.try_next_u64().unwrap_or_else(|_| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id())
     })
 }
@@ -167,11 +146,7 @@ async fn sleep_until(deadline: Option<TokioInstant>) {
 }
 
 impl Driver {
-    async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<Command>,
-        mut resolved: mpsc::UnboundedReceiver<Resolved>,
-    ) {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut resolved: mpsc::UnboundedReceiver<Resolved>) {
         let mut buf = vec![0u8; RECV_BUFFER];
         let mut stopped_by = None;
         loop {
@@ -193,10 +168,7 @@ impl Driver {
                 Input::Datagram(Ok((len, from))) => {
                     self.recv_error_streak = 0;
                     let from = net::canonical(from);
-                    if let Err(why) = self
-                        .node
-                        .handle_datagram(self.clock.now(), from, &buf[..len])
-                    {
+                    if let Err(why) = self.node.handle_datagram(self.clock.now(), from, &buf[..len]) {
                         debug!(%from, len, %why, "datagram refused");
                     }
                 }
@@ -223,10 +195,7 @@ impl Driver {
     fn next_wake(&self) -> Option<TokioInstant> {
         let node = self.node.poll_timeout().map(|t| self.clock.to_runtime(t));
         let leave = self.leaves.iter().map(|l| l.deadline).min();
-        [node, leave, self.re_resolve_at]
-            .into_iter()
-            .flatten()
-            .min()
+        [node, leave, self.re_resolve_at].into_iter().flatten().min()
     }
 
     fn on_command(&mut self, cmd: Command) {
@@ -249,10 +218,7 @@ impl Driver {
                 self.generation += 1;
                 self.re_resolve_at = None;
                 self.node.leave(now);
-                self.leaves.push(PendingLeave {
-                    deadline: TokioInstant::now() + timeout,
-                    reply,
-                });
+                self.leaves.push(PendingLeave { deadline: TokioInstant::now() + timeout, reply });
             }
             Command::Members { reply } => {
                 let members = self
@@ -320,11 +286,7 @@ impl Driver {
         let tx = self.resolved_tx.clone();
         tokio::spawn(async move {
             let addrs = seed::resolve(&seeds, bound).await;
-            let _ = tx.send(Resolved {
-                generation,
-                addrs,
-                reply,
-            });
+            let _ = tx.send(Resolved { generation, addrs, reply });
         });
     }
 
@@ -412,8 +374,7 @@ impl Driver {
             return;
         }
         let now = TokioInstant::now();
-        let (due, waiting): (Vec<_>, Vec<_>) =
-            self.leaves.drain(..).partition(|l| l.deadline <= now);
+        let (due, waiting): (Vec<_>, Vec<_>) = self.leaves.drain(..).partition(|l| l.deadline <= now);
         self.leaves = waiting;
         for l in due {
             let _ = l.reply.send(LeaveOutcome::TimedOut);

@@ -31,10 +31,9 @@ impl fmt::Display for StartError {
         match self {
             StartError::Config(e) => write!(f, "invalid configuration: {e}"),
             StartError::Bind { addr, source } => write!(f, "cannot bind UDP {addr}: {source}"),
-            StartError::UnspecifiedAdvertise(a) => write!(
-                f,
-                "bound to the unspecified address {a}: set an advertise address other members can reach"
-            ),
+            StartError::UnspecifiedAdvertise(a) => {
+                write!(f, "bound to the unspecified address {a}: set an advertise address other members can reach")
+            }
             StartError::Metadata(e) => write!(f, "initial metadata: {e}"),
         }
     }
@@ -69,9 +68,7 @@ impl fmt::Display for Error {
         match self {
             Error::Stopped => f.write_str("the swim node has stopped"),
             Error::Rejected(e) => write!(f, "refused: {e}"),
-            Error::NoSeedResolved => {
-                f.write_str("no seed resolved to a reachable address (still retrying)")
-            }
+            Error::NoSeedResolved => f.write_str("no seed resolved to a reachable address (still retrying)"),
         }
     }
 }

@@ -46,34 +46,14 @@ pub enum LeaveOutcome {
 /// What the application asks of the node's task.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Join {
-        seeds: Vec<Seed>,
-        reply: oneshot::Sender<Result<usize, Error>>,
-    },
-    Leave {
-        timeout: Duration,
-        reply: oneshot::Sender<LeaveOutcome>,
-    },
-    Members {
-        reply: oneshot::Sender<Vec<MemberInfo>>,
-    },
-    LocalMember {
-        reply: oneshot::Sender<MemberInfo>,
-    },
-    SetMetadata {
-        meta: Vec<u8>,
-        reply: oneshot::Sender<Result<(), Error>>,
-    },
-    Broadcast {
-        payload: Vec<u8>,
-        reply: oneshot::Sender<Result<(), Error>>,
-    },
-    Stats {
-        reply: oneshot::Sender<Stats>,
-    },
-    Shutdown {
-        reply: oneshot::Sender<()>,
-    },
+    Join { seeds: Vec<Seed>, reply: oneshot::Sender<Result<usize, Error>> },
+    Leave { timeout: Duration, reply: oneshot::Sender<LeaveOutcome> },
+    Members { reply: oneshot::Sender<Vec<MemberInfo>> },
+    LocalMember { reply: oneshot::Sender<MemberInfo> },
+    SetMetadata { meta: Vec<u8>, reply: oneshot::Sender<Result<(), Error>> },
+    Broadcast { payload: Vec<u8>, reply: oneshot::Sender<Result<(), Error>> },
+    Stats { reply: oneshot::Sender<Stats> },
+    Shutdown { reply: oneshot::Sender<()> },
 }
 
 /// A cloneable handle to a running node. The node runs in its own task
@@ -93,12 +73,7 @@ impl Handle {
     pub async fn start(options: Options) -> Result<Handle, StartError> {
         let leave_timeout = options.leave_timeout;
         let (commands, events, addr) = crate::driver::spawn(options).await?;
-        Ok(Handle {
-            commands,
-            events,
-            addr,
-            leave_timeout,
-        })
+        Ok(Handle { commands, events, addr, leave_timeout })
     }
 
     /// The address this node is known by: its identity in the cluster.
@@ -113,10 +88,7 @@ impl Handle {
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(make(tx))
-            .await
-            .map_err(|_| Error::Stopped)?;
+        self.commands.send(make(tx)).await.map_err(|_| Error::Stopped)?;
         rx.await.map_err(|_| Error::Stopped)
     }
 
@@ -126,10 +98,7 @@ impl Handle {
     /// Returns how many seed addresses were found once the join has
     /// started (not once it has succeeded: watch [`Handle::subscribe`] or
     /// [`Handle::members`]). No seeds starts a new cluster.
-    pub async fn join<S: Into<Seed>>(
-        &self,
-        seeds: impl IntoIterator<Item = S>,
-    ) -> Result<usize, Error> {
+    pub async fn join<S: Into<Seed>>(&self, seeds: impl IntoIterator<Item = S>) -> Result<usize, Error> {
         let seeds: Vec<Seed> = seeds.into_iter().map(Into::into).collect();
         self.ask(|reply| Command::Join { seeds, reply }).await?
     }
@@ -160,16 +129,14 @@ impl Handle {
     /// `Event::Updated`).
     pub async fn set_metadata(&self, meta: impl Into<Vec<u8>>) -> Result<(), Error> {
         let meta = meta.into();
-        self.ask(|reply| Command::SetMetadata { meta, reply })
-            .await?
+        self.ask(|reply| Command::SetMetadata { meta, reply }).await?
     }
 
     /// Disseminate an application payload; every other member gets it
     /// once as `Event::Broadcast`.
     pub async fn broadcast(&self, payload: impl Into<Vec<u8>>) -> Result<(), Error> {
         let payload = payload.into();
-        self.ask(|reply| Command::Broadcast { payload, reply })
-            .await?
+        self.ask(|reply| Command::Broadcast { payload, reply }).await?
     }
 
     /// The node's counters, taken now.
@@ -179,10 +146,7 @@ impl Handle {
 
     /// Events from now on.
     pub fn subscribe(&self) -> Result<Events, Error> {
-        self.events
-            .upgrade()
-            .map(|tx| tx.subscribe())
-            .ok_or(Error::Stopped)
+        self.events.upgrade().map(|tx| tx.subscribe()).ok_or(Error::Stopped)
     }
 
     /// Stop the node's task (without leaving: call [`Handle::leave`] first

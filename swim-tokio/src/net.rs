@@ -51,10 +51,7 @@ mod tests {
     fn mapped_addresses_become_ipv4_and_back() {
         assert_eq!(canonical(a("[::ffff:10.0.0.1]:7")), a("10.0.0.1:7"));
         assert_eq!(canonical(a("[::1]:7")), a("[::1]:7"));
-        assert_eq!(
-            for_socket(a("[::]:1"), a("10.0.0.1:7")),
-            a("[::ffff:10.0.0.1]:7")
-        );
+        assert_eq!(for_socket(a("[::]:1"), a("10.0.0.1:7")), a("[::ffff:10.0.0.1]:7"));
         assert_eq!(for_socket(a("0.0.0.0:1"), a("10.0.0.1:7")), a("10.0.0.1:7"));
     }
 

@@ -95,14 +95,8 @@ mod tests {
 
     #[test]
     fn literal_addresses_parse_and_names_stay_names() {
-        assert_eq!(
-            Seed::from("127.0.0.1:7946"),
-            Seed::Addr("127.0.0.1:7946".parse().unwrap())
-        );
-        assert_eq!(
-            Seed::from("localhost:7946"),
-            Seed::Name("localhost:7946".into())
-        );
+        assert_eq!(Seed::from("127.0.0.1:7946"), Seed::Addr("127.0.0.1:7946".parse().unwrap()));
+        assert_eq!(Seed::from("localhost:7946"), Seed::Name("localhost:7946".into()));
     }
 
     #[tokio::test]

@@ -13,18 +13,12 @@ use tokio::time::Instant;
 
 /// A loopback UDP port nobody is using right now.
 fn free_udp() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 /// A loopback TCP port nobody is using right now.
 fn free_tcp() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 /// A running `swim agent`, killed if the test ends early.
@@ -39,11 +33,7 @@ impl Agent {
     fn start(name: &str, join: &[SocketAddr]) -> Agent {
         let udp = free_udp();
         let http = free_tcp();
-        let log = std::env::temp_dir().join(format!(
-            "swim-agent-{}-{name}-{}.log",
-            std::process::id(),
-            udp.port()
-        ));
+        let log = std::env::temp_dir().join(format!("swim-agent-{}-{name}-{}.log", std::process::id(), udp.port()));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_swim"));
         cmd.args(["agent", "--profile", "local", "--log-level", "info"])
             .args(["--bind", &udp.to_string(), "--http", &http.to_string()])
@@ -56,12 +46,7 @@ impl Agent {
             cmd.args(["--join", &seeds.join(",")]);
         }
         let child = cmd.spawn().unwrap();
-        Agent {
-            child,
-            udp,
-            http: http.to_string(),
-            log,
-        }
+        Agent { child, udp, http: http.to_string(), log }
     }
 
     fn pid(&self) -> u32 {
@@ -69,10 +54,7 @@ impl Agent {
     }
 
     fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .unwrap();
+        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();
         assert!(status.success());
     }
 
@@ -89,9 +71,7 @@ impl Agent {
 
     async fn sees(&self, addr: SocketAddr, state: &str) -> bool {
         let addr = addr.to_string();
-        self.states()
-            .await
-            .is_some_and(|s| s.iter().any(|(a, st)| *a == addr && st == state))
+        self.states().await.is_some_and(|s| s.iter().any(|(a, st)| *a == addr && st == state))
     }
 
     async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
@@ -100,11 +80,7 @@ impl Agent {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "agent did not exit; log:\n{}",
-                self.log()
-            );
+            assert!(Instant::now() < deadline, "agent did not exit; log:\n{}", self.log());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -150,73 +126,41 @@ async fn three_agents_converge_a_killed_one_fails_and_terminated_ones_leave() {
     let mut b = Agent::start("b", &[a.udp]);
     let mut c = Agent::start("c", &[a.udp]);
     let all = [&a, &b, &c];
-    eventually(Duration::from_secs(20), "all three alive", || {
-        all_alive(&all)
-    })
-    .await;
+    eventually(Duration::from_secs(20), "all three alive", || all_alive(&all)).await;
     let members = client::members(&a.http).await.unwrap();
-    let c_json = members
-        .iter()
-        .find(|m| m.addr == c.udp.to_string())
-        .unwrap();
+    let c_json = members.iter().find(|m| m.addr == c.udp.to_string()).unwrap();
     assert_eq!(c_json.name, "c");
     assert_eq!(c_json.meta["test"], "e2e");
 
     // The members command prints a table, or the agent's JSON.
-    let out = Command::new(env!("CARGO_BIN_EXE_swim"))
-        .args(["members", "--http", &a.http])
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_swim")).args(["members", "--http", &a.http]).output().unwrap();
     assert!(out.status.success());
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(table.starts_with("NAME"), "{table}");
-    assert!(
-        table.contains("a (self)") && table.contains("test=e2e"),
-        "{table}"
-    );
-    assert_eq!(
-        table.lines().filter(|l| l.contains(" alive ")).count(),
-        3,
-        "{table}"
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_swim"))
-        .args(["members", "--json", "--http", &b.http])
-        .output()
-        .unwrap();
+    assert!(table.contains("a (self)") && table.contains("test=e2e"), "{table}");
+    assert_eq!(table.lines().filter(|l| l.contains(" alive ")).count(), 3, "{table}");
+    let out = Command::new(env!("CARGO_BIN_EXE_swim")).args(["members", "--json", "--http", &b.http]).output().unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 3);
 
     // SIGKILL: no chance to leave.
     c.child.kill().unwrap();
     c.child.wait().unwrap();
-    eventually(
-        Duration::from_secs(30),
-        "c is failed at a and b",
-        || async { a.sees(c.udp, "failed").await && b.sees(c.udp, "failed").await },
-    )
+    eventually(Duration::from_secs(30), "c is failed at a and b", || async {
+        a.sees(c.udp, "failed").await && b.sees(c.udp, "failed").await
+    })
     .await;
 
     // SIGTERM: b leaves gracefully, a sees it left, b exits cleanly.
     b.terminate();
-    eventually(Duration::from_secs(15), "b is left at a", || {
-        a.sees(b.udp, "left")
-    })
-    .await;
+    eventually(Duration::from_secs(15), "b is left at a", || a.sees(b.udp, "left")).await;
     let status = b.wait_exit(Duration::from_secs(15)).await;
-    assert!(
-        status.success(),
-        "b exited with {status}; log:\n{}",
-        b.log()
-    );
+    assert!(status.success(), "b exited with {status}; log:\n{}", b.log());
     assert!(b.log().contains("left the cluster"), "{}", b.log());
 
     a.terminate();
     let status = a.wait_exit(Duration::from_secs(15)).await;
-    assert!(
-        status.success(),
-        "a exited with {status}; log:\n{}",
-        a.log()
-    );
+    assert!(status.success(), "a exited with {status}; log:\n{}", a.log());
     let log = a.log();
     assert!(log.contains("member failed: c"), "{log}");
     assert!(log.contains("member left: b"), "{log}");
@@ -253,8 +197,7 @@ async fn garbage_datagrams_are_counted_and_the_cluster_stays_correct() {
     // A fake seed: the agent's join attempts bring real datagrams to it,
     // which are then sent back cut short and corrupted.
     let fake = UdpSocket::bind("127.0.0.1:0").unwrap();
-    fake.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    fake.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let fake_addr = fake.local_addr().unwrap();
     let a = Agent::start("a", &[fake_addr]);
     let b = Agent::start("b", &[a.udp]);
@@ -305,10 +248,7 @@ async fn garbage_datagrams_are_counted_and_the_cluster_stays_correct() {
     assert_eq!(client::get(&a.http, "/healthz").await.unwrap(), "ok\n");
 
     let both = [&a, &b];
-    eventually(Duration::from_secs(20), "a and b alive at both", || {
-        all_alive(&both)
-    })
-    .await;
+    eventually(Duration::from_secs(20), "a and b alive at both", || all_alive(&both)).await;
     // The fake never became a member: nothing it sent was accepted.
     for agent in [&a, &b] {
         let states = agent.states().await.unwrap();
@@ -321,10 +261,7 @@ async fn garbage_datagrams_are_counted_and_the_cluster_stays_correct() {
 fn a_bad_config_file_stops_the_agent_at_start_naming_the_key() {
     let path = std::env::temp_dir().join(format!("swim-bad-{}.toml", std::process::id()));
     for (text, key) in [
-        (
-            "[protocol]\nprobe_timeout_ms = 5000\n",
-            "protocol.probe_timeout_ms",
-        ),
+        ("[protocol]\nprobe_timeout_ms = 5000\n", "protocol.probe_timeout_ms"),
         ("[protocol]\nprobe_intervall_ms = 5\n", "probe_intervall_ms"),
         ("leave_timeout_ms = -1\n", "leave_timeout_ms"),
     ] {

@@ -44,9 +44,7 @@ where
 /// Whether `node` sees every address in `addrs` in `state`.
 async fn sees(node: &Handle, addrs: &[SocketAddr], state: State) -> bool {
     let members = node.members().await.unwrap();
-    addrs
-        .iter()
-        .all(|a| members.iter().any(|m| m.addr == *a && m.state == state))
+    addrs.iter().all(|a| members.iter().any(|m| m.addr == *a && m.state == state))
 }
 
 async fn converged(nodes: &[Handle]) -> bool {
@@ -62,12 +60,7 @@ async fn converged(nodes: &[Handle]) -> bool {
 #[tokio::test]
 async fn five_agents_converge() {
     let nodes = cluster("127.0.0.1", 5).await;
-    eventually(
-        Duration::from_secs(15),
-        "all five see all five alive",
-        || converged(&nodes),
-    )
-    .await;
+    eventually(Duration::from_secs(15), "all five see all five alive", || converged(&nodes)).await;
     let stats = nodes[0].stats().await.unwrap();
     assert_eq!(stats.members.alive, 5);
     assert!(stats.core.datagrams_in > 0 && stats.core.datagrams_out > 0);
@@ -80,18 +73,14 @@ async fn an_agent_dropped_without_leaving_is_failed_at_the_other_four() {
     let gone = nodes.pop().unwrap();
     let gone_addr = gone.local_addr();
     drop(gone);
-    eventually(
-        Duration::from_secs(40),
-        "the four see it failed",
-        || async {
-            for node in &nodes {
-                if !sees(node, &[gone_addr], State::Dead).await {
-                    return false;
-                }
+    eventually(Duration::from_secs(40), "the four see it failed", || async {
+        for node in &nodes {
+            if !sees(node, &[gone_addr], State::Dead).await {
+                return false;
             }
-            true
-        },
-    )
+        }
+        true
+    })
     .await;
     for node in &nodes {
         let others: Vec<_> = nodes.iter().map(Handle::local_addr).collect();
@@ -105,23 +94,16 @@ async fn a_graceful_leave_is_left_at_the_others() {
     eventually(Duration::from_secs(15), "converged", || converged(&nodes)).await;
     let leaver = &nodes[3];
     let addr = leaver.local_addr();
-    let outcome = timeout(Duration::from_secs(10), leaver.leave())
-        .await
-        .unwrap()
-        .unwrap();
+    let outcome = timeout(Duration::from_secs(10), leaver.leave()).await.unwrap().unwrap();
     assert_eq!(outcome, LeaveOutcome::Disseminated);
-    eventually(
-        Duration::from_secs(10),
-        "the others see it left",
-        || async {
-            for node in &nodes[..3] {
-                if !sees(node, &[addr], State::Left).await {
-                    return false;
-                }
+    eventually(Duration::from_secs(10), "the others see it left", || async {
+        for node in &nodes[..3] {
+            if !sees(node, &[addr], State::Left).await {
+                return false;
             }
-            true
-        },
-    )
+        }
+        true
+    })
     .await;
 }
 
@@ -149,10 +131,7 @@ async fn a_metadata_change_and_a_broadcast_reach_all_others_once() {
         if grace.is_some_and(|g| Instant::now() >= g) {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "not delivered: {updates:?} {broadcasts:?}"
-        );
+        assert!(Instant::now() < deadline, "not delivered: {updates:?} {broadcasts:?}");
         for (i, rx) in subscribers.iter_mut().enumerate() {
             while let Ok(event) = rx.try_recv() {
                 match event {
@@ -188,43 +167,26 @@ async fn an_ipv6_cluster_of_three_converges() {
     }
     drop(probe);
     let nodes = cluster("[::1]", 3).await;
-    eventually(
-        Duration::from_secs(15),
-        "all three see all three alive",
-        || converged(&nodes),
-    )
-    .await;
+    eventually(Duration::from_secs(15), "all three see all three alive", || converged(&nodes)).await;
     assert!(nodes[0].local_addr().is_ipv6());
 }
 
 #[tokio::test]
 async fn dropping_every_handle_stops_the_node_and_releases_the_port() {
-    let node = Handle::start(Options::new(
-        "127.0.0.1:0".parse().unwrap(),
-        Config::local(),
-    ))
-    .await
-    .unwrap();
+    let node = Handle::start(Options::new("127.0.0.1:0".parse().unwrap(), Config::local())).await.unwrap();
     let addr = node.local_addr();
     let events = node.subscribe().unwrap();
     drop(node);
     drop(events);
-    eventually(
-        Duration::from_secs(5),
-        "the port can be bound again",
-        || async { std::net::UdpSocket::bind(addr).is_ok() },
-    )
+    eventually(Duration::from_secs(5), "the port can be bound again", || async {
+        std::net::UdpSocket::bind(addr).is_ok()
+    })
     .await;
 }
 
 #[tokio::test]
 async fn shutdown_closes_the_socket_and_other_handles_see_stopped() {
-    let node = Handle::start(Options::new(
-        "127.0.0.1:0".parse().unwrap(),
-        Config::local(),
-    ))
-    .await
-    .unwrap();
+    let node = Handle::start(Options::new("127.0.0.1:0".parse().unwrap(), Config::local())).await.unwrap();
     let other = node.clone();
     let addr = node.local_addr();
     node.shutdown().await;
@@ -235,39 +197,18 @@ async fn shutdown_closes_the_socket_and_other_handles_see_stopped() {
 
 #[tokio::test]
 async fn seeds_given_by_name_are_resolved() {
-    let a = Handle::start(Options::new(
-        "127.0.0.1:0".parse().unwrap(),
-        Config::local(),
-    ))
-    .await
-    .unwrap();
-    let b = Handle::start(Options::new(
-        "127.0.0.1:0".parse().unwrap(),
-        Config::local(),
-    ))
-    .await
-    .unwrap();
+    let a = Handle::start(Options::new("127.0.0.1:0".parse().unwrap(), Config::local())).await.unwrap();
+    let b = Handle::start(Options::new("127.0.0.1:0".parse().unwrap(), Config::local())).await.unwrap();
     let name = format!("localhost:{}", a.local_addr().port());
     assert_eq!(b.join([name.as_str()]).await.unwrap(), 1);
     let nodes = [a, b];
-    eventually(Duration::from_secs(10), "the two see each other", || {
-        converged(&nodes)
-    })
-    .await;
+    eventually(Duration::from_secs(10), "the two see each other", || converged(&nodes)).await;
 }
 
 #[tokio::test]
 async fn unresolvable_seeds_are_reported_and_the_node_keeps_running() {
-    let a = Handle::start(Options::new(
-        "127.0.0.1:0".parse().unwrap(),
-        Config::local(),
-    ))
-    .await
-    .unwrap();
-    assert_eq!(
-        a.join(["no-such-host.invalid:7946"]).await,
-        Err(swim_tokio::Error::NoSeedResolved)
-    );
+    let a = Handle::start(Options::new("127.0.0.1:0".parse().unwrap(), Config::local())).await.unwrap();
+    assert_eq!(a.join(["no-such-host.invalid:7946"]).await, Err(swim_tokio::Error::NoSeedResolved));
     eventually(Duration::from_secs(5), "resolution is retried", || async {
         a.stats().await.unwrap().driver.seed_resolutions >= 2
     })
@@ -277,12 +218,7 @@ async fn unresolvable_seeds_are_reported_and_the_node_keeps_running() {
 
 #[tokio::test]
 async fn oversized_metadata_is_refused_with_the_limit() {
-    let a = Handle::start(Options::new(
-        "127.0.0.1:0".parse().unwrap(),
-        Config::local(),
-    ))
-    .await
-    .unwrap();
+    let a = Handle::start(Options::new("127.0.0.1:0".parse().unwrap(), Config::local())).await.unwrap();
     let err = a.set_metadata(vec![0u8; 10_000]).await.unwrap_err();
     assert!(err.to_string().contains("max_metadata_len"), "{err}");
 }
@@ -295,20 +231,12 @@ async fn a_slow_subscriber_lags_instead_of_stalling_the_protocol() {
     let mut slow = watcher.subscribe().unwrap();
     let mut nodes = vec![watcher];
     for _ in 0..3 {
-        let n = Handle::start(Options::new(
-            "127.0.0.1:0".parse().unwrap(),
-            Config::local(),
-        ))
-        .await
-        .unwrap();
+        let n = Handle::start(Options::new("127.0.0.1:0".parse().unwrap(), Config::local())).await.unwrap();
         n.join([nodes[0].local_addr()]).await.unwrap();
         nodes.push(n);
     }
     // Three joins, never read: the protocol goes on regardless.
-    eventually(Duration::from_secs(15), "all four converge", || {
-        converged(&nodes)
-    })
-    .await;
+    eventually(Duration::from_secs(15), "all four converge", || converged(&nodes)).await;
     match slow.recv().await {
         Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => assert!(n >= 1),
         other => panic!("expected a lag, got {other:?}"),
@@ -322,20 +250,11 @@ async fn seed_names_are_resolved_again_on_each_join_retry_round() {
     // Nobody listens at the seed, so the node keeps retrying its join.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let seed = format!("localhost:{}", silent.local_addr().unwrap().port());
-    let a = Handle::start(Options::new(
-        "127.0.0.1:0".parse().unwrap(),
-        Config::local(),
-    ))
-    .await
-    .unwrap();
+    let a = Handle::start(Options::new("127.0.0.1:0".parse().unwrap(), Config::local())).await.unwrap();
     assert_eq!(a.join([seed.as_str()]).await.unwrap(), 1);
-    eventually(
-        Duration::from_secs(10),
-        "the name is resolved again",
-        || async {
-            let stats = a.stats().await.unwrap();
-            stats.core.join_attempts >= 2 && stats.driver.seed_resolutions >= 2
-        },
-    )
+    eventually(Duration::from_secs(10), "the name is resolved again", || async {
+        let stats = a.stats().await.unwrap();
+        stats.core.join_attempts >= 2 && stats.driver.seed_resolutions >= 2
+    })
     .await;
 }

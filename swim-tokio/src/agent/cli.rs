@@ -113,9 +113,7 @@ mod tests {
             "n1",
         ])
         .unwrap();
-        let Command::Agent(args) = cli.command else {
-            panic!("not agent")
-        };
+        let Command::Agent(args) = cli.command else { panic!("not agent") };
         assert_eq!(args.join, vec!["a:1", "127.0.0.1:2"]);
         assert_eq!(args.meta.len(), 2);
         assert_eq!(args.profile, Some(Profile::Local));

@@ -44,33 +44,21 @@ impl std::error::Error for ClientError {}
 
 /// GET `path` from the agent at `addr` (`host:port`); the body of a 200.
 pub async fn get(addr: &str, path: &str) -> Result<String, ClientError> {
-    tokio::time::timeout(TIMEOUT, get_inner(addr, path))
-        .await
-        .map_err(|_| ClientError::TimedOut)?
+    tokio::time::timeout(TIMEOUT, get_inner(addr, path)).await.map_err(|_| ClientError::TimedOut)?
 }
 
 async fn get_inner(addr: &str, path: &str) -> Result<String, ClientError> {
     let mut stream = TcpStream::connect(addr).await.map_err(ClientError::Io)?;
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(ClientError::Io)?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.map_err(ClientError::Io)?;
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .await
-        .map_err(ClientError::Io)?;
+    stream.read_to_end(&mut raw).await.map_err(ClientError::Io)?;
     parse_response(&raw)
 }
 
 /// The body of a complete HTTP/1.1 response, when its status is 200.
 fn parse_response(raw: &[u8]) -> Result<String, ClientError> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or(ClientError::BadResponse)?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or(ClientError::BadResponse)?;
     let head = std::str::from_utf8(&raw[..split]).map_err(|_| ClientError::BadResponse)?;
     let body = &raw[split + 4..];
     let mut lines = head.split("\r\n");
@@ -83,11 +71,7 @@ fn parse_response(raw: &[u8]) -> Result<String, ClientError> {
         let l = l.to_ascii_lowercase();
         l.starts_with("transfer-encoding:") && l.contains("chunked")
     });
-    let body = if chunked {
-        dechunk(body).ok_or(ClientError::BadResponse)?
-    } else {
-        body.to_vec()
-    };
+    let body = if chunked { dechunk(body).ok_or(ClientError::BadResponse)? } else { body.to_vec() };
     if status != 200 {
         return Err(ClientError::Status(status));
     }
@@ -131,18 +115,8 @@ pub fn table(members: &[MemberJson]) -> String {
                 })
                 .collect::<Vec<_>>()
                 .join(",");
-            let name = if m.local {
-                format!("{} (self)", m.name)
-            } else {
-                m.name.clone()
-            };
-            [
-                name,
-                m.addr.clone(),
-                m.state.clone(),
-                m.incarnation.to_string(),
-                meta,
-            ]
+            let name = if m.local { format!("{} (self)", m.name) } else { m.name.clone() };
+            [name, m.addr.clone(), m.state.clone(), m.incarnation.to_string(), meta]
         })
         .collect();
     let header = ["NAME", "ADDR", "STATE", "INCARNATION", "META"].map(String::from);
@@ -154,11 +128,7 @@ pub fn table(members: &[MemberJson]) -> String {
     }
     let mut out = String::new();
     for row in std::iter::once(&header).chain(rows.iter()) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
+        let line: Vec<String> = row.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
@@ -173,18 +143,11 @@ mod tests {
     fn plain_and_chunked_bodies_are_read() {
         let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
         assert_eq!(parse_response(plain).unwrap(), "ok");
-        let chunked =
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n3\r\n!!!\r\n0\r\n\r\n";
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n3\r\n!!!\r\n0\r\n\r\n";
         assert_eq!(parse_response(chunked).unwrap(), "ok!!!");
         let missing = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
-        assert!(matches!(
-            parse_response(missing),
-            Err(ClientError::Status(404))
-        ));
-        assert!(matches!(
-            parse_response(b"garbage"),
-            Err(ClientError::BadResponse)
-        ));
+        assert!(matches!(parse_response(missing), Err(ClientError::Status(404))));
+        assert!(matches!(parse_response(b"garbage"), Err(ClientError::BadResponse)));
     }
 
     #[test]
@@ -199,13 +162,7 @@ mod tests {
         };
         let t = table(&[m]);
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(
-            lines[0],
-            "NAME          ADDR            STATE  INCARNATION  META"
-        );
-        assert_eq!(
-            lines[1],
-            "web-1 (self)  127.0.0.1:7946  alive  3            role=web"
-        );
+        assert_eq!(lines[0], "NAME          ADDR            STATE  INCARNATION  META");
+        assert_eq!(lines[1], "web-1 (self)  127.0.0.1:7946  alive  3            role=web");
     }
 }

@@ -63,9 +63,7 @@ pub async fn serve(
     handle: Handle,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router(handle))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router(handle)).with_graceful_shutdown(shutdown).await
 }
 
 fn stopped() -> Response {
@@ -74,9 +72,7 @@ fn stopped() -> Response {
 
 async fn members(State(handle): State<Handle>) -> Response {
     match handle.members().await {
-        Ok(members) => {
-            Json(members.iter().map(MemberJson::from).collect::<Vec<_>>()).into_response()
-        }
+        Ok(members) => Json(members.iter().map(MemberJson::from).collect::<Vec<_>>()).into_response(),
         Err(_) => stopped(),
     }
 }
@@ -90,14 +86,10 @@ async fn local(State(handle): State<Handle>) -> Response {
 
 async fn metrics(State(handle): State<Handle>) -> Response {
     match handle.stats().await {
-        Ok(stats) => (
-            [(
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            )],
-            super::metrics::render(&stats),
-        )
-            .into_response(),
+        Ok(stats) => {
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], super::metrics::render(&stats))
+                .into_response()
+        }
         Err(_) => stopped(),
     }
 }

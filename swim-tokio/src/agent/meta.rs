@@ -43,10 +43,9 @@ impl fmt::Display for MetaError {
         match self {
             MetaError::NotKeyValue(s) => write!(f, "meta `{s}` is not KEY=VALUE"),
             MetaError::ReservedKey => f.write_str("meta key `name` is reserved: use --name"),
-            MetaError::TooLong { len, max } => write!(
-                f,
-                "name and meta encode to {len} bytes, more than max_metadata_len {max}"
-            ),
+            MetaError::TooLong { len, max } => {
+                write!(f, "name and meta encode to {len} bytes, more than max_metadata_len {max}")
+            }
         }
     }
 }
@@ -73,20 +72,13 @@ impl AgentMeta {
         if self.name.is_none() && self.tags.is_empty() {
             return Ok(Vec::new());
         }
-        let mut object: BTreeMap<&str, &str> = self
-            .tags
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let mut object: BTreeMap<&str, &str> = self.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         if let Some(name) = &self.name {
             object.insert(NAME_KEY, name);
         }
         let bytes = serde_json::to_vec(&object).unwrap_or_default();
         if bytes.len() > max {
-            return Err(MetaError::TooLong {
-                len: bytes.len(),
-                max,
-            });
+            return Err(MetaError::TooLong { len: bytes.len(), max });
         }
         Ok(bytes)
     }
@@ -125,10 +117,7 @@ mod tests {
 
     #[test]
     fn name_and_tags_round_trip_as_a_sorted_json_object() {
-        let mut meta = AgentMeta {
-            name: Some("web-1".into()),
-            ..AgentMeta::default()
-        };
+        let mut meta = AgentMeta { name: Some("web-1".into()), ..AgentMeta::default() };
         meta.tags.insert("zone".into(), "a".into());
         meta.tags.insert("role".into(), "web".into());
         let bytes = meta.encode(512).unwrap();
@@ -141,20 +130,11 @@ mod tests {
 
     #[test]
     fn bad_tags_and_long_metadata_are_refused() {
-        assert_eq!(
-            parse_tag("role=web").unwrap(),
-            ("role".into(), "web".into())
-        );
+        assert_eq!(parse_tag("role=web").unwrap(), ("role".into(), "web".into()));
         assert_eq!(parse_tag("a=b=c").unwrap(), ("a".into(), "b=c".into()));
-        assert!(matches!(
-            parse_tag("novalue"),
-            Err(MetaError::NotKeyValue(_))
-        ));
+        assert!(matches!(parse_tag("novalue"), Err(MetaError::NotKeyValue(_))));
         assert_eq!(parse_tag("name=x"), Err(MetaError::ReservedKey));
-        let meta = AgentMeta {
-            name: Some("x".repeat(600)),
-            ..AgentMeta::default()
-        };
+        let meta = AgentMeta { name: Some("x".repeat(600)), ..AgentMeta::default() };
         assert!(matches!(meta.encode(512), Err(MetaError::TooLong { .. })));
         assert_eq!(AgentMeta::default().encode(512).unwrap(), b"");
     }

@@ -22,98 +22,26 @@ pub fn render(stats: &Stats) -> String {
         ],
     );
     let counters: [(&str, &str, u64); 20] = [
-        (
-            "swim_datagrams_received_total",
-            "Datagrams received.",
-            c.datagrams_in,
-        ),
-        (
-            "swim_datagrams_sent_total",
-            "Datagrams produced for sending.",
-            c.datagrams_out,
-        ),
+        ("swim_datagrams_received_total", "Datagrams received.", c.datagrams_in),
+        ("swim_datagrams_sent_total", "Datagrams produced for sending.", c.datagrams_out),
         ("swim_bytes_received_total", "Bytes received.", c.bytes_in),
-        (
-            "swim_bytes_sent_total",
-            "Bytes produced for sending.",
-            c.bytes_out,
-        ),
+        ("swim_bytes_sent_total", "Bytes produced for sending.", c.bytes_out),
         ("swim_probes_total", "Probes started.", c.probes),
-        (
-            "swim_indirect_probes_total",
-            "Probes that fell back to indirect probing.",
-            c.indirect_probes,
-        ),
-        (
-            "swim_probe_failures_total",
-            "Probes that ended without an ack.",
-            c.probe_failures,
-        ),
-        (
-            "swim_missed_nacks_total",
-            "Nacks expected but not received.",
-            c.missed_nacks,
-        ),
-        (
-            "swim_suspicions_total",
-            "Members this node started suspecting.",
-            c.suspicions,
-        ),
-        (
-            "swim_refutations_total",
-            "Times this node refuted a suspicion of itself.",
-            c.refutations,
-        ),
-        (
-            "swim_failures_total",
-            "Members this node saw declared failed.",
-            c.failures,
-        ),
-        (
-            "swim_push_pulls_total",
-            "Full-state exchanges started.",
-            c.push_pulls,
-        ),
-        (
-            "swim_join_attempts_total",
-            "Join attempts.",
-            c.join_attempts,
-        ),
-        (
-            "swim_updates_sent_total",
-            "Piggybacked updates sent.",
-            c.updates_sent,
-        ),
-        (
-            "swim_updates_received_total",
-            "Piggybacked updates received.",
-            c.updates_received,
-        ),
-        (
-            "swim_broadcasts_delivered_total",
-            "Application broadcasts delivered.",
-            c.broadcasts_delivered,
-        ),
-        (
-            "swim_gossip_dropped_total",
-            "Updates evicted from a full dissemination queue.",
-            c.gossip_dropped,
-        ),
-        (
-            "swim_send_errors_total",
-            "Sends that failed at the socket.",
-            stats.driver.send_errors,
-        ),
-        (
-            "swim_receive_errors_total",
-            "Receives that failed at the socket.",
-            stats.driver.receive_errors,
-        ),
-        (
-            "swim_events_total",
-            "Membership events published.",
-            stats.driver.events_published,
-        ),
+        ("swim_indirect_probes_total", "Probes that fell back to indirect probing.", c.indirect_probes),
+        ("swim_probe_failures_total", "Probes that ended without an ack.", c.probe_failures),
+        ("swim_missed_nacks_total", "Nacks expected but not received.", c.missed_nacks),
+        ("swim_suspicions_total", "Members this node started suspecting.", c.suspicions),
+        ("swim_refutations_total", "Times this node refuted a suspicion of itself.", c.refutations),
+        ("swim_failures_total", "Members this node saw declared failed.", c.failures),
+        ("swim_push_pulls_total", "Full-state exchanges started.", c.push_pulls),
+        ("swim_join_attempts_total", "Join attempts.", c.join_attempts),
+        ("swim_updates_sent_total", "Piggybacked updates sent.", c.updates_sent),
+        ("swim_updates_received_total", "Piggybacked updates received.", c.updates_received),
+        ("swim_broadcasts_delivered_total", "Application broadcasts delivered.", c.broadcasts_delivered),
+        ("swim_gossip_dropped_total", "Updates evicted from a full dissemination queue.", c.gossip_dropped),
+        ("swim_send_errors_total", "Sends that failed at the socket.", stats.driver.send_errors),
+        ("swim_receive_errors_total", "Receives that failed at the socket.", stats.driver.receive_errors),
+        ("swim_events_total", "Membership events published.", stats.driver.events_published),
     ];
     for (name, help, value) in counters {
         family(&mut out, name, "counter", help, &[("", value)]);

@@ -32,6 +32,8 @@ pub enum AgentError {
     },
     /// Signal handlers could not be installed.
     Signals(io::Error),
+    /// The node stopped on its own.
+    Stopped,
 }
 
 impl fmt::Display for AgentError {
@@ -40,6 +42,7 @@ impl fmt::Display for AgentError {
             AgentError::Start(e) => e.fmt(f),
             AgentError::Http { addr, source } => write!(f, "cannot serve HTTP on {addr}: {source}"),
             AgentError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+            AgentError::Stopped => f.write_str("the swim node stopped unexpectedly"),
         }
     }
 }
@@ -54,12 +57,7 @@ pub async fn run(settings: Settings) -> Result<(), AgentError> {
     options.rng_seed = settings.rng_seed;
     options.leave_timeout = settings.leave_timeout;
     let handle = Handle::start(options).await.map_err(AgentError::Start)?;
-    let events = handle.subscribe().map_err(|_| {
-        AgentError::Start(StartError::Bind {
-            addr: settings.bind,
-            source: io::Error::other("node stopped at start"),
-        })
-    })?;
+    let events = handle.subscribe().map_err(|_| AgentError::Stopped)?;
     let signals = Signals::install().map_err(AgentError::Signals)?;
     info!(
         addr = %handle.local_addr(),
@@ -71,9 +69,7 @@ pub async fn run(settings: Settings) -> Result<(), AgentError> {
     let (stop_http, http_stopped) = watch::channel(false);
     let http = match settings.http {
         Some(addr) => {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| AgentError::Http { addr, source })?;
+            let listener = TcpListener::bind(addr).await.map_err(|source| AgentError::Http { addr, source })?;
             let shown = listener.local_addr().unwrap_or(addr);
             info!(http = %shown, "serving HTTP API");
             let mut stopped = http_stopped;
@@ -194,11 +190,7 @@ fn log_event(event: &Event) {
         Event::Failed(m) => warn!("member failed: {}", Shown(m)),
         Event::Left(m) => info!("member left: {}", Shown(m)),
         Event::Broadcast(payload) => info!(bytes = payload.len(), "broadcast received"),
-        Event::Conflict {
-            addr,
-            other_instance,
-            incarnation,
-        } => error!(
+        Event::Conflict { addr, other_instance, incarnation } => error!(
             %addr,
             other_instance,
             incarnation,

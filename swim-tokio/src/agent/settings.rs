@@ -117,23 +117,14 @@ impl ProtocolFile {
         set(self.indirect_checks, &mut c.indirect_checks);
         set(self.retransmit_mult, &mut c.retransmit_mult);
         set(self.suspicion_mult, &mut c.suspicion_mult);
-        set(
-            self.suspicion_max_timeout_mult,
-            &mut c.suspicion_max_timeout_mult,
-        );
-        set(
-            self.awareness_max_multiplier,
-            &mut c.awareness_max_multiplier,
-        );
+        set(self.suspicion_max_timeout_mult, &mut c.suspicion_max_timeout_mult);
+        set(self.awareness_max_multiplier, &mut c.awareness_max_multiplier);
         ms(self.gossip_interval_ms, &mut c.gossip_interval);
         set(self.gossip_nodes, &mut c.gossip_nodes);
         ms(self.push_pull_interval_ms, &mut c.push_pull_interval);
         ms(self.tombstone_timeout_ms, &mut c.tombstone_timeout);
         ms(self.join_retry_interval_ms, &mut c.join_retry_interval);
-        ms(
-            self.join_retry_max_interval_ms,
-            &mut c.join_retry_max_interval,
-        );
+        ms(self.join_retry_max_interval_ms, &mut c.join_retry_max_interval);
         set(self.max_datagram_size, &mut c.max_datagram_size);
         set(self.max_metadata_len, &mut c.max_metadata_len);
         set(self.max_broadcast_len, &mut c.max_broadcast_len);
@@ -206,11 +197,7 @@ impl fmt::Display for ProblemText<'_> {
             MustNotBeBelow(other) => write!(f, "must not be less than `{}`", file_key(other)),
             AtMost(n) => write!(f, "must be at most {n}"),
             AtLeast(n) => write!(f, "must be at least {n}"),
-            DoesNotFit(other) => write!(
-                f,
-                "too large to fit in one datagram of `{}`",
-                file_key(other)
-            ),
+            DoesNotFit(other) => write!(f, "too large to fit in one datagram of `{}`", file_key(other)),
         }
     }
 }
@@ -244,19 +231,13 @@ pub struct Settings {
 
 /// Parse a config file's text (`path` names it in errors).
 pub fn parse_file(path: &str, text: &str) -> Result<FileConfig, SettingsError> {
-    toml::from_str(text).map_err(|e| SettingsError::Parse {
-        path: path.to_owned(),
-        source: Box::new(e),
-    })
+    toml::from_str(text).map_err(|e| SettingsError::Parse { path: path.to_owned(), source: Box::new(e) })
 }
 
 /// Read and parse a config file.
 pub fn read_file(path: &Path) -> Result<FileConfig, SettingsError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
-        path: shown.clone(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read { path: shown.clone(), source })?;
     parse_file(&shown, &text)
 }
 
@@ -269,12 +250,7 @@ impl Settings {
         if let Some(p) = &file.protocol {
             p.apply(&mut config);
         }
-        config
-            .validate()
-            .map_err(|source| SettingsError::Protocol {
-                key: file_key(source.field),
-                source,
-            })?;
+        config.validate().map_err(|source| SettingsError::Protocol { key: file_key(source.field), source })?;
 
         let mut tags = BTreeMap::new();
         for (k, v) in file.meta.unwrap_or_default() {
@@ -287,30 +263,14 @@ impl Settings {
             let (k, v) = meta::parse_tag(tag).map_err(SettingsError::Meta)?;
             tags.insert(k, v);
         }
-        let meta = AgentMeta {
-            name: args.name.clone().or(file.name),
-            tags,
-        };
-        let meta_bytes = meta
-            .encode(config.max_metadata_len)
-            .map_err(SettingsError::Meta)?;
+        let meta = AgentMeta { name: args.name.clone().or(file.name), tags };
+        let meta_bytes = meta.encode(config.max_metadata_len).map_err(SettingsError::Meta)?;
 
-        let join = if args.join.is_empty() {
-            file.join.unwrap_or_default()
-        } else {
-            args.join.clone()
-        };
+        let join = if args.join.is_empty() { file.join.unwrap_or_default() } else { args.join.clone() };
         Ok(Settings {
-            bind: args
-                .bind
-                .or(file.bind)
-                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))),
+            bind: args.bind.or(file.bind).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))),
             advertise: args.advertise.or(file.advertise),
-            join: join
-                .into_iter()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect(),
+            join: join.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
             meta,
             meta_bytes,
             http: args.http.or(file.http),
@@ -379,41 +339,19 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_refused_naming_the_key() {
-        let e = merge(
-            &AgentArgs::default(),
-            "[protocol]\nprobe_intervall_ms = 5\n",
-        )
-        .unwrap_err()
-        .to_string();
+        let e = merge(&AgentArgs::default(), "[protocol]\nprobe_intervall_ms = 5\n").unwrap_err().to_string();
         assert!(e.contains("probe_intervall_ms"), "{e}");
 
-        let e = merge(
-            &AgentArgs::default(),
-            "[protocol]\nprobe_interval_ms = \"fast\"\n",
-        )
-        .unwrap_err()
-        .to_string();
+        let e = merge(&AgentArgs::default(), "[protocol]\nprobe_interval_ms = \"fast\"\n").unwrap_err().to_string();
         assert!(e.contains("probe_interval_ms"), "{e}");
 
-        let e = merge(
-            &AgentArgs::default(),
-            "[protocol]\nprobe_timeout_ms = 5000\n",
-        )
-        .unwrap_err()
-        .to_string();
-        assert_eq!(
-            e,
-            "invalid value for `protocol.probe_timeout_ms`: must be less than `protocol.probe_interval_ms`"
-        );
+        let e = merge(&AgentArgs::default(), "[protocol]\nprobe_timeout_ms = 5000\n").unwrap_err().to_string();
+        assert_eq!(e, "invalid value for `protocol.probe_timeout_ms`: must be less than `protocol.probe_interval_ms`");
 
-        let e = merge(&AgentArgs::default(), "[protocol]\nmax_members = 0\n")
-            .unwrap_err()
-            .to_string();
+        let e = merge(&AgentArgs::default(), "[protocol]\nmax_members = 0\n").unwrap_err().to_string();
         assert!(e.contains("`protocol.max_members`"), "{e}");
 
-        let e = merge(&AgentArgs::default(), "profile = \"moon\"\n")
-            .unwrap_err()
-            .to_string();
+        let e = merge(&AgentArgs::default(), "profile = \"moon\"\n").unwrap_err().to_string();
         assert!(e.contains("profile"), "{e}");
     }
 
