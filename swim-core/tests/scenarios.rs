@@ -196,3 +196,14 @@ fn join_updates_broadcasts_and_detection_hold_across_seeds() {
         }
     }
 }
+
+#[test]
+fn a_leave_completes_in_a_cluster_of_two() {
+    let mut c = Cluster::joined(8, 2, Config::local());
+    assert!(c.run_until(secs(5), Cluster::converged));
+    let now = c.now;
+    c.node(1).leave(now);
+    c.drain(1);
+    assert!(c.run_until(secs(5), |c| c.nodes[&1].leave_complete()), "the Left claim was never sent enough");
+    assert_eq!(c.view(0, 1), Some(State::Left));
+}

@@ -677,8 +677,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if capacity == 0 || want == 0 {
             return picked;
         }
-        let eligible_total = self.members.live().saturating_sub(1) as usize
-            + if allow_dead { self.members.count(State::Dead) as usize } else { 0 };
+        // This node is never a candidate: after a leave it is no longer
+        // counted among the live, so subtract it only while it is.
+        let me_live = self.members.get(self.me).is_some_and(|e| e.state.is_live());
+        let live_others = self.members.live().saturating_sub(u32::from(me_live)) as usize;
+        let eligible_total = live_others + if allow_dead { self.members.count(State::Dead) as usize } else { 0 };
         let want = want.min(eligible_total).min(16);
         let mut attempts = 4 * want + 16;
         while picked.len() < want && attempts > 0 {
