@@ -134,11 +134,7 @@ pub fn broadcast_payload(k: usize) -> Vec<u8> {
 }
 
 fn broadcast_number(payload: &[u8]) -> Option<usize> {
-    std::str::from_utf8(payload)
-        .ok()?
-        .strip_prefix("swim-sim broadcast ")?
-        .parse()
-        .ok()
+    std::str::from_utf8(payload).ok()?.strip_prefix("swim-sim broadcast ")?.parse().ok()
 }
 
 /// A sample of what the cluster sees, for the time series.
@@ -241,10 +237,7 @@ impl Checks {
 
     /// What node `id` really is.
     pub fn life(&self, id: u32) -> Life {
-        self.life
-            .get(id as usize)
-            .copied()
-            .unwrap_or(Life::NotStarted)
+        self.life.get(id as usize).copied().unwrap_or(Life::NotStarted)
     }
 
     /// What `observer` believes about `member`.
@@ -291,9 +284,7 @@ impl Checks {
     /// Crashed or left nodes that some running node still believes live.
     pub fn undetected(&self) -> Vec<u32> {
         (0..self.n)
-            .filter(|&m| {
-                matches!(self.life[m], Life::Crashed | Life::Left) && self.live_believers[m] > 0
-            })
+            .filter(|&m| matches!(self.life[m], Life::Crashed | Life::Left) && self.live_believers[m] > 0)
             .map(|m| m as u32)
             .collect()
     }
@@ -400,12 +391,8 @@ impl Checks {
                     self.count(id, m, b, false);
                 }
             }
-            self.alive_pairs = self
-                .alive_pairs
-                .saturating_sub(u64::from(self.alive_believers[id]));
-            self.live_pairs = self
-                .live_pairs
-                .saturating_sub(u64::from(self.live_believers[id]));
+            self.alive_pairs = self.alive_pairs.saturating_sub(u64::from(self.alive_believers[id]));
+            self.live_pairs = self.live_pairs.saturating_sub(u64::from(self.live_believers[id]));
             self.live -= 1;
         }
         self.life[id] = life;
@@ -542,10 +529,7 @@ impl Checks {
                 return;
             }
             Event::Conflict { addr, .. } => {
-                self.violate(
-                    now,
-                    format!("n{observer} reports another live process claiming {addr}"),
-                );
+                self.violate(now, format!("n{observer} reports another live process claiming {addr}"));
                 return;
             }
             _ => {}
@@ -555,19 +539,13 @@ impl Checks {
         };
         let m = member.addr.0 as usize;
         if m >= self.n {
-            self.violate(
-                now,
-                format!("n{observer} reports unknown member {}", member.addr),
-            );
+            self.violate(now, format!("n{observer} reports unknown member {}", member.addr));
             return;
         }
         let new = Belief::from_state(member.state);
         if m == o {
             if self.is_live(o) && !new.is_live() {
-                self.violate(
-                    now,
-                    format!("n{observer} believes itself {}", member.state.as_str()),
-                );
+                self.violate(now, format!("n{observer} believes itself {}", member.state.as_str()));
             }
             return;
         }
@@ -599,24 +577,17 @@ impl Checks {
     fn mistake(&mut self, o: usize, m: usize, incarnation: u32, failed: bool) {
         let excused = self.excused(o, m);
         let slow = self.slow[m];
-        let tally = if failed {
-            &mut self.false_positives
-        } else {
-            &mut self.false_suspicions
-        };
+        let tally = if failed { &mut self.false_positives } else { &mut self.false_suspicions };
         if excused {
             tally.across_partition += 1;
         } else {
             tally.count += 1;
             tally.nodes.insert(m as u32);
-            if tally.episodes.insert((m as u32, incarnation)) && tally.examples.len() < MAX_EXAMPLES
-            {
+            if tally.episodes.insert((m as u32, incarnation)) && tally.examples.len() < MAX_EXAMPLES {
                 let at = self.now.as_nanos() as f64 / 1e9;
                 let kind = if failed { "failed" } else { "suspected" };
                 let slow = if slow { " (slow)" } else { "" };
-                tally.examples.push(format!(
-                    "t={at:.3}s: n{o} {kind} live n{m}{slow} at incarnation {incarnation}"
-                ));
+                tally.examples.push(format!("t={at:.3}s: n{o} {kind} live n{m}{slow} at incarnation {incarnation}"));
             }
             if slow {
                 tally.about_slow += 1;
@@ -663,23 +634,14 @@ impl Checks {
             t: now.as_nanos() as f64 / 1e9,
             live: self.live,
             min_alive_seen: if self.live == 0 { 0 } else { min },
-            mean_alive_seen: if self.live == 0 {
-                0.0
-            } else {
-                sum as f64 / f64::from(self.live)
-            },
+            mean_alive_seen: if self.live == 0 { 0.0 } else { sum as f64 / f64::from(self.live) },
             max_alive_seen: max,
         });
     }
 
     /// Check that what `observer`'s events said matches its member table.
     /// Members missing from the table (reaped tombstones) count as gone.
-    pub fn check_table<'a>(
-        &mut self,
-        now: Instant,
-        observer: u32,
-        table: impl Iterator<Item = (u32, State)> + 'a,
-    ) {
+    pub fn check_table<'a>(&mut self, now: Instant, observer: u32, table: impl Iterator<Item = (u32, State)> + 'a) {
         let o = observer as usize;
         if o >= self.n {
             return;
@@ -700,11 +662,8 @@ impl Checks {
             }
         }
         let row = &self.belief[o * self.n..(o + 1) * self.n];
-        let live_in_events = row
-            .iter()
-            .enumerate()
-            .filter(|&(m, &c)| m != o && Belief::from_code(c).is_live())
-            .count() as u32;
+        let live_in_events =
+            row.iter().enumerate().filter(|&(m, &c)| m != o && Belief::from_code(c).is_live()).count() as u32;
         if let Some((m, state)) = bad {
             let what = format!(
                 "n{observer}'s table says n{m} is {} but its events said {:?}",
@@ -727,12 +686,7 @@ mod tests {
     use swim_core::{Bytes, Member};
 
     fn ev(kind: fn(Member<NodeId>) -> Event<NodeId>, m: u32, state: State) -> Event<NodeId> {
-        kind(Member {
-            addr: NodeId(m),
-            state,
-            incarnation: 0,
-            meta: Bytes::new(),
-        })
+        kind(Member { addr: NodeId(m), state, incarnation: 0, meta: Bytes::new() })
     }
 
     fn three_running() -> Checks {
@@ -773,11 +727,7 @@ mod tests {
         c.on_crash(Instant::from_secs(1), 2, 0);
         assert!(c.converged(), "the two survivors still see each other");
         assert_eq!(c.undetected(), vec![2]);
-        c.on_event(
-            Instant::from_secs(2),
-            0,
-            &ev(Event::Suspected, 2, State::Suspect),
-        );
+        c.on_event(Instant::from_secs(2), 0, &ev(Event::Suspected, 2, State::Suspect));
         c.on_event(Instant::from_secs(3), 0, &ev(Event::Failed, 2, State::Dead));
         assert_eq!(c.departures()[0].all_gone, None);
         c.on_event(Instant::from_secs(4), 1, &ev(Event::Failed, 2, State::Dead));
@@ -799,11 +749,7 @@ mod tests {
         assert_eq!(c.false_positives.across_partition, 1);
         c.on_partition(Instant::from_secs(1), false);
         c.on_event(Instant::from_secs(5), 1, &ev(Event::Failed, 2, State::Dead));
-        c.on_event(
-            Instant::from_secs(20),
-            1,
-            &ev(Event::Failed, 0, State::Dead),
-        );
+        c.on_event(Instant::from_secs(20), 1, &ev(Event::Failed, 0, State::Dead));
         assert_eq!(c.false_positives.across_partition, 2);
         assert_eq!(c.false_positives.count, 2);
         assert_eq!(c.false_positives.nodes.len(), 2);

@@ -38,6 +38,9 @@ struct Cli {
     /// Probability (0.0..1.0) that a datagram is lost.
     #[arg(long)]
     loss: Option<f64>,
+    /// Probability (0.0..1.0) that a datagram is delivered twice.
+    #[arg(long)]
+    duplicate: Option<f64>,
     /// One-way latency range, MIN_MS..MAX_MS.
     #[arg(long)]
     latency: Option<LatencyRange>,
@@ -66,9 +69,7 @@ struct Cli {
 
 /// A seed from the system clock, for runs that were not given one.
 fn fresh_seed() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     // Keep it short enough to type.
     swim_sim::seed::derive(nanos, swim_sim::seed::Stream::Faults) % 1_000_000_000
 }
@@ -98,6 +99,13 @@ fn main() -> ExitCode {
         }
         spec.loss = l;
     }
+    if let Some(d) = cli.duplicate {
+        if !(0.0..=1.0).contains(&d) {
+            eprintln!("--duplicate must be within 0.0..1.0");
+            return ExitCode::from(2);
+        }
+        spec.duplicate = d;
+    }
     if let Some(l) = cli.latency {
         spec.latency = l;
     }
@@ -124,7 +132,7 @@ fn main() -> ExitCode {
         }
     };
     let mut progress = Progress::new(!cli.quiet);
-    let step = Duration::from_secs(1);
+    let step = Duration::from_millis(100);
     let mut t = Instant::ZERO;
     loop {
         t = t + step;
@@ -174,10 +182,7 @@ impl Progress {
             return;
         }
         let wall = std::time::Instant::now();
-        if self
-            .last
-            .is_some_and(|l| wall - l < Duration::from_millis(200))
-        {
+        if self.last.is_some_and(|l| wall - l < Duration::from_millis(200)) {
             return;
         }
         self.last = Some(wall);

@@ -47,11 +47,7 @@ pub struct Network {
 impl Network {
     /// A healthy network between `ids` node ids.
     pub fn new(config: NetworkConfig, ids: usize) -> Self {
-        Network {
-            config,
-            partitioned: false,
-            slow: vec![false; ids],
-        }
+        Network { config, partitioned: false, slow: vec![false; ids] }
     }
 
     /// The configuration.
@@ -107,11 +103,7 @@ impl Network {
             return [None, None];
         }
         let first = Some(self.delay(rng, to));
-        let second = if chance(rng, self.config.duplicate) {
-            Some(self.delay(rng, to))
-        } else {
-            None
-        };
+        let second = if chance(rng, self.config.duplicate) { Some(self.delay(rng, to)) } else { None };
         [first, second]
     }
 
@@ -167,10 +159,7 @@ mod tests {
 
     #[test]
     fn total_loss_delivers_nothing() {
-        let config = NetworkConfig {
-            loss: 1.0,
-            ..NetworkConfig::default()
-        };
+        let config = NetworkConfig { loss: 1.0, ..NetworkConfig::default() };
         let net = Network::new(config, 2);
         let mut r = rng(1, Stream::Network);
         assert_eq!(net.fate(&mut r, 1), [None, None]);

@@ -59,6 +59,8 @@ pub struct Report {
     pub lifeguard: bool,
     /// Datagram loss probability.
     pub loss: f64,
+    /// Probability a datagram is delivered twice.
+    pub duplicate: f64,
     /// One-way latency range, milliseconds.
     pub latency_ms: [f64; 2],
     /// Slow nodes.
@@ -151,11 +153,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 
 fn stats(mut v: Vec<f64>) -> [Option<f64>; 3] {
     v.sort_by(f64::total_cmp);
-    [
-        percentile(&v, 50.0),
-        percentile(&v, 99.0),
-        v.last().copied(),
-    ]
+    [percentile(&v, 50.0), percentile(&v, 99.0), v.last().copied()]
 }
 
 impl Report {
@@ -164,27 +162,12 @@ impl Report {
     pub fn new(sim: &Simulation, wall: Duration) -> Report {
         let spec = sim.spec();
         let checks = sim.checks();
-        let crashes: Vec<_> = checks
-            .departures()
-            .iter()
-            .filter(|d| d.kind == DepartureKind::Crash)
-            .collect();
-        let since = |t: Option<swim_core::Instant>, at: swim_core::Instant| {
-            t.map(|t| (t - at).as_secs_f64())
-        };
-        let suspect: Vec<f64> = crashes
-            .iter()
-            .filter_map(|d| since(d.first_suspect.or(d.first_failed), d.at))
-            .collect();
-        let failed: Vec<f64> = crashes
-            .iter()
-            .filter_map(|d| since(d.first_failed, d.at))
-            .collect();
-        let all: Vec<f64> = crashes
-            .iter()
-            .filter(|d| !d.restarted)
-            .filter_map(|d| since(d.all_gone, d.at))
-            .collect();
+        let crashes: Vec<_> = checks.departures().iter().filter(|d| d.kind == DepartureKind::Crash).collect();
+        let since = |t: Option<swim_core::Instant>, at: swim_core::Instant| t.map(|t| (t - at).as_secs_f64());
+        let suspect: Vec<f64> =
+            crashes.iter().filter_map(|d| since(d.first_suspect.or(d.first_failed), d.at)).collect();
+        let failed: Vec<f64> = crashes.iter().filter_map(|d| since(d.first_failed, d.at)).collect();
+        let all: Vec<f64> = crashes.iter().filter(|d| !d.restarted).filter_map(|d| since(d.all_gone, d.at)).collect();
         let [s50, s99, smax] = stats(suspect);
         let [f50, f99, fmax] = stats(failed);
         let [a50, a99, amax] = stats(all);
@@ -200,10 +183,7 @@ impl Report {
             all_failed_max: amax,
             bound: sim.detection_bound().as_secs_f64(),
         };
-        let leaves = checks
-            .departures()
-            .iter()
-            .filter(|d| d.kind == DepartureKind::Leave);
+        let leaves = checks.departures().iter().filter(|d| d.kind == DepartureKind::Leave);
         let end = sim.phase_end().cloned().unwrap_or(PhaseEnd {
             at: sim.now(),
             traffic: sim.traffic(),
@@ -242,10 +222,8 @@ impl Report {
             profile: spec.profile.name().to_owned(),
             lifeguard: spec.lifeguard,
             loss: spec.loss,
-            latency_ms: [
-                spec.latency.min.as_secs_f64() * 1e3,
-                spec.latency.max.as_secs_f64() * 1e3,
-            ],
+            duplicate: spec.duplicate,
+            latency_ms: [spec.latency.min.as_secs_f64() * 1e3, spec.latency.max.as_secs_f64() * 1e3],
             slow: spec.slow,
             simulated_seconds: secs(end.at),
             wall_seconds,
@@ -287,11 +265,7 @@ impl Report {
             bytes_per_node_per_second: per_node(traffic.bytes_sent),
             peak_member_table: sim.peak_members(),
             node_seconds,
-            node_seconds_per_wall_second: if wall_seconds > 0.0 {
-                node_seconds / wall_seconds
-            } else {
-                0.0
-            },
+            node_seconds_per_wall_second: if wall_seconds > 0.0 { node_seconds / wall_seconds } else { 0.0 },
             trace_hash: sim.trace_hash().hex(),
             invariant_violations: violations,
             replay: spec.replay_command(),
@@ -352,11 +326,7 @@ impl Report {
             opt(self.liveness_seconds)
         );
         let d = &self.detection;
-        let _ = writeln!(
-            s,
-            "crashed {} nodes; detection (p50 / p99 / max):",
-            self.crashed
-        );
+        let _ = writeln!(s, "crashed {} nodes; detection (p50 / p99 / max):", self.crashed);
         let _ = writeln!(
             s,
             "  first suspected  {} / {} / {}",
@@ -381,11 +351,8 @@ impl Report {
         );
         let _ = writeln!(s, "  undetected at the end: {}", self.undetected);
         if self.left > 0 {
-            let _ = writeln!(
-                s,
-                "left gracefully: {} (seen as failed instead: {})",
-                self.left, self.left_seen_as_failed
-            );
+            let _ =
+                writeln!(s, "left gracefully: {} (seen as failed instead: {})", self.left, self.left_seen_as_failed);
         }
         let _ = writeln!(
             s,
@@ -408,11 +375,7 @@ impl Report {
             );
         }
         if self.partition_failures > 0 {
-            let _ = writeln!(
-                s,
-                "Failed about live nodes across the partition: {}",
-                self.partition_failures
-            );
+            let _ = writeln!(s, "Failed about live nodes across the partition: {}", self.partition_failures);
         }
         for b in &self.broadcasts {
             let _ = writeln!(
@@ -426,19 +389,13 @@ impl Report {
         let _ = writeln!(
             s,
             "traffic per node: {:.2} datagrams/s, {:.0} bytes/s; peak member table {}",
-            self.datagrams_per_node_per_second,
-            self.bytes_per_node_per_second,
-            self.peak_member_table
+            self.datagrams_per_node_per_second, self.bytes_per_node_per_second, self.peak_member_table
         );
         let _ = writeln!(s, "trace hash {}", self.trace_hash);
         if self.invariant_violations.is_empty() {
             let _ = writeln!(s, "invariants: all held");
         } else {
-            let _ = writeln!(
-                s,
-                "INVARIANT VIOLATIONS: {}",
-                self.invariant_violations.len()
-            );
+            let _ = writeln!(s, "INVARIANT VIOLATIONS: {}", self.invariant_violations.len());
             for v in &self.invariant_violations {
                 let _ = writeln!(s, "  {v}");
             }

@@ -37,9 +37,7 @@ pub fn derive(seed: u64, stream: Stream) -> u64 {
     let tag = match stream {
         Stream::Network => 1,
         Stream::Faults => 2,
-        Stream::Node { id, generation } => {
-            (3 << 60) ^ (u64::from(generation) << 32) ^ u64::from(id)
-        }
+        Stream::Node { id, generation } => (3 << 60) ^ (u64::from(generation) << 32) ^ u64::from(id),
     };
     mix(mix(seed) ^ mix(tag))
 }
@@ -75,46 +73,13 @@ mod tests {
 
     #[test]
     fn streams_and_generations_get_distinct_seeds() {
-        let a = derive(
-            7,
-            Stream::Node {
-                id: 1,
-                generation: 0,
-            },
-        );
-        let b = derive(
-            7,
-            Stream::Node {
-                id: 1,
-                generation: 1,
-            },
-        );
-        let c = derive(
-            7,
-            Stream::Node {
-                id: 2,
-                generation: 0,
-            },
-        );
-        let d = derive(
-            8,
-            Stream::Node {
-                id: 1,
-                generation: 0,
-            },
-        );
+        let a = derive(7, Stream::Node { id: 1, generation: 0 });
+        let b = derive(7, Stream::Node { id: 1, generation: 1 });
+        let c = derive(7, Stream::Node { id: 2, generation: 0 });
+        let d = derive(8, Stream::Node { id: 1, generation: 0 });
         assert!(a != b && a != c && a != d && b != c);
         assert_ne!(derive(7, Stream::Network), derive(7, Stream::Faults));
-        assert_eq!(
-            a,
-            derive(
-                7,
-                Stream::Node {
-                    id: 1,
-                    generation: 0
-                }
-            )
-        );
+        assert_eq!(a, derive(7, Stream::Node { id: 1, generation: 0 }));
     }
 
     #[test]

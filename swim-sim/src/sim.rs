@@ -132,14 +132,10 @@ impl Simulation {
             latency_min: spec.latency.min,
             latency_max: spec.latency.max,
             loss: spec.loss,
+            duplicate: spec.duplicate,
             ..NetworkConfig::default()
         };
-        let grace = bounds::settle(
-            &config,
-            spec.nodes,
-            network_config.slow_delay,
-            spec.partition.is_some(),
-        );
+        let grace = bounds::settle(&config, spec.nodes, network_config.slow_delay, spec.partition.is_some());
         let mut sim = Simulation {
             buf: vec![0; config.max_datagram_size],
             network: Network::new(network_config, ids as usize),
@@ -286,11 +282,7 @@ impl Simulation {
 
     /// How long after a crash every live node must have failed it.
     pub fn detection_bound(&self) -> Duration {
-        let extra = if self.spec.slow > 0 {
-            self.network.config().slow_delay
-        } else {
-            Duration::ZERO
-        };
+        let extra = if self.spec.slow > 0 { self.network.config().slow_delay } else { Duration::ZERO };
         bounds::detection(&self.config, self.spec.nodes, extra)
     }
 
@@ -318,11 +310,8 @@ impl Simulation {
             self.now = self.now.max(at);
             self.checks.set_now(self.now);
             self.handle(action);
-            let reached = Convergence {
-                at: self.now,
-                datagrams: self.traffic.datagrams_sent,
-                bytes: self.traffic.bytes_sent,
-            };
+            let reached =
+                Convergence { at: self.now, datagrams: self.traffic.datagrams_sent, bytes: self.traffic.bytes_sent };
             if self.membership.is_none() && self.checks.members_known() {
                 self.membership = Some(reached);
             }
@@ -380,21 +369,12 @@ impl Simulation {
             if self.now >= self.end {
                 let unseen = self.checks.unseen();
                 let undetected = self.checks.undetected();
-                let mut what = format!(
-                    "no agreement {:.1} s after faults stopped:",
-                    settle.as_secs_f64()
-                );
+                let mut what = format!("no agreement {:.1} s after faults stopped:", settle.as_secs_f64());
                 if let Some(&(m, k)) = unseen.first() {
-                    what += &format!(
-                        " {} live nodes not seen live everywhere (n{m} by {k} nodes);",
-                        unseen.len()
-                    );
+                    what += &format!(" {} live nodes not seen live everywhere (n{m} by {k} nodes);", unseen.len());
                 }
                 if let Some(m) = undetected.first() {
-                    what += &format!(
-                        " {} departed nodes still believed live (n{m});",
-                        undetected.len()
-                    );
+                    what += &format!(" {} departed nodes still believed live (n{m});", undetected.len());
                 }
                 self.checks.violate(self.now, what);
                 break;
@@ -445,12 +425,7 @@ impl Simulation {
     }
 
     fn departure_time(&self, node: u32) -> Instant {
-        self.checks
-            .departures()
-            .iter()
-            .rev()
-            .find(|d| d.node == node)
-            .map_or(Instant::ZERO, |d| d.at)
+        self.checks.departures().iter().rev().find(|d| d.node == node).map_or(Instant::ZERO, |d| d.at)
     }
 
     fn collect_violations(&mut self) {
@@ -483,11 +458,7 @@ impl Simulation {
             self.traffic.cut += 1;
             return;
         }
-        let Some(node) = self
-            .slots
-            .get_mut(to as usize)
-            .and_then(|s| s.node.as_mut())
-        else {
+        let Some(node) = self.slots.get_mut(to as usize).and_then(|s| s.node.as_mut()) else {
             self.traffic.undeliverable += 1;
             return;
         };
@@ -517,10 +488,7 @@ impl Simulation {
         let me = node.member(&NodeId(id)).map(|m| m.state);
         let leaving = slot.leaving_since.is_some();
         if next.is_some_and(|t| t <= now) {
-            self.violate_once(
-                id,
-                format!("n{id} asks to be woken at or before now after handle_timeout"),
-            );
+            self.violate_once(id, format!("n{id} asks to be woken at or before now after handle_timeout"));
         }
         if !leaving && me != Some(State::Alive) {
             let state = me.map_or("absent", State::as_str);
@@ -562,14 +530,7 @@ impl Simulation {
                 let mut payload = self.free.pop().unwrap_or_default();
                 payload.clear();
                 payload.extend_from_slice(bytes);
-                self.queue.push(
-                    now + delay,
-                    Action::Deliver {
-                        from: id,
-                        to,
-                        payload,
-                    },
-                );
+                self.queue.push(now + delay, Action::Deliver { from: id, to, payload });
             }
             if second.is_some() {
                 self.traffic.duplicated += 1;
@@ -618,13 +579,7 @@ impl Simulation {
         let Some(slot) = self.slots.get_mut(id as usize) else {
             return;
         };
-        let rng = seed::rng(
-            self.spec.seed,
-            Stream::Node {
-                id,
-                generation: slot.generation,
-            },
-        );
+        let rng = seed::rng(self.spec.seed, Stream::Node { id, generation: slot.generation });
         slot.generation += 1;
         // The configuration was validated in `with_config`.
         let Ok(mut node) = Node::new(NodeId(id), self.config.clone(), rng, now) else {
@@ -686,9 +641,8 @@ impl Simulation {
                 }
             }
             Fault::Restart(k) => {
-                let crashed: Vec<u32> = (0..self.slots.len() as u32)
-                    .filter(|&id| self.checks.life(id) == Life::Crashed)
-                    .collect();
+                let crashed: Vec<u32> =
+                    (0..self.slots.len() as u32).filter(|&id| self.checks.life(id) == Life::Crashed).collect();
                 for id in self.pick(crashed, k) {
                     let seed = self.pick(self.running(false), 1).first().copied();
                     self.start(id, seed);

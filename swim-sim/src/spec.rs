@@ -97,6 +97,7 @@ impl Scenario {
             duration: Duration::from_secs(120),
             profile: Profile::Lan,
             loss: 0.0,
+            duplicate: 0.0,
             latency: LatencyRange::default(),
             crashes: Vec::new(),
             partition: None,
@@ -111,40 +112,21 @@ impl Scenario {
                 crashes: vec![CrashSpec::new(3, 60.0)],
                 ..base
             },
-            Scenario::Join => RunSpec {
-                duration: Duration::from_secs(60),
-                ..base
-            },
+            Scenario::Join => RunSpec { duration: Duration::from_secs(60), ..base },
             Scenario::Crash => RunSpec {
                 nodes: 300,
                 duration: Duration::from_secs(150),
                 crashes: vec![CrashSpec::new(3, 60.0)],
                 ..base
             },
-            Scenario::Loss => RunSpec {
-                nodes: 300,
-                duration: Duration::from_secs(180),
-                loss: 0.10,
-                ..base
-            },
+            Scenario::Loss => RunSpec { nodes: 300, duration: Duration::from_secs(180), loss: 0.10, ..base },
             Scenario::Partition => RunSpec {
                 duration: Duration::from_secs(300),
-                partition: Some(PartitionSpec {
-                    start: Duration::from_secs(60),
-                    end: Duration::from_secs(120),
-                }),
+                partition: Some(PartitionSpec { start: Duration::from_secs(60), end: Duration::from_secs(120) }),
                 ..base
             },
-            Scenario::Slow => RunSpec {
-                duration: Duration::from_secs(300),
-                slow: 5,
-                ..base
-            },
-            Scenario::Churn => RunSpec {
-                nodes: 200,
-                duration: Duration::from_secs(300),
-                ..base
-            },
+            Scenario::Slow => RunSpec { duration: Duration::from_secs(300), slow: 5, ..base },
+            Scenario::Churn => RunSpec { nodes: 200, duration: Duration::from_secs(300), ..base },
             Scenario::Leave => base,
         }
     }
@@ -174,9 +156,7 @@ impl FromStr for Scenario {
         Scenario::ALL
             .into_iter()
             .find(|sc| sc.name() == s)
-            .ok_or(ParseError(
-                "one of demo, join, crash, loss, partition, slow, churn, leave",
-            ))
+            .ok_or(ParseError("one of demo, join, crash, loss, partition, slow, churn, leave"))
     }
 }
 
@@ -214,10 +194,7 @@ pub struct CrashSpec {
 impl CrashSpec {
     /// `count` crashes at `secs` seconds.
     pub fn new(count: u32, secs: f64) -> Self {
-        CrashSpec {
-            count,
-            at: Duration::from_secs_f64(secs),
-        }
+        CrashSpec { count, at: Duration::from_secs_f64(secs) }
     }
 }
 
@@ -264,10 +241,7 @@ impl FromStr for MaybePartition {
             return Ok(MaybePartition(None));
         }
         let (a, b) = s.split_once("..").ok_or(ParseError(WANT))?;
-        let (start, end) = (
-            seconds(a).ok_or(ParseError(WANT))?,
-            seconds(b).ok_or(ParseError(WANT))?,
-        );
+        let (start, end) = (seconds(a).ok_or(ParseError(WANT))?, seconds(b).ok_or(ParseError(WANT))?);
         if end < start {
             return Err(ParseError(WANT));
         }
@@ -287,10 +261,7 @@ pub struct LatencyRange {
 impl Default for LatencyRange {
     /// 1-5 ms, the LAN of DESIGN.md's comparison table.
     fn default() -> Self {
-        LatencyRange {
-            min: Duration::from_millis(1),
-            max: Duration::from_millis(5),
-        }
+        LatencyRange { min: Duration::from_millis(1), max: Duration::from_millis(5) }
     }
 }
 
@@ -330,6 +301,8 @@ pub struct RunSpec {
     pub profile: Profile,
     /// Probability that a datagram is lost.
     pub loss: f64,
+    /// Probability that a delivered datagram arrives twice.
+    pub duplicate: f64,
     /// One-way latency range.
     pub latency: LatencyRange,
     /// Crashes of random live nodes.
@@ -378,12 +351,8 @@ impl RunSpec {
 
     /// The timed faults, in time order (ties in the order listed).
     pub fn plan(&self) -> Vec<(Duration, Fault)> {
-        let mut plan: Vec<(Duration, Fault)> = self
-            .crashes
-            .iter()
-            .filter(|c| c.count > 0)
-            .map(|c| (c.at, Fault::Crash(c.count)))
-            .collect();
+        let mut plan: Vec<(Duration, Fault)> =
+            self.crashes.iter().filter(|c| c.count > 0).map(|c| (c.at, Fault::Crash(c.count))).collect();
         if let Some(p) = self.partition {
             plan.push((p.start, Fault::PartitionStart));
             plan.push((p.end, Fault::PartitionEnd));
@@ -412,11 +381,7 @@ impl RunSpec {
                     t += at(5);
                 }
             }
-            Scenario::Join
-            | Scenario::Crash
-            | Scenario::Loss
-            | Scenario::Partition
-            | Scenario::Slow => {}
+            Scenario::Join | Scenario::Crash | Scenario::Loss | Scenario::Partition | Scenario::Slow => {}
         }
         plan.retain(|(t, _)| *t <= self.duration);
         plan.sort_by_key(|(t, _)| *t);
@@ -425,24 +390,21 @@ impl RunSpec {
 
     /// Node ids the run needs: the initial nodes plus late joiners.
     pub fn ids(&self) -> u32 {
-        let late: u32 = self
-            .plan()
-            .iter()
-            .map(|(_, f)| if let Fault::Join(n) = f { *n } else { 0 })
-            .sum();
+        let late: u32 = self.plan().iter().map(|(_, f)| if let Fault::Join(n) = f { *n } else { 0 }).sum();
         self.nodes.saturating_add(late)
     }
 
     /// The command that replays this run exactly.
     pub fn replay_command(&self) -> String {
         let mut cmd = format!(
-            "cargo run --release -p swim-sim -- --scenario {} --seed {} --nodes {} --duration {} --profile {} --loss {} --latency {} --slow {}",
+            "cargo run --release -p swim-sim -- --scenario {} --seed {} --nodes {} --duration {} --profile {} --loss {} --duplicate {} --latency {} --slow {}",
             self.scenario,
             self.seed,
             self.nodes,
             secs_text(self.duration),
             self.profile.name(),
             self.loss,
+            self.duplicate,
             self.latency,
             self.slow,
         );
@@ -454,11 +416,7 @@ impl RunSpec {
             cmd.push_str(&format!(" --crash {c}"));
         }
         match self.partition {
-            Some(p) => cmd.push_str(&format!(
-                " --partition {}..{}",
-                secs_text(p.start),
-                secs_text(p.end)
-            )),
+            Some(p) => cmd.push_str(&format!(" --partition {}..{}", secs_text(p.start), secs_text(p.end))),
             None => cmd.push_str(" --partition none"),
         }
         if !self.lifeguard {
@@ -485,10 +443,7 @@ mod tests {
         let l: LatencyRange = "1..5".parse().unwrap();
         assert_eq!(l, LatencyRange::default());
         assert_eq!(l.to_string(), "1..5");
-        assert_eq!(
-            "0.5..2".parse::<LatencyRange>().unwrap().to_string(),
-            "0.5..2"
-        );
+        assert_eq!("0.5..2".parse::<LatencyRange>().unwrap().to_string(), "0.5..2");
         assert_eq!("churn".parse::<Scenario>().unwrap(), Scenario::Churn);
         assert!("nope".parse::<Profile>().is_err());
     }
@@ -497,9 +452,7 @@ mod tests {
     fn churn_plans_crashes_restarts_and_late_joins_before_a_quiet_minute() {
         let spec = Scenario::Churn.spec(1);
         let plan = spec.plan();
-        assert!(plan
-            .iter()
-            .all(|(t, _)| *t < spec.duration - Duration::from_secs(60)));
+        assert!(plan.iter().all(|(t, _)| *t < spec.duration - Duration::from_secs(60)));
         assert!(plan.iter().any(|(_, f)| matches!(f, Fault::Restart(1))));
         assert!(spec.ids() > spec.nodes);
     }

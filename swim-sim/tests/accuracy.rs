@@ -15,17 +15,9 @@ fn a_hundred_nodes_under_five_percent_loss_for_ten_minutes_have_no_false_positiv
         let mut sim = Simulation::new(spec).expect("valid config");
         sim.run();
         let r = Report::new(&sim, Duration::ZERO);
-        assert_eq!(
-            r.false_positives, 0,
-            "{:?}\n{replay}",
-            r.false_positive_examples
-        );
+        assert_eq!(r.false_positives, 0, "{:?}\n{replay}", r.false_positive_examples);
         assert!(r.membership_convergence_seconds.is_some(), "{replay}");
         assert!(r.join_convergence_seconds.is_some(), "{replay}");
-        assert!(
-            r.invariant_violations.is_empty(),
-            "{:?}\n{replay}",
-            r.invariant_violations
-        );
+        assert!(r.invariant_violations.is_empty(), "{:?}\n{replay}", r.invariant_violations);
     }
 }
