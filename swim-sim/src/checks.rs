@@ -331,8 +331,8 @@ impl Checks {
 
     // ----- bookkeeping of the running counts ------------------------------
 
-    /// Add (`sign` = 1) or remove (-1) one observer's belief about `m` from
-    /// the counts; the observer is running and is not `m`.
+    /// Add (`add`) or remove one observer's belief about `m` in the running
+    /// counts; the observer is running and is not `m`.
     fn count(&mut self, o: usize, m: usize, b: Belief, add: bool) {
         let step = |v: &mut u32| {
             if add {
@@ -641,7 +641,7 @@ impl Checks {
 
     /// Check that what `observer`'s events said matches its member table.
     /// Members missing from the table (reaped tombstones) count as gone.
-    pub fn check_table<'a>(&mut self, now: Instant, observer: u32, table: impl Iterator<Item = (u32, State)> + 'a) {
+    pub fn check_table(&mut self, now: Instant, observer: u32, table: impl Iterator<Item = (u32, State)>) {
         let o = observer as usize;
         if o >= self.n {
             return;

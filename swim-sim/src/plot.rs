@@ -9,6 +9,8 @@ use crate::sim::Simulation;
 const W: f64 = 800.0;
 const H: f64 = 300.0;
 const PAD: f64 = 50.0;
+/// Space above a panel's plot area for its title and y label.
+const HEAD: f64 = 45.0;
 
 /// The picture of `sim`, as SVG text.
 pub fn svg(sim: &Simulation) -> String {
@@ -35,11 +37,11 @@ pub fn svg(sim: &Simulation) -> String {
 }
 
 fn axes(s: &mut String, top: f64, title: &str, x_label: &str, y_label: &str, x_max: f64, y_max: f64) {
-    let (x0, y0, x1, y1) = (PAD, top + H - PAD, W - 20.0, top + 30.0);
+    let (x0, y0, x1, y1) = (PAD, top + H - PAD, W - 20.0, top + HEAD);
     let _ = writeln!(s, r#"<text x="{}" y="{}" font-size="14">{}</text>"#, PAD, top + 18.0, escape(title));
     let _ = writeln!(s, r#"<path d="M{x0},{y1} L{x0},{y0} L{x1},{y0}" stroke="black" fill="none"/>"#);
     let _ = writeln!(s, r#"<text x="{x1}" y="{}" text-anchor="end">{x_label} (max {x_max:.1})</text>"#, y0 + 30.0);
-    let _ = writeln!(s, r#"<text x="5" y="{}">{y_label} (max {y_max:.0})</text>"#, y1 - 8.0);
+    let _ = writeln!(s, r#"<text x="{x0}" y="{}">{y_label} (max {y_max:.0})</text>"#, y1 - 6.0);
 }
 
 /// A line of the members panel: its name, colour and value.
@@ -50,7 +52,7 @@ fn members_panel(s: &mut String, samples: &[ViewSample], title: &str) {
     let y_max = samples.iter().map(|x| x.max_alive_seen.max(x.live)).max().unwrap_or(1).max(1) as f64;
     axes(s, 0.0, title, "simulated seconds", "alive members seen", t_max, y_max);
     let px = |t: f64| PAD + (W - 20.0 - PAD) * t / t_max;
-    let py = |v: f64| (H - PAD) - (H - PAD - 30.0) * v / y_max;
+    let py = |v: f64| (H - PAD) - (H - PAD - HEAD) * v / y_max;
     let series: [Series; 4] = [
         ("really live", "#999", |x| f64::from(x.live)),
         ("min seen", "#d62728", |x| f64::from(x.min_alive_seen)),
@@ -63,7 +65,7 @@ fn members_panel(s: &mut String, samples: &[ViewSample], title: &str) {
             let _ = write!(d, "{}{:.1},{:.1} ", if j == 0 { "M" } else { "L" }, px(x.t), py(f(x)));
         }
         let _ = writeln!(s, r#"<path d="{d}" stroke="{color}" fill="none" stroke-width="1.5"/>"#);
-        let ly = 45.0 + 15.0 * i as f64;
+        let ly = HEAD + 15.0 + 15.0 * i as f64;
         let _ = writeln!(s, r#"<text x="{}" y="{ly}" fill="{color}">{name}</text>"#, W - 120.0);
     }
 }
@@ -81,7 +83,7 @@ fn histogram_panel(s: &mut String, latencies: &[f64], top: f64) {
     axes(s, top, &title, "seconds", "crashes", max, c_max);
     let bw = (W - 20.0 - PAD) / BINS as f64;
     for (i, &c) in counts.iter().enumerate() {
-        let h = (H - PAD - 30.0) * f64::from(c) / c_max;
+        let h = (H - PAD - HEAD) * f64::from(c) / c_max;
         let _ = writeln!(
             s,
             r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="#1f77b4"/>"##,

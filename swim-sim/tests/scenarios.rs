@@ -192,3 +192,16 @@ fn without_crashes_detection_is_null() {
     assert!(json["detection"]["all_failed_p50"].is_null());
     assert!(json["join_convergence_seconds"].is_number());
 }
+
+#[test]
+fn the_plot_draws_the_member_counts_and_the_detection_histogram() {
+    let mut spec = Scenario::Crash.spec(91);
+    spec.nodes = 20;
+    spec.duration = secs(60);
+    spec.crashes = vec![CrashSpec::new(2, 20.0)];
+    let (sim, _) = run(spec);
+    let svg = swim_sim::plot::svg(&sim);
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<path d=\"M").count(), 2 + 4, "two axes, four lines");
+    assert!(svg.contains("2 crashes"));
+}
