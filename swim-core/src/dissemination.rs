@@ -311,15 +311,21 @@ impl<A: Clone> Dissemination<A> {
     }
 }
 
-/// A destination's two bits for [`Dissemination::fill`], from FNV-1a over
-/// its wire encoding. Deterministic on every platform.
+/// A destination's two bits for [`Dissemination::fill`]: FNV-1a over its
+/// wire encoding, then SplitMix64's finaliser, whose avalanche spreads the
+/// few bytes of an address over every bit (FNV alone leaves the bits used
+/// here nearly constant for short inputs, and a destination whose bits are
+/// always set would never be sent anything). Deterministic everywhere.
 pub(crate) fn destination_bits(encoded: &[u8]) -> u128 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in encoded {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    (1u128 << (h % 128)) | (1u128 << ((h >> 32) % 128))
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    (1u128 << (h & 127)) | (1u128 << ((h >> 7) & 127))
 }
 
 #[cfg(test)]
@@ -376,6 +382,26 @@ mod tests {
             assert_eq!(to(&mut d, 1), 0);
         }
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn destination_bits_spread_evenly_over_small_ids() {
+        // Every bit should be used by some of 1,000 small ids, none by many.
+        let mut uses = [0u32; 128];
+        for id in 0u32..1000 {
+            let mut enc = [0u8; 5];
+            let mut w = crate::wire::Writer::new(&mut enc);
+            w.varint(u64::from(id)).unwrap();
+            let n = w.len();
+            let bits = destination_bits(&enc[..n]);
+            for (i, u) in uses.iter_mut().enumerate() {
+                if bits & (1 << i) != 0 {
+                    *u += 1;
+                }
+            }
+        }
+        let (min, max) = (uses.iter().min().unwrap(), uses.iter().max().unwrap());
+        assert!(*min >= 2 && *max <= 40, "bit use ranges {min}..{max}; expected about 16 each");
     }
 
     #[test]

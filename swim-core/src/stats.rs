@@ -141,6 +141,9 @@ pub struct Stats {
     pub push_pulls: u64,
     /// Join attempts (one per round of seeds).
     pub join_attempts: u64,
+    /// Corrections sent to members whose accusation was at an outdated
+    /// incarnation (they missed a refutation).
+    pub corrections: u64,
     /// Conflicts: another live process claiming this node's address.
     pub conflicts: u64,
     /// Gauge: the local health score (0 is healthy; Lifeguard §IV.A).

@@ -338,3 +338,55 @@ fn leaving_then_joining_again_comes_back_at_a_higher_incarnation() {
     assert_eq!(n.local_member().state, State::Alive);
     assert_eq!(n.incarnation(), before + 1, "a rejoin outbids its own Left");
 }
+
+#[test]
+fn a_node_that_missed_a_refutation_is_corrected_by_the_suspect_itself() {
+    // Node 0 suspects member 2 at incarnation 0; member 2 has since refuted
+    // (incarnation 1) and node 0 missed it. Node 0's next suspect ping
+    // carries the stale suspicion; member 2 answers with its current claim.
+    let mut watcher = with_members(3, Config::lan());
+    send(&mut watcher, Instant::ZERO, NodeId(1), &[suspect(NodeId(2), 0, NodeId(1))]);
+    let mut suspect_node = node(NodeId(2), Config::lan());
+    send(&mut suspect_node, Instant::ZERO, NodeId(1), &[suspect(NodeId(2), 0, NodeId(1))]);
+    assert_eq!(suspect_node.incarnation(), 1, "refuted");
+    outputs(&mut watcher);
+    outputs(&mut suspect_node);
+    let mut corrected = false;
+    let mut now = Instant::ZERO;
+    while now < Instant::from_secs(10) && !corrected {
+        now = watcher.poll_timeout().unwrap();
+        watcher.handle_timeout(now);
+        for (to, msgs) in outputs(&mut watcher) {
+            if to != NodeId(2) {
+                continue;
+            }
+            let mut buf = vec![0u8; 1400];
+            let len = encode_datagram(&mut buf, b"", &msgs).unwrap();
+            suspect_node.handle_datagram(now, NodeId(0), &buf[..len]).unwrap();
+            for (back, reply) in outputs(&mut suspect_node) {
+                if back == NodeId(0) {
+                    send(&mut watcher, now, NodeId(2), &reply);
+                }
+            }
+        }
+        corrected = watcher.member(&NodeId(2)).unwrap().state == State::Alive;
+    }
+    assert!(corrected, "the watcher still suspects a member that refuted");
+    assert_eq!(watcher.member(&NodeId(2)).unwrap().incarnation, 1);
+    assert!(now < Instant::from_secs(3), "corrected within a few probe periods, at {now:?}");
+}
+
+#[test]
+fn a_stale_accusation_about_another_member_is_corrected_at_its_sender() {
+    let mut n = with_members(5, Config::lan());
+    send(&mut n, Instant::ZERO, NodeId(3), &[alive(NodeId(3), 2)]);
+    outputs(&mut n);
+    send(&mut n, Instant::ZERO, NodeId(4), &[suspect(NodeId(3), 1, NodeId(4))]);
+    assert_eq!(n.member(&NodeId(3)).unwrap().state, State::Alive, "a stale claim changes nothing");
+    let to_sender: Vec<_> = outputs(&mut n).into_iter().filter(|(to, _)| *to == NodeId(4)).collect();
+    assert!(
+        to_sender.iter().any(|(_, m)| matches!(m.first(), Some(Message::Update(u)) if u.member == NodeId(3) && u.state == State::Alive && u.incarnation == 2)),
+        "the sender is told the newer claim: {to_sender:?}"
+    );
+    assert_eq!(n.stats().corrections, 1);
+}

@@ -31,7 +31,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
             | Pending::Ack { to, .. }
             | Pending::Nack { to, .. }
             | Pending::PingReq { to, .. }
-            | Pending::Gossip { to } => to.clone(),
+            | Pending::Gossip { to }
+            | Pending::Correction { to, .. } => to.clone(),
         };
         let primary = match pending {
             Pending::Ping { seq, .. } => Some(Message::Ping { seq }),
@@ -39,6 +40,12 @@ impl<A: Address, R: RngCore> Node<A, R> {
             Pending::Nack { seq, .. } => Some(Message::Nack { seq }),
             Pending::PingReq { seq, target, want_nack, .. } => Some(Message::PingReq { seq, target, want_nack }),
             Pending::Gossip { .. } => None,
+            Pending::Correction { about, .. } => {
+                if !self.encode_member(&mut w, &about) {
+                    return None;
+                }
+                None
+            }
         };
         if let Some(m) = &primary {
             if m.encode(&mut w).is_err() {
@@ -47,7 +54,10 @@ impl<A: Address, R: RngCore> Node<A, R> {
             // Buddy system (Lifeguard §IV.C): a suspect learns of the
             // suspicion from the very ping that probes it, and can refute.
             if let Message::Ping { .. } = m {
-                self.encode_buddy(&mut w, &to);
+                if self.members.handle(&to).and_then(|h| self.members.get(h)).is_some_and(|e| e.state == State::Suspect)
+                {
+                    self.encode_member(&mut w, &to);
+                }
             }
         }
         let header_and_primary = w.len();
@@ -68,19 +78,17 @@ impl<A: Address, R: RngCore> Node<A, R> {
         Some(self.count_out(to, len))
     }
 
-    fn encode_buddy(&self, w: &mut Writer<'_>, to: &A) {
-        let Some(h) = self.members.handle(to) else {
-            return;
-        };
-        let Some(e) = self.members.get(h) else { return };
-        if e.state != State::Suspect {
-            return;
-        }
+    /// Our current claim about `addr`; false if unknown or it did not fit.
+    fn encode_member(&self, w: &mut Writer<'_>, addr: &A) -> bool {
+        let Some(h) = self.members.handle(addr) else { return false };
+        let Some(e) = self.members.get(h) else { return false };
         let mark = w.len();
-        let accuser = self.suspicions.get(&h).map_or(&self.addr, |s| &s.accuser);
+        let accuser = accuser_of(&self.suspicions, h, &self.addr);
         if wire::encode_update(w, &e.addr, e.state, e.incarnation, e.instance, e.meta(), Some(accuser)).is_err() {
             w.truncate(mark);
+            return false;
         }
+        true
     }
 
     /// Fill the rest of the datagram from the dissemination queue.

@@ -34,9 +34,10 @@ pub(crate) struct FollowUp {
     pub round: u32,
 }
 
-/// Most follow-up exchanges after one join; they are spaced 1, 2, 4 probe
-/// intervals apart and stop as soon as the view stops changing.
-const MAX_FOLLOW_UPS: u32 = 3;
+/// Most follow-up exchanges after one join; they are spaced 1, 2, 4, 4, ...
+/// probe intervals apart and stop as soon as one teaches nothing new (under
+/// loss a state transfer can lose a datagram, so one exchange may not do).
+const MAX_FOLLOW_UPS: u32 = 6;
 
 /// A full-state transfer being sent, one datagram per poll, straight from the
 /// member table (no copy of the state is made).
@@ -163,7 +164,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         let round = follow_up.round + 1;
         if round < MAX_FOLLOW_UPS {
-            let at = self.now + crate::time::scale(self.config.probe_interval, 1 << round);
+            let at = self.now + crate::time::scale(self.config.probe_interval, 1 << round.min(2));
             self.follow_up = Some(FollowUp { at, learned: 0, round });
         }
     }

@@ -6,7 +6,7 @@ use core::cmp::Reverse;
 
 use rand_core::RngCore;
 
-use super::{Node, CONFLICT_BUMPS};
+use super::{Node, Origin, Pending, CONFLICT_BUMPS};
 use crate::addr::Address;
 use crate::event::Event;
 use crate::member::{Claim, Entry, State};
@@ -14,17 +14,18 @@ use crate::suspicion::{Suspicion, Window};
 use crate::wire::Update;
 
 impl<A: Address, R: RngCore> Node<A, R> {
-    /// Merge one claim received from `from`. With `quiet` (the claim came in
-    /// the reply to our own full-state request), members new to us are
-    /// re-gossiped once, after all fresher news: the sender's side mostly
-    /// knows them already, and gossiping all N of them at full strength
-    /// after every join would flood the cluster; but when many join at once,
-    /// the one echo each is what lets early joiners learn of late ones.
-    pub(super) fn merge(&mut self, update: Update<'_, A>, from: &A, quiet: bool) {
+    /// Merge one claim received from `from`. Claims in the reply to our own
+    /// full-state request about members new to us are re-gossiped once,
+    /// after all fresher news: the sender's side mostly knows them already,
+    /// and gossiping all N of them at full strength after every join would
+    /// flood the cluster; but when many join at once, the one echo each is
+    /// what lets early joiners learn of late ones.
+    pub(super) fn merge(&mut self, update: Update<'_, A>, from: &A, origin: Origin) {
         if update.member == self.addr {
-            self.merge_about_self(&update);
+            self.merge_about_self(&update, from, origin);
             return;
         }
+        let quiet = origin == Origin::PushPullReply;
         let claim = Claim { incarnation: update.incarnation, state: update.state };
         let Some(handle) = self.members.handle(&update.member) else {
             let echo_once = quiet && update.member != *from;
@@ -216,9 +217,13 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// Claims about this node: refute suspicion and death (SWIM §4.2), go
     /// above a previous instance's incarnation after a restart, and report a
     /// live rival claiming our address instead of flapping with it.
-    fn merge_about_self(&mut self, update: &Update<'_, A>) {
+    fn merge_about_self(&mut self, update: &Update<'_, A>, from: &A, origin: Origin) {
         let mine = self.incarnation();
         if update.incarnation < mine {
+            if update.state != State::Alive && !self.leaving {
+                let me = self.addr.clone();
+                self.correct(from, &me, origin);
+            }
             return;
         }
         match update.state {
@@ -254,8 +259,24 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 self.apply_health(1);
                 self.set_own_incarnation(update.incarnation.saturating_add(1));
                 self.queue_gossip(self.me, None);
+                // The accuser hears the refutation first-hand: gossip may
+                // miss it, and then it would declare us dead.
+                let me = self.addr.clone();
+                self.correct(from, &me, origin);
             }
         }
+    }
+
+    /// Send our current claim about `about` to a sender whose claim was
+    /// stale, once per datagram. Full-state exchanges need no correction:
+    /// our own state goes back (or already went) in the exchange.
+    fn correct(&mut self, to: &A, about: &A, origin: Origin) {
+        if origin != Origin::Gossip || self.corrected {
+            return;
+        }
+        self.corrected = true;
+        self.stats.corrections += 1;
+        self.queue_transmit(Pending::Correction { to: to.clone(), about: about.clone() });
     }
 
     fn set_own_incarnation(&mut self, incarnation: u32) {

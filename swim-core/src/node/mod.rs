@@ -123,11 +123,44 @@ pub struct MemberRef<'a, A> {
 /// are picked at the last moment and nothing is buffered per datagram.
 #[derive(Debug, Clone)]
 pub(crate) enum Pending<A> {
-    Ping { to: A, seq: u32 },
-    Ack { to: A, seq: u32 },
-    Nack { to: A, seq: u32 },
-    PingReq { to: A, seq: u32, target: A, want_nack: bool },
-    Gossip { to: A },
+    Ping {
+        to: A,
+        seq: u32,
+    },
+    Ack {
+        to: A,
+        seq: u32,
+    },
+    Nack {
+        to: A,
+        seq: u32,
+    },
+    PingReq {
+        to: A,
+        seq: u32,
+        target: A,
+        want_nack: bool,
+    },
+    Gossip {
+        to: A,
+    },
+    /// Our current claim about `about`, to a sender whose claim was stale.
+    Correction {
+        to: A,
+        about: A,
+    },
+}
+
+/// How a datagram's claims reached us, which decides what we re-gossip and
+/// whether we correct the sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Piggybacked on a probe or a gossip round.
+    Gossip,
+    /// Someone's full state, sent to us with a request for ours.
+    PushPullRequest,
+    /// The reply to our own full-state request.
+    PushPullReply,
 }
 
 /// How many times this node out-bids another live process's incarnation for
@@ -164,6 +197,9 @@ pub struct Node<A: Address, R: RngCore> {
     next_probe: Instant,
     next_seq: u32,
     relays: Vec<Relay<A>>,
+    /// The last suspect pinged outside the probe order, and that ping's sequence.
+    suspect_cursor: u32,
+    suspect_ping: Option<u32>,
 
     suspicions: BTreeMap<u32, Suspicion<A>>,
     suspicion_timers: BinaryHeap<Reverse<(Instant, u32, u64)>>,
@@ -189,6 +225,8 @@ pub struct Node<A: Address, R: RngCore> {
     /// The sender of the datagram being handled, if any: news heard from a
     /// member is not gossiped back to it.
     heard_from: Option<A>,
+    /// Whether a correction already went to the sender of this datagram.
+    corrected: bool,
 
     transmits: VecDeque<Pending<A>>,
     events: VecDeque<Event<A>>,
@@ -231,6 +269,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
             next_probe: now,
             next_seq: 0,
             relays: Vec::new(),
+            suspect_cursor: 0,
+            suspect_ping: None,
             suspicions: BTreeMap::new(),
             suspicion_timers: BinaryHeap::new(),
             next_timer: 0,
@@ -250,6 +290,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             rival: None,
             conflicted: SmallVec::new(),
             heard_from: None,
+            corrected: false,
             transmits: VecDeque::with_capacity(64),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -389,6 +430,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         let mut push_pull = None;
         self.heard_from = Some(from.clone());
+        self.corrected = false;
         for (i, message) in wire::messages::<A>(body, self.limits).flatten().enumerate() {
             if i == 0 {
                 self.count_received(&message);
@@ -400,10 +442,12 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 Message::PingReq { seq, target, want_nack } => self.on_ping_req(&from, seq, target, want_nack),
                 Message::Update(update) => {
                     self.stats.updates_received += 1;
-                    // A reply to our own full-state request brings the whole
-                    // cluster; re-gossiping every member in it would flood.
-                    let quiet = matches!(push_pull, Some((false, _, _)));
-                    self.merge(update, &from, quiet);
+                    let origin = match push_pull {
+                        None => Origin::Gossip,
+                        Some((true, _, _)) => Origin::PushPullRequest,
+                        Some((false, _, _)) => Origin::PushPullReply,
+                    };
+                    self.merge(update, &from, origin);
                 }
                 Message::User { id, payload } => self.on_user_broadcast(id, payload),
                 Message::PushPull { reply_wanted, join, exchange } => {

@@ -86,6 +86,33 @@ impl<A: Address, R: RngCore> Node<A, R> {
             nacks: 0,
         });
         self.queue_transmit(Pending::Ping { to: addr, seq });
+        self.ping_a_suspect(target);
+    }
+
+    /// Ours, beyond SWIM: each period, ping one member this node suspects
+    /// (round-robin over running suspicions; the ping carries the suspicion,
+    /// as the buddy system does). A live suspect refutes, or, if it already
+    /// refuted and we missed it under loss, answers with a correction;
+    /// either way it tells us first-hand. Without this, a node that missed
+    /// a refutation holds its suspicion to expiry and declares a live member
+    /// dead.
+    fn ping_a_suspect(&mut self, probed: u32) {
+        if self.suspicions.is_empty() {
+            return;
+        }
+        let after = self.suspect_cursor;
+        let next = self.suspicions.range(after.saturating_add(1)..).next().or_else(|| self.suspicions.iter().next());
+        let Some((&handle, _)) = next else { return };
+        self.suspect_cursor = handle;
+        if handle == probed {
+            return;
+        }
+        let Some(to) = self.members.get(handle).filter(|e| e.state == State::Suspect).map(|e| e.addr.clone()) else {
+            return;
+        };
+        let seq = self.next_seq();
+        self.suspect_ping = Some(seq);
+        self.queue_transmit(Pending::Ping { to, seq });
     }
 
     /// The direct ping went unanswered for the probe timeout: ask k others to
@@ -201,6 +228,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if let Some(i) = self.relays.iter().position(|r| r.our_seq == seq) {
             let relay = self.relays.swap_remove(i);
             self.queue_transmit(Pending::Ack { to: relay.requester, seq: relay.their_seq });
+            return;
+        }
+        if self.suspect_ping == Some(seq) {
+            // Alive, but only a higher incarnation clears a suspicion: the
+            // suspect's refutation (or correction) rides on this ack.
             return;
         }
         self.stats.unexpected_acks += 1;
