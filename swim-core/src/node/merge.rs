@@ -35,6 +35,13 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let Some(current) = self.members.get(handle).map(Entry::claim) else {
             return;
         };
+        if claim.incarnation < current.incarnation && claim.state != State::Alive {
+            // A stale accusation: the sender missed a refutation. Nobody
+            // else will tell it (the newer claim is old news everywhere),
+            // and left alone it declares a live member dead.
+            self.correct(from, &update.member, origin);
+            return;
+        }
         if !claim.overrides(&current) {
             if claim == current && claim.state == State::Suspect {
                 if let Some(accuser) = update.accuser {
