@@ -275,8 +275,14 @@ mod tests {
 
     #[test]
     fn a_member_entry_fits_the_memory_budget() {
-        // The issue's bound is 128 bytes; DESIGN.md aims at about 50 all-in.
-        assert!(size_of::<Option<Entry<NodeId>>>() <= 48);
-        assert!(size_of::<Option<Entry<core::net::SocketAddr>>>() <= 72);
+        std::println!(
+            "entry sizes: NodeId {} B, SocketAddr {} B",
+            size_of::<Option<Entry<NodeId>>>(),
+            size_of::<Option<Entry<core::net::SocketAddr>>>()
+        );
+        // The issue asks for 128 bytes or less; DESIGN.md aims at about 50
+        // all-in (with the index and probe-order slot, about 20 more).
+        assert!(size_of::<Option<Entry<NodeId>>>() <= 32);
+        assert!(size_of::<Option<Entry<core::net::SocketAddr>>>() <= 64);
     }
 }
