@@ -1,63 +1,19 @@
-//! Online checks: who believes what about whom, measured against what is
-//! really true (who runs, who crashed, who left), as the run goes.
-//!
-//! Beliefs come from the events each node reports, kept in a dense
-//! observer-by-member table of one byte per pair, with running counts so
-//! that convergence and detection are known after every event in O(1).
-//! Only crashes, restarts and leaves (rare) cost O(N).
+//! Online checks: what nodes believe (see [`crate::beliefs`]) measured
+//! against what is really true (who runs, who crashed, who left), as the
+//! run goes: false positives and suspicions, detection times, broadcasts,
+//! convergence, and broken invariants.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use swim_core::{Event, Instant, NodeId, State};
 
+pub use crate::beliefs::Belief;
+use crate::beliefs::Beliefs;
 use crate::network::Network;
 
 /// Mistakes described in words, per kind.
 const MAX_EXAMPLES: usize = 10;
-
-/// What an observer believes about a member, as learnt from its events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Belief {
-    /// No event about the member yet (or the process restarted).
-    Unknown = 0,
-    /// Alive.
-    Alive = 1,
-    /// Suspect.
-    Suspect = 2,
-    /// Declared failed.
-    Dead = 3,
-    /// Left.
-    Left = 4,
-}
-
-impl Belief {
-    fn from_code(c: u8) -> Belief {
-        match c {
-            1 => Belief::Alive,
-            2 => Belief::Suspect,
-            3 => Belief::Dead,
-            4 => Belief::Left,
-            _ => Belief::Unknown,
-        }
-    }
-
-    /// The belief a member's state stands for.
-    pub fn from_state(s: State) -> Belief {
-        match s {
-            State::Alive => Belief::Alive,
-            State::Suspect => Belief::Suspect,
-            State::Dead => Belief::Dead,
-            State::Left => Belief::Left,
-        }
-    }
-
-    /// Alive or Suspect: counted in the cluster.
-    pub fn is_live(self) -> bool {
-        matches!(self, Belief::Alive | Belief::Suspect)
-    }
-}
 
 /// What a node really is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,16 +132,10 @@ pub struct Mistakes {
 pub struct Checks {
     n: usize,
     now: Instant,
-    belief: Vec<u8>,
+    beliefs: Beliefs,
     life: Vec<Life>,
     /// Claims at or below this incarnation are about a crashed predecessor.
     old_incarnation: Vec<Option<u32>>,
-    live: u32,
-    live_believers: Vec<u32>,
-    alive_believers: Vec<u32>,
-    alive_seen: Vec<u32>,
-    alive_pairs: u64,
-    live_pairs: u64,
     slow: Vec<bool>,
     open: Vec<Option<usize>>,
     departures: Vec<Departure>,
@@ -208,15 +158,9 @@ impl Checks {
         Checks {
             n,
             now: Instant::ZERO,
-            belief: vec![0; n * n],
+            beliefs: Beliefs::new(n),
             life: vec![Life::NotStarted; n],
             old_incarnation: vec![None; n],
-            live: 0,
-            live_believers: vec![0; n],
-            alive_believers: vec![0; n],
-            alive_seen: vec![0; n],
-            alive_pairs: 0,
-            live_pairs: 0,
             slow: vec![false; n],
             open: vec![None; n],
             departures: Vec::new(),
@@ -232,7 +176,7 @@ impl Checks {
     }
 
     fn is_live(&self, id: usize) -> bool {
-        self.life.get(id) == Some(&Life::Running)
+        self.beliefs.is_running(id)
     }
 
     /// What node `id` really is.
@@ -242,30 +186,24 @@ impl Checks {
 
     /// What `observer` believes about `member`.
     pub fn belief(&self, observer: u32, member: u32) -> Belief {
-        let (o, m) = (observer as usize, member as usize);
-        if o >= self.n || m >= self.n {
-            return Belief::Unknown;
-        }
-        Belief::from_code(self.belief[o * self.n + m])
+        self.beliefs.get(observer as usize, member as usize)
     }
 
     /// Running nodes.
     pub fn live_count(&self) -> u32 {
-        self.live
+        self.beliefs.live()
     }
 
     /// Every running node sees every other running node as Alive.
     pub fn converged(&self) -> bool {
-        let l = u64::from(self.live);
-        self.alive_pairs == l * l.saturating_sub(1)
+        self.beliefs.converged()
     }
 
     /// Every running node sees every other running node as a member (Alive
     /// or Suspect): a weaker convergence that transient suspicions under
     /// loss do not break.
     pub fn members_known(&self) -> bool {
-        let l = u64::from(self.live);
-        self.live_pairs == l * l.saturating_sub(1)
+        self.beliefs.members_known()
     }
 
     /// Every running node sees every running node as a member, and no
@@ -284,7 +222,7 @@ impl Checks {
     /// Crashed or left nodes that some running node still believes live.
     pub fn undetected(&self) -> Vec<u32> {
         (0..self.n)
-            .filter(|&m| matches!(self.life[m], Life::Crashed | Life::Left) && self.live_believers[m] > 0)
+            .filter(|&m| matches!(self.life[m], Life::Crashed | Life::Left) && self.beliefs.live_believers(m) > 0)
             .map(|m| m as u32)
             .collect()
     }
@@ -292,10 +230,10 @@ impl Checks {
     /// Running members that some running node does not see as live
     /// (Alive or Suspect), with how many such observers.
     pub fn unseen(&self) -> Vec<(u32, u32)> {
-        let want = self.live.saturating_sub(1);
+        let want = self.beliefs.live().saturating_sub(1);
         (0..self.n)
-            .filter(|&m| self.is_live(m) && self.live_believers[m] < want)
-            .map(|m| (m as u32, want - self.live_believers[m]))
+            .filter(|&m| self.is_live(m) && self.beliefs.live_believers(m) < want)
+            .map(|m| (m as u32, want - self.beliefs.live_believers(m)))
             .collect()
     }
 
@@ -329,83 +267,19 @@ impl Checks {
         self.now = now;
     }
 
-    // ----- bookkeeping of the running counts ------------------------------
-
-    /// Add (`add`) or remove one observer's belief about `m` in the running
-    /// counts; the observer is running and is not `m`.
-    fn count(&mut self, o: usize, m: usize, b: Belief, add: bool) {
-        let step = |v: &mut u32| {
-            if add {
-                *v += 1
-            } else {
-                *v = v.saturating_sub(1)
-            }
-        };
-        if b.is_live() {
-            step(&mut self.live_believers[m]);
-            if self.is_live(m) {
-                if add {
-                    self.live_pairs += 1;
-                } else {
-                    self.live_pairs = self.live_pairs.saturating_sub(1);
-                }
-            }
-            if !add && self.live_believers[m] == 0 {
-                self.close_departure(m);
-            }
-        }
-        if b == Belief::Alive {
-            step(&mut self.alive_believers[m]);
-            step(&mut self.alive_seen[o]);
-            if self.is_live(m) {
-                if add {
-                    self.alive_pairs += 1;
-                } else {
-                    self.alive_pairs = self.alive_pairs.saturating_sub(1);
-                }
-            }
-        }
-    }
-
     fn set_belief(&mut self, o: usize, m: usize, new: Belief) {
-        let cell = o * self.n + m;
-        let old = Belief::from_code(self.belief[cell]);
-        if old == new {
-            return;
-        }
-        self.belief[cell] = new as u8;
-        if o != m && self.is_live(o) {
-            self.count(o, m, old, false);
-            self.count(o, m, new, true);
+        if self.beliefs.set(o, m, new) {
+            self.close_departure(m);
         }
     }
 
-    /// Make `id` running or not, moving its beliefs in or out of the counts.
+    /// Change what `id` really is, moving its beliefs in or out of the counts.
     fn set_life(&mut self, id: usize, life: Life) {
-        let was = self.is_live(id);
-        let now_live = life == Life::Running;
-        if was && !now_live {
-            for m in 0..self.n {
-                if m != id {
-                    let b = Belief::from_code(self.belief[id * self.n + m]);
-                    self.count(id, m, b, false);
-                }
-            }
-            self.alive_pairs = self.alive_pairs.saturating_sub(u64::from(self.alive_believers[id]));
-            self.live_pairs = self.live_pairs.saturating_sub(u64::from(self.live_believers[id]));
-            self.live -= 1;
-        }
         self.life[id] = life;
-        if !was && now_live {
-            self.live += 1;
-            self.alive_pairs += u64::from(self.alive_believers[id]);
-            self.live_pairs += u64::from(self.live_believers[id]);
-            for m in 0..self.n {
-                if m != id {
-                    let b = Belief::from_code(self.belief[id * self.n + m]);
-                    self.count(id, m, b, true);
-                }
-            }
+        let mut orphans = Vec::new();
+        self.beliefs.set_running(id, life == Life::Running, &mut orphans);
+        for m in orphans {
+            self.close_departure(m);
         }
     }
 
@@ -430,10 +304,7 @@ impl Checks {
         if let Some(i) = self.open[id].take() {
             self.departures[i].restarted = true;
         }
-        for m in 0..self.n {
-            self.belief[id * self.n + m] = Belief::Unknown as u8;
-        }
-        self.belief[id * self.n + id] = Belief::Alive as u8;
+        self.beliefs.reset_row(id);
         self.set_life(id, Life::Running);
     }
 
@@ -476,7 +347,7 @@ impl Checks {
         });
         self.open[i] = Some(self.departures.len() - 1);
         self.set_life(i, life);
-        if self.live_believers[i] == 0 {
+        if self.beliefs.live_believers(i) == 0 {
             self.close_departure(i);
         }
     }
@@ -600,7 +471,7 @@ impl Checks {
             self.violate(self.now, format!("n{o} delivered a broadcast nobody sent"));
             return;
         };
-        let live = self.live;
+        let live = self.beliefs.live();
         let Some(b) = self.broadcasts.get_mut(k) else {
             return;
         };
@@ -619,22 +490,15 @@ impl Checks {
 
     /// Take a sample of the view for the time series.
     pub fn sample(&mut self, now: Instant) {
-        let mut min = u32::MAX;
-        let mut max = 0;
-        let mut sum = 0u64;
-        for o in 0..self.n {
-            if self.is_live(o) {
-                let seen = self.alive_seen[o] + 1;
-                min = min.min(seen);
-                max = max.max(seen);
-                sum += u64::from(seen);
-            }
-        }
+        let live = self.beliefs.live();
+        let seen = (0..self.n).filter(|&o| self.is_live(o)).map(|o| self.beliefs.alive_seen(o));
+        let (min, max, sum) =
+            seen.fold((u32::MAX, 0, 0u64), |(min, max, sum), x| (min.min(x), max.max(x), sum + u64::from(x)));
         self.samples.push(ViewSample {
             t: now.as_nanos() as f64 / 1e9,
-            live: self.live,
-            min_alive_seen: if self.live == 0 { 0 } else { min },
-            mean_alive_seen: if self.live == 0 { 0.0 } else { sum as f64 / f64::from(self.live) },
+            live,
+            min_alive_seen: if live == 0 { 0 } else { min },
+            mean_alive_seen: if live == 0 { 0.0 } else { sum as f64 / f64::from(live) },
             max_alive_seen: max,
         });
     }
@@ -661,9 +525,7 @@ impl Checks {
                 bad = Some((m, state));
             }
         }
-        let row = &self.belief[o * self.n..(o + 1) * self.n];
-        let live_in_events =
-            row.iter().enumerate().filter(|&(m, &c)| m != o && Belief::from_code(c).is_live()).count() as u32;
+        let live_in_events = self.beliefs.live_in_row(o);
         if let Some((m, state)) = bad {
             let what = format!(
                 "n{observer}'s table says n{m} is {} but its events said {:?}",

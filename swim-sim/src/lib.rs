@@ -29,6 +29,7 @@
 //! assert!(report.invariant_violations.is_empty());
 //! ```
 
+pub mod beliefs;
 pub mod bounds;
 pub mod checks;
 pub mod network;

@@ -1,0 +1,268 @@
+//! Who believes what about whom: a dense observer-by-member table of one
+//! byte per pair, learnt from the events each node reports, with running
+//! counts so convergence and detection are known in O(1) after every event.
+//! Only a node starting or stopping costs O(N).
+
+use swim_core::State;
+
+/// What an observer believes about a member, as learnt from its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Belief {
+    /// No event about the member yet (or the observer restarted).
+    Unknown = 0,
+    /// Alive.
+    Alive = 1,
+    /// Suspect.
+    Suspect = 2,
+    /// Declared failed.
+    Dead = 3,
+    /// Left.
+    Left = 4,
+}
+
+impl Belief {
+    fn from_code(c: u8) -> Belief {
+        match c {
+            1 => Belief::Alive,
+            2 => Belief::Suspect,
+            3 => Belief::Dead,
+            4 => Belief::Left,
+            _ => Belief::Unknown,
+        }
+    }
+
+    /// The belief a member's state stands for.
+    pub fn from_state(s: State) -> Belief {
+        match s {
+            State::Alive => Belief::Alive,
+            State::Suspect => Belief::Suspect,
+            State::Dead => Belief::Dead,
+            State::Left => Belief::Left,
+        }
+    }
+
+    /// Alive or Suspect: counted in the cluster.
+    pub fn is_live(self) -> bool {
+        matches!(self, Belief::Alive | Belief::Suspect)
+    }
+}
+
+/// The table. Only running observers count; a member is counted in the
+/// pair totals only while it runs too.
+#[derive(Debug)]
+pub struct Beliefs {
+    n: usize,
+    cells: Vec<u8>,
+    running: Vec<bool>,
+    live: u32,
+    /// Per member: running observers (not itself) believing it Alive or Suspect.
+    live_believers: Vec<u32>,
+    /// Per member: running observers believing it Alive.
+    alive_believers: Vec<u32>,
+    /// Per observer: members (not itself) it believes Alive.
+    alive_seen: Vec<u32>,
+    /// (running observer, running member) pairs believed Alive.
+    alive_pairs: u64,
+    /// (running observer, running member) pairs believed Alive or Suspect.
+    live_pairs: u64,
+}
+
+impl Beliefs {
+    /// A table for `n` node ids, none running.
+    pub fn new(n: usize) -> Self {
+        Beliefs {
+            n,
+            cells: vec![0; n * n],
+            running: vec![false; n],
+            live: 0,
+            live_believers: vec![0; n],
+            alive_believers: vec![0; n],
+            alive_seen: vec![0; n],
+            alive_pairs: 0,
+            live_pairs: 0,
+        }
+    }
+
+    /// Node ids.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether the table has no node id.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// What `o` believes about `m`.
+    pub fn get(&self, o: usize, m: usize) -> Belief {
+        if o >= self.n || m >= self.n {
+            return Belief::Unknown;
+        }
+        Belief::from_code(self.cells[o * self.n + m])
+    }
+
+    /// Whether `id` counts as running.
+    pub fn is_running(&self, id: usize) -> bool {
+        self.running.get(id).copied().unwrap_or(false)
+    }
+
+    /// Running nodes.
+    pub fn live(&self) -> u32 {
+        self.live
+    }
+
+    /// Running observers (not `m`) that believe `m` Alive or Suspect.
+    pub fn live_believers(&self, m: usize) -> u32 {
+        self.live_believers.get(m).copied().unwrap_or(0)
+    }
+
+    /// Members (itself included) that `o` believes Alive.
+    pub fn alive_seen(&self, o: usize) -> u32 {
+        self.alive_seen.get(o).copied().unwrap_or(0) + 1
+    }
+
+    /// Every running node believes every other running node Alive.
+    pub fn converged(&self) -> bool {
+        let l = u64::from(self.live);
+        self.alive_pairs == l * l.saturating_sub(1)
+    }
+
+    /// Every running node believes every other running node Alive or Suspect.
+    pub fn members_known(&self) -> bool {
+        let l = u64::from(self.live);
+        self.live_pairs == l * l.saturating_sub(1)
+    }
+
+    /// Live believers in `o`'s row, for checking it against a member table.
+    pub fn live_in_row(&self, o: usize) -> u32 {
+        if o >= self.n {
+            return 0;
+        }
+        let row = &self.cells[o * self.n..(o + 1) * self.n];
+        row.iter().enumerate().filter(|&(m, &c)| m != o && Belief::from_code(c).is_live()).count() as u32
+    }
+
+    /// Record that `o` now believes `new` about `m`. Returns true when
+    /// that took away `m`'s last running believer.
+    pub fn set(&mut self, o: usize, m: usize, new: Belief) -> bool {
+        if o >= self.n || m >= self.n {
+            return false;
+        }
+        let cell = o * self.n + m;
+        let old = Belief::from_code(self.cells[cell]);
+        if old == new {
+            return false;
+        }
+        self.cells[cell] = new as u8;
+        if o == m || !self.running[o] {
+            return false;
+        }
+        let lost = self.count(o, m, old, false);
+        self.count(o, m, new, true);
+        lost && self.live_believers[m] == 0
+    }
+
+    /// Forget everything `id` believed (a fresh process); it believes
+    /// itself Alive. Only while it is not running.
+    pub fn reset_row(&mut self, id: usize) {
+        if id >= self.n || self.running[id] {
+            return;
+        }
+        let row = &mut self.cells[id * self.n..(id + 1) * self.n];
+        row.fill(Belief::Unknown as u8);
+        row[id] = Belief::Alive as u8;
+    }
+
+    /// Start or stop counting `id`. Members that lost their last running
+    /// believer are appended to `orphans`.
+    pub fn set_running(&mut self, id: usize, running: bool, orphans: &mut Vec<usize>) {
+        if id >= self.n || self.running[id] == running {
+            return;
+        }
+        if !running {
+            for m in (0..self.n).filter(|&m| m != id) {
+                let b = Belief::from_code(self.cells[id * self.n + m]);
+                if self.count(id, m, b, false) && self.live_believers[m] == 0 {
+                    orphans.push(m);
+                }
+            }
+            self.alive_pairs = self.alive_pairs.saturating_sub(u64::from(self.alive_believers[id]));
+            self.live_pairs = self.live_pairs.saturating_sub(u64::from(self.live_believers[id]));
+            self.live -= 1;
+            self.running[id] = false;
+        } else {
+            self.running[id] = true;
+            self.live += 1;
+            self.alive_pairs += u64::from(self.alive_believers[id]);
+            self.live_pairs += u64::from(self.live_believers[id]);
+            for m in (0..self.n).filter(|&m| m != id) {
+                let b = Belief::from_code(self.cells[id * self.n + m]);
+                self.count(id, m, b, true);
+            }
+        }
+    }
+
+    /// Add or remove one running observer's belief about `m` (not itself)
+    /// in the running counts. Returns whether it was a live belief.
+    fn count(&mut self, o: usize, m: usize, b: Belief, add: bool) -> bool {
+        let member_running = self.running[m];
+        if b.is_live() {
+            step(&mut self.live_believers[m], add);
+            if member_running {
+                step(&mut self.live_pairs, add);
+            }
+        }
+        if b == Belief::Alive {
+            step(&mut self.alive_believers[m], add);
+            step(&mut self.alive_seen[o], add);
+            if member_running {
+                step(&mut self.alive_pairs, add);
+            }
+        }
+        b.is_live()
+    }
+}
+
+/// One up or one down, never below zero.
+fn step<T: Copy + Into<u64> + TryFrom<u64>>(v: &mut T, add: bool) {
+    let x: u64 = (*v).into();
+    let y = if add { x.saturating_add(1) } else { x.saturating_sub(1) };
+    if let Ok(y) = T::try_from(y) {
+        *v = y;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_follow_beliefs_and_running_nodes() {
+        let mut b = Beliefs::new(3);
+        let mut orphans = Vec::new();
+        for id in 0..3 {
+            b.reset_row(id);
+            b.set_running(id, true, &mut orphans);
+        }
+        assert!(!b.converged());
+        for o in 0..3 {
+            for m in (0..3).filter(|&m| m != o) {
+                b.set(o, m, Belief::Alive);
+            }
+        }
+        assert!(b.converged() && b.members_known());
+        b.set(0, 1, Belief::Suspect);
+        assert!(!b.converged() && b.members_known());
+        assert_eq!(b.live_believers(1), 2);
+        assert_eq!(b.alive_seen(0), 2);
+        b.set_running(2, false, &mut orphans);
+        assert!(orphans.is_empty());
+        assert_eq!(b.live_believers(2), 2, "the others still believe the stopped node live");
+        assert!(!b.set(0, 2, Belief::Dead));
+        assert!(b.set(1, 2, Belief::Dead), "the last believer let go");
+        b.set(0, 1, Belief::Alive);
+        assert!(b.converged());
+        assert_eq!(b.live_in_row(0), 1);
+    }
+}
