@@ -50,9 +50,12 @@ struct Cli {
     /// Split the nodes in halves from START to END seconds (START..END, or `none`).
     #[arg(long)]
     partition: Option<MaybePartition>,
-    /// Nodes that handle their inputs late (1.5 s) for the whole run.
+    /// Nodes that handle their inputs late for the whole run.
     #[arg(long)]
     slow: Option<u32>,
+    /// How late a slow node handles each datagram sent to it, in milliseconds (default 1500).
+    #[arg(long, value_name = "MS")]
+    slow_delay: Option<f64>,
     /// Turn the Lifeguard extensions off, to compare.
     #[arg(long)]
     no_lifeguard: bool,
@@ -117,6 +120,13 @@ fn main() -> ExitCode {
     }
     if let Some(s) = cli.slow {
         spec.slow = s;
+    }
+    if let Some(ms) = cli.slow_delay {
+        if !(ms.is_finite() && (0.0..1e9).contains(&ms)) {
+            eprintln!("--slow-delay must be a non-negative number of milliseconds");
+            return ExitCode::from(2);
+        }
+        spec.slow_delay = Duration::from_secs_f64(ms / 1000.0);
     }
     if cli.no_lifeguard {
         spec.lifeguard = false;

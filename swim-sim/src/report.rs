@@ -65,6 +65,8 @@ pub struct Report {
     pub latency_ms: [f64; 2],
     /// Slow nodes.
     pub slow: u32,
+    /// How late slow nodes handle their datagrams, milliseconds.
+    pub slow_delay_ms: f64,
     /// Simulated time.
     pub simulated_seconds: f64,
     /// Wall-clock time the run took.
@@ -225,6 +227,7 @@ impl Report {
             duplicate: spec.duplicate,
             latency_ms: [spec.latency.min.as_secs_f64() * 1e3, spec.latency.max.as_secs_f64() * 1e3],
             slow: spec.slow,
+            slow_delay_ms: spec.slow_delay.as_secs_f64() * 1e3,
             simulated_seconds: secs(end.at),
             wall_seconds,
             join_convergence_seconds: convergence.map(|c| secs(c.at)),

@@ -133,7 +133,7 @@ impl Simulation {
             latency_max: spec.latency.max,
             loss: spec.loss,
             duplicate: spec.duplicate,
-            ..NetworkConfig::default()
+            slow_delay: spec.slow_delay,
         };
         let grace = bounds::settle(&config, spec.nodes, network_config.slow_delay, spec.partition.is_some());
         let mut sim = Simulation {

@@ -102,6 +102,7 @@ impl Scenario {
             crashes: Vec::new(),
             partition: None,
             slow: 0,
+            slow_delay: Duration::from_millis(1500),
             lifeguard: true,
         };
         match self {
@@ -311,6 +312,8 @@ pub struct RunSpec {
     pub partition: Option<PartitionSpec>,
     /// Nodes that handle their inputs late, for the whole run.
     pub slow: u32,
+    /// How late a slow node handles each datagram sent to it.
+    pub slow_delay: Duration,
     /// The Lifeguard extensions on (the default) or off.
     pub lifeguard: bool,
 }
@@ -397,7 +400,7 @@ impl RunSpec {
     /// The command that replays this run exactly.
     pub fn replay_command(&self) -> String {
         let mut cmd = format!(
-            "cargo run --release -p swim-sim -- --scenario {} --seed {} --nodes {} --duration {} --profile {} --loss {} --duplicate {} --latency {} --slow {}",
+            "cargo run --release -p swim-sim -- --scenario {} --seed {} --nodes {} --duration {} --profile {} --loss {} --duplicate {} --latency {} --slow {} --slow-delay {}",
             self.scenario,
             self.seed,
             self.nodes,
@@ -407,6 +410,7 @@ impl RunSpec {
             self.duplicate,
             self.latency,
             self.slow,
+            self.slow_delay.as_secs_f64() * 1000.0,
         );
         let crashes: Vec<&CrashSpec> = self.crashes.iter().filter(|c| c.count > 0).collect();
         if crashes.is_empty() {

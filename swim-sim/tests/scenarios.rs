@@ -68,28 +68,29 @@ fn slow_run(seed: u64, lifeguard: bool) -> Report {
     run(spec).1
 }
 
-/// Lifeguard's point (Lifeguard §V): a slow node must not get healthy
-/// nodes declared failed. Plain SWIM lets the slow node's late acks turn
-/// into suspicions and failures of many healthy members; Lifeguard's local
-/// health keeps the slow node from accusing, so fewer members are failed,
-/// in fewer claims. (The slow nodes themselves are failed about as often
-/// either way: their acks really are too late.)
+/// Lifeguard's point (Lifeguard §IV.A, §V): a slow node must not drag
+/// healthy members into suspicion. Its inputs are handled 1.5 s late, past
+/// the 1 s probe period, so under plain SWIM every probe it makes fails and
+/// it accuses healthy members; Lifeguard's local health stretches its probe
+/// timeout until the late acks count. The slow nodes themselves are
+/// suspected either way: their acks really are too late.
 #[test]
-fn with_slow_nodes_lifeguard_gives_fewer_false_positives_than_plain_swim() {
+fn with_slow_nodes_lifeguard_raises_fewer_false_alarms_than_plain_swim() {
     for seed in [1, 2, 3] {
         let on = slow_run(seed, true);
         let off = slow_run(seed, false);
         let context = format!("seed {seed}\n{}\n{}", on.replay, off.replay);
+        let healthy_suspicions = |r: &Report| r.false_suspicions - r.false_suspicions_about_slow;
+        let healthy_failures = |r: &Report| r.false_positives - r.false_positives_about_slow;
         assert!(
-            on.false_positive_episodes < off.false_positive_episodes,
-            "{context}: lifeguard {} claims vs plain {}",
-            on.false_positive_episodes,
-            off.false_positive_episodes
+            on.false_suspicion_episodes < off.false_suspicion_episodes,
+            "{context}: lifeguard {} suspicions vs plain {}",
+            on.false_suspicion_episodes,
+            off.false_suspicion_episodes
         );
-        assert!(on.false_positive_nodes < off.false_positive_nodes, "{context}");
-        let healthy = |r: &Report| r.false_positives - r.false_positives_about_slow;
-        assert!(healthy(&on) < healthy(&off), "{context}");
         assert!(on.false_suspicions < off.false_suspicions, "{context}");
+        assert!(healthy_suspicions(&on) * 10 < healthy_suspicions(&off), "{context}");
+        assert!(healthy_failures(&on) <= healthy_failures(&off), "{context}");
     }
 }
 
