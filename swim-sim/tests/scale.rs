@@ -1,0 +1,44 @@
+//! The comparison runs of DESIGN.md at full size. Too slow for the default
+//! test run (a minute or more each in release); run them with
+//! `cargo test --release -p swim-sim --test scale -- --ignored`.
+
+use std::time::Duration;
+
+use swim_sim::{CrashSpec, Report, Scenario, Simulation};
+
+fn run(spec: swim_sim::RunSpec) -> Report {
+    let mut sim = Simulation::new(spec).expect("valid config");
+    sim.run();
+    Report::new(&sim, Duration::ZERO)
+}
+
+/// `cargo run --release -p swim-sim -- --scenario crash --nodes 1000 --duration 600 --crash 10@300 --seed 1`
+#[test]
+#[ignore = "15-40 s in release, minutes in debug"]
+fn a_thousand_nodes_for_ten_minutes_detect_every_crash_without_false_positives() {
+    let mut spec = Scenario::Crash.spec(1);
+    spec.nodes = 1000;
+    spec.duration = Duration::from_secs(600);
+    spec.crashes = vec![CrashSpec::new(10, 300.0)];
+    let r = run(spec);
+    assert!(r.invariant_violations.is_empty(), "{:#?}\n{}", r.invariant_violations, r.replay);
+    assert_eq!(r.false_positives, 0);
+    assert_eq!(r.crashed, 10);
+    assert_eq!(r.undetected, 0);
+    assert!(r.join_convergence_seconds.is_some());
+}
+
+/// DESIGN.md's accuracy row: 1,000 nodes, LAN timing, 1-5 ms, 10% loss,
+/// 1% crashed, 2 minutes: no false Failed about a live node.
+/// `cargo run --release -p swim-sim -- --scenario loss --nodes 1000 --duration 120 --loss 0.1 --crash 10@60 --seed 1`
+#[test]
+#[ignore = "15-30 s in release, minutes in debug"]
+fn a_thousand_nodes_under_ten_percent_loss_declare_no_live_node_failed() {
+    let mut spec = Scenario::Loss.spec(1);
+    spec.nodes = 1000;
+    spec.duration = Duration::from_secs(120);
+    spec.crashes = vec![CrashSpec::new(10, 60.0)];
+    let r = run(spec);
+    assert_eq!(r.false_positives, 0, "{:?}\n{}", r.false_positive_examples, r.replay);
+    assert!(r.invariant_violations.is_empty(), "{:#?}\n{}", r.invariant_violations, r.replay);
+}
