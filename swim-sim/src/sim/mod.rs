@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use swim_core::{Config, Event, Instant, Node, NodeId, State};
 
+mod faults;
+mod liveness;
+
 use crate::bounds;
-use crate::checks::{broadcast_payload, Checks, Life};
+use crate::checks::Checks;
 use crate::network::{Network, NetworkConfig};
 use crate::queue::{Action, EventQueue};
 use crate::seed::{self, SimRng, Stream};
@@ -330,104 +333,6 @@ impl Simulation {
         self.finish();
     }
 
-    /// End the fault phase and run the liveness phase: faults stop (no
-    /// loss, no partition, no slow node), and every running node must
-    /// agree on who is live within the settle bound the configuration
-    /// implies. Then check each node's table against its events, and every
-    /// crash detected within its bound. Idempotent.
-    pub fn finish(&mut self) {
-        if self.finished {
-            return;
-        }
-        self.finished = true;
-        self.run_until(self.end);
-        self.phase_end = Some(PhaseEnd {
-            at: self.now,
-            traffic: self.traffic,
-            node_seconds: self.node_seconds(),
-            converged: self.checks.converged(),
-            undetected: self.checks.undetected().len() as u32,
-        });
-        self.liveness_phase();
-        self.end_checks();
-        self.collect_violations();
-    }
-
-    fn liveness_phase(&mut self) {
-        let start = self.now;
-        let settle = self.settle_bound();
-        self.network.calm();
-        if self.network.is_partitioned() || self.spec.partition.is_some() {
-            self.checks.on_partition(start, false);
-        }
-        self.end = start + settle;
-        loop {
-            if self.checks.agreed() {
-                self.liveness = Some(self.now - start);
-                break;
-            }
-            if self.now >= self.end {
-                let unseen = self.checks.unseen();
-                let undetected = self.checks.undetected();
-                let mut what = format!("no agreement {:.1} s after faults stopped:", settle.as_secs_f64());
-                if let Some(&(m, k)) = unseen.first() {
-                    what += &format!(" {} live nodes not seen live everywhere (n{m} by {k} nodes);", unseen.len());
-                }
-                if let Some(m) = undetected.first() {
-                    what += &format!(" {} departed nodes still believed live (n{m});", undetected.len());
-                }
-                self.checks.violate(self.now, what);
-                break;
-            }
-            let next = self.now + LIVENESS_STEP;
-            self.run_until(next);
-        }
-    }
-
-    fn end_checks(&mut self) {
-        let now = self.now;
-        for id in 0..self.slots.len() as u32 {
-            if self.checks.life(id) != Life::Running {
-                continue;
-            }
-            if let Some(node) = self.slots[id as usize].node.as_ref() {
-                let table = node.members().map(|m| (m.addr.0, m.state));
-                self.checks.check_table(now, id, table);
-            }
-        }
-        let bound = self.detection_bound();
-        let late: Vec<(u32, Option<Duration>)> = self
-            .checks
-            .departures()
-            .iter()
-            .filter(|d| !d.restarted)
-            .filter_map(|d| match d.all_gone {
-                Some(t) if t - d.at > bound => Some((d.node, Some(t - d.at))),
-                None if now - d.at >= bound => Some((d.node, None)),
-                _ => None,
-            })
-            .collect();
-        for (node, took) in late {
-            let what = match took {
-                Some(t) => format!(
-                    "n{node} took {:.1} s to be gone at every live node, over the bound of {:.1} s",
-                    t.as_secs_f64(),
-                    bound.as_secs_f64()
-                ),
-                None => format!(
-                    "n{node} is still live at some node {:.1} s after it went, over the bound of {:.1} s",
-                    (now - self.departure_time(node)).as_secs_f64(),
-                    bound.as_secs_f64()
-                ),
-            };
-            self.checks.violate(now, what);
-        }
-    }
-
-    fn departure_time(&self, node: u32) -> Instant {
-        self.checks.departures().iter().rev().find(|d| d.node == node).map_or(Instant::ZERO, |d| d.at)
-    }
-
     fn collect_violations(&mut self) {
         // Checks keeps every violation; the simulation caps what it reports.
         let n = self.checks.violations().len();
@@ -567,127 +472,6 @@ impl Simulation {
         let next = now + SAMPLE_EVERY;
         if next <= self.end {
             self.queue.push(next, Action::Sample);
-        }
-    }
-
-    // ----- faults ----------------------------------------------------------
-
-    /// Start a process under `id` (fresh RNG per generation), joining
-    /// through `seed` if given.
-    fn start(&mut self, id: u32, seed: Option<u32>) {
-        let now = self.now;
-        let Some(slot) = self.slots.get_mut(id as usize) else {
-            return;
-        };
-        let rng = seed::rng(self.spec.seed, Stream::Node { id, generation: slot.generation });
-        slot.generation += 1;
-        // The configuration was validated in `with_config`.
-        let Ok(mut node) = Node::new(NodeId(id), self.config.clone(), rng, now) else {
-            return;
-        };
-        if let Some(s) = seed {
-            node.join(now, &[NodeId(s)]);
-        }
-        slot.node = Some(node);
-        slot.started = Some(now);
-        slot.leaving_since = None;
-        slot.wakeup = None;
-        self.checks.on_start(now, id);
-        self.after_input(id);
-    }
-
-    /// Stop a process: it handles nothing more; datagrams to it are dropped.
-    fn stop(&mut self, id: u32) -> Option<SimNode> {
-        let now = self.now;
-        let slot = self.slots.get_mut(id as usize)?;
-        if let Some(t) = slot.started.take() {
-            slot.lived += now - t;
-        }
-        slot.wakeup = None;
-        slot.leaving_since = None;
-        slot.node.take()
-    }
-
-    /// Up to `k` of `candidates`, chosen at random (a partial Fisher-Yates shuffle).
-    fn pick(&mut self, mut candidates: Vec<u32>, k: u32) -> Vec<u32> {
-        let k = (k as usize).min(candidates.len());
-        for i in 0..k {
-            let j = i + seed::below(&mut self.fault_rng, (candidates.len() - i) as u64) as usize;
-            candidates.swap(i, j);
-        }
-        candidates.truncate(k);
-        candidates
-    }
-
-    fn running(&self, except_seed: bool) -> Vec<u32> {
-        (0..self.slots.len() as u32)
-            .filter(|&id| !(except_seed && id == 0))
-            .filter(|&id| self.checks.life(id) == Life::Running)
-            .collect()
-    }
-
-    fn apply(&mut self, fault: Fault) {
-        let now = self.now;
-        if fault.disturbs() {
-            self.last_disturbance = now;
-        }
-        match fault {
-            Fault::Crash(k) => {
-                let victims = self.running(true);
-                for id in self.pick(victims, k) {
-                    if let Some(node) = self.stop(id) {
-                        self.checks.on_crash(now, id, node.incarnation());
-                    }
-                }
-            }
-            Fault::Restart(k) => {
-                let crashed: Vec<u32> =
-                    (0..self.slots.len() as u32).filter(|&id| self.checks.life(id) == Life::Crashed).collect();
-                for id in self.pick(crashed, k) {
-                    let seed = self.pick(self.running(false), 1).first().copied();
-                    self.start(id, seed);
-                }
-            }
-            Fault::Join(k) => {
-                for _ in 0..k {
-                    if self.next_id as usize >= self.slots.len() {
-                        break;
-                    }
-                    let id = self.next_id;
-                    self.next_id += 1;
-                    let seed = self.pick(self.running(false), 1).first().copied();
-                    self.start(id, seed);
-                }
-            }
-            Fault::Leave(k) => {
-                let leavers = self.running(true);
-                for id in self.pick(leavers, k) {
-                    if let Some(slot) = self.slots.get_mut(id as usize) {
-                        if let Some(node) = slot.node.as_mut() {
-                            node.leave(now);
-                            slot.leaving_since = Some(now);
-                        }
-                    }
-                    self.checks.on_leave(now, id);
-                    self.after_input(id);
-                }
-            }
-            Fault::PartitionStart | Fault::PartitionEnd => {
-                let on = fault == Fault::PartitionStart;
-                self.network.set_partitioned(on);
-                self.checks.on_partition(now, on);
-            }
-            Fault::Broadcast => {
-                let Some(origin) = self.pick(self.running(false), 1).first().copied() else {
-                    return;
-                };
-                let k = self.checks.on_broadcast_sent(now, origin);
-                if let Some(node) = self.slots[origin as usize].node.as_mut() {
-                    // The payload is far below every preset's max_broadcast_len.
-                    let _ = node.broadcast(now, &broadcast_payload(k));
-                }
-                self.after_input(origin);
-            }
         }
     }
 }

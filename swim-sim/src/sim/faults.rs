@@ -1,0 +1,131 @@
+//! Faults and commands applied to the cluster: crashes, restarts, late
+//! joins, leaves, partitions and broadcasts, on random nodes drawn from the
+//! run's fault stream.
+
+use swim_core::{Node, NodeId};
+
+use super::{SimNode, Simulation};
+use crate::checks::{broadcast_payload, Life};
+use crate::seed::{self, Stream};
+use crate::spec::Fault;
+
+impl Simulation {
+    /// Start a process under `id` (fresh RNG per generation), joining
+    /// through `seed` if given.
+    pub(super) fn start(&mut self, id: u32, seed: Option<u32>) {
+        let now = self.now;
+        let Some(slot) = self.slots.get_mut(id as usize) else {
+            return;
+        };
+        let rng = seed::rng(self.spec.seed, Stream::Node { id, generation: slot.generation });
+        slot.generation += 1;
+        // The configuration was validated in `with_config`.
+        let Ok(mut node) = Node::new(NodeId(id), self.config.clone(), rng, now) else {
+            return;
+        };
+        if let Some(s) = seed {
+            node.join(now, &[NodeId(s)]);
+        }
+        slot.node = Some(node);
+        slot.started = Some(now);
+        slot.leaving_since = None;
+        slot.wakeup = None;
+        self.checks.on_start(now, id);
+        self.after_input(id);
+    }
+
+    /// Stop a process: it handles nothing more; datagrams to it are dropped.
+    pub(super) fn stop(&mut self, id: u32) -> Option<SimNode> {
+        let now = self.now;
+        let slot = self.slots.get_mut(id as usize)?;
+        if let Some(t) = slot.started.take() {
+            slot.lived += now - t;
+        }
+        slot.wakeup = None;
+        slot.leaving_since = None;
+        slot.node.take()
+    }
+
+    /// Up to `k` of `candidates`, chosen at random (a partial Fisher-Yates shuffle).
+    pub(super) fn pick(&mut self, mut candidates: Vec<u32>, k: u32) -> Vec<u32> {
+        let k = (k as usize).min(candidates.len());
+        for i in 0..k {
+            let j = i + seed::below(&mut self.fault_rng, (candidates.len() - i) as u64) as usize;
+            candidates.swap(i, j);
+        }
+        candidates.truncate(k);
+        candidates
+    }
+
+    fn running(&self, except_seed: bool) -> Vec<u32> {
+        (0..self.slots.len() as u32)
+            .filter(|&id| !(except_seed && id == 0))
+            .filter(|&id| self.checks.life(id) == Life::Running)
+            .collect()
+    }
+
+    pub(super) fn apply(&mut self, fault: Fault) {
+        let now = self.now;
+        if fault.disturbs() {
+            self.last_disturbance = now;
+        }
+        match fault {
+            Fault::Crash(k) => {
+                let victims = self.running(true);
+                for id in self.pick(victims, k) {
+                    if let Some(node) = self.stop(id) {
+                        self.checks.on_crash(now, id, node.incarnation());
+                    }
+                }
+            }
+            Fault::Restart(k) => {
+                let crashed: Vec<u32> =
+                    (0..self.slots.len() as u32).filter(|&id| self.checks.life(id) == Life::Crashed).collect();
+                for id in self.pick(crashed, k) {
+                    let seed = self.pick(self.running(false), 1).first().copied();
+                    self.start(id, seed);
+                }
+            }
+            Fault::Join(k) => {
+                for _ in 0..k {
+                    if self.next_id as usize >= self.slots.len() {
+                        break;
+                    }
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    let seed = self.pick(self.running(false), 1).first().copied();
+                    self.start(id, seed);
+                }
+            }
+            Fault::Leave(k) => {
+                let leavers = self.running(true);
+                for id in self.pick(leavers, k) {
+                    if let Some(slot) = self.slots.get_mut(id as usize) {
+                        if let Some(node) = slot.node.as_mut() {
+                            node.leave(now);
+                            slot.leaving_since = Some(now);
+                        }
+                    }
+                    self.checks.on_leave(now, id);
+                    self.after_input(id);
+                }
+            }
+            Fault::PartitionStart | Fault::PartitionEnd => {
+                let on = fault == Fault::PartitionStart;
+                self.network.set_partitioned(on);
+                self.checks.on_partition(now, on);
+            }
+            Fault::Broadcast => {
+                let Some(origin) = self.pick(self.running(false), 1).first().copied() else {
+                    return;
+                };
+                let k = self.checks.on_broadcast_sent(now, origin);
+                if let Some(node) = self.slots[origin as usize].node.as_mut() {
+                    // The payload is far below every preset's max_broadcast_len.
+                    let _ = node.broadcast(now, &broadcast_payload(k));
+                }
+                self.after_input(origin);
+            }
+        }
+    }
+}
