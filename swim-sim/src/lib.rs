@@ -32,6 +32,7 @@
 pub mod beliefs;
 pub mod bounds;
 pub mod checks;
+pub mod expect;
 pub mod network;
 pub mod plot;
 pub mod queue;

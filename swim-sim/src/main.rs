@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::Parser;
 use swim_core::Instant;
+use swim_sim::expect::Expectation;
 use swim_sim::spec::MaybePartition;
 use swim_sim::{plot, CrashSpec, LatencyRange, Profile, Report, Scenario, Simulation};
 
@@ -59,6 +60,10 @@ struct Cli {
     /// Turn the Lifeguard extensions off, to compare.
     #[arg(long)]
     no_lifeguard: bool,
+    /// Exit non-zero unless the run holds this: converged, no-false-positives,
+    /// no-false-suspicions, detected (repeatable).
+    #[arg(long, value_name = "WHAT")]
+    expect: Vec<Expectation>,
     /// Write the JSON report to PATH.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
@@ -131,7 +136,8 @@ fn main() -> ExitCode {
     if cli.no_lifeguard {
         spec.lifeguard = false;
     }
-    println!("{}", spec.replay_command());
+    let expectations: String = cli.expect.iter().map(|e| format!(" --expect {e}")).collect();
+    println!("{}{expectations}", spec.replay_command());
 
     let started = std::time::Instant::now();
     let mut sim = match Simulation::new(spec) {
@@ -154,7 +160,9 @@ fn main() -> ExitCode {
     }
     sim.finish();
     progress.clear();
-    let report = Report::new(&sim, started.elapsed());
+    let mut report = Report::new(&sim, started.elapsed());
+    report.expectations_failed = cli.expect.iter().filter_map(|e| e.check(&report)).collect();
+    report.replay.push_str(&expectations);
     print!("{}", report.summary());
 
     if let Some(path) = &cli.json {
@@ -169,7 +177,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    if report.invariant_violations.is_empty() {
+    if report.invariant_violations.is_empty() && report.expectations_failed.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

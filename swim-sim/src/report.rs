@@ -31,6 +31,10 @@ pub struct Detection {
     pub all_failed_max: Option<f64>,
     /// The bound the configuration implies for `all_failed`.
     pub bound: f64,
+    /// Crashes (not undone by a restart) that were Failed at every live node.
+    pub all_failed_count: u32,
+    /// Crashes undone by a restart before every live node knew.
+    pub restarted: u32,
 }
 
 /// Spread of one application broadcast.
@@ -140,6 +144,8 @@ pub struct Report {
     pub trace_hash: String,
     /// Invariants broken, with the simulated time (at most 100 listed).
     pub invariant_violations: Vec<String>,
+    /// Expectations given with `--expect` that the run did not hold.
+    pub expectations_failed: Vec<String>,
     /// The command that replays this run.
     pub replay: String,
 }
@@ -170,6 +176,7 @@ impl Report {
             crashes.iter().filter_map(|d| since(d.first_suspect.or(d.first_failed), d.at)).collect();
         let failed: Vec<f64> = crashes.iter().filter_map(|d| since(d.first_failed, d.at)).collect();
         let all: Vec<f64> = crashes.iter().filter(|d| !d.restarted).filter_map(|d| since(d.all_gone, d.at)).collect();
+        let all_count = all.len() as u32;
         let [s50, s99, smax] = stats(suspect);
         let [f50, f99, fmax] = stats(failed);
         let [a50, a99, amax] = stats(all);
@@ -184,6 +191,8 @@ impl Report {
             all_failed_p99: a99,
             all_failed_max: amax,
             bound: sim.detection_bound().as_secs_f64(),
+            all_failed_count: all_count,
+            restarted: crashes.iter().filter(|d| d.restarted).count() as u32,
         };
         let leaves = checks.departures().iter().filter(|d| d.kind == DepartureKind::Leave);
         let end = sim.phase_end().cloned().unwrap_or(PhaseEnd {
@@ -271,6 +280,7 @@ impl Report {
             node_seconds_per_wall_second: if wall_seconds > 0.0 { node_seconds / wall_seconds } else { 0.0 },
             trace_hash: sim.trace_hash().hex(),
             invariant_violations: violations,
+            expectations_failed: Vec::new(),
             replay: spec.replay_command(),
         }
     }
@@ -402,6 +412,11 @@ impl Report {
             for v in &self.invariant_violations {
                 let _ = writeln!(s, "  {v}");
             }
+        }
+        for e in &self.expectations_failed {
+            let _ = writeln!(s, "NOT AS EXPECTED: {e}");
+        }
+        if !self.invariant_violations.is_empty() || !self.expectations_failed.is_empty() {
             let _ = writeln!(s, "replay: {}", self.replay);
         }
         s

@@ -1,0 +1,90 @@
+//! The `swim-sim` command: the seed first, the report, the exit status.
+
+use std::process::{Command, Output};
+
+fn swim_sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_swim-sim")).args(args).arg("--quiet").output().expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn a_run_prints_its_seed_first_and_writes_the_json_report() {
+    let dir = std::env::temp_dir().join(format!("swim-sim-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let json = dir.join("report.json");
+    let svg = dir.join("plot.svg");
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8 path").to_owned();
+    let o = swim_sim(&[
+        "--scenario",
+        "crash",
+        "--nodes",
+        "12",
+        "--duration",
+        "40",
+        "--crash",
+        "1@10",
+        "--seed",
+        "5",
+        "--json",
+        &path(&json),
+        "--plot",
+        &path(&svg),
+    ]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert_eq!(out.lines().next(), Some("SEED=5"));
+    assert!(out
+        .lines()
+        .nth(1)
+        .is_some_and(|l| l.starts_with("cargo run --release -p swim-sim -- --scenario crash --seed 5")));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report written")).expect("JSON");
+    assert_eq!(report["seed"], 5);
+    assert_eq!(report["nodes"], 12);
+    assert_eq!(report["crashed"], 1);
+    assert!(std::fs::read_to_string(&svg).expect("plot written").starts_with("<svg"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn without_a_seed_one_is_drawn_and_printed() {
+    let o = swim_sim(&["--scenario", "join", "--nodes", "5", "--duration", "5"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    let seed = out.lines().next().and_then(|l| l.strip_prefix("SEED=")).expect("SEED= first");
+    assert!(seed.parse::<u64>().is_ok(), "{seed}");
+    assert!(out.contains(&format!("--seed {seed} ")));
+}
+
+#[test]
+fn an_unmet_expectation_exits_non_zero_with_the_replay_command() {
+    let o = swim_sim(&[
+        "--scenario",
+        "slow",
+        "--nodes",
+        "12",
+        "--slow",
+        "2",
+        "--duration",
+        "30",
+        "--seed",
+        "3",
+        "--expect",
+        "no-false-suspicions",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("NOT AS EXPECTED"), "{out}");
+    assert!(out.contains("replay: cargo run --release -p swim-sim -- --scenario slow --seed 3"), "{out}");
+    assert!(out.trim_end().ends_with("--expect no-false-suspicions"), "{out}");
+}
+
+#[test]
+fn nonsense_options_are_refused() {
+    assert!(!swim_sim(&["--loss", "2"]).status.success());
+    assert!(!swim_sim(&["--crash", "3"]).status.success());
+    assert!(!swim_sim(&["--scenario", "meteor"]).status.success());
+}
