@@ -205,7 +205,31 @@ impl<A: Address, R: RngCore> Node<A, R> {
             addr: entry.addr.clone(),
             incarnation: entry.incarnation,
         };
+        // A member made to flap between live and dead leaves one entry per
+        // death; the queue is bounded like the tombstones themselves.
+        while self.tombstones.len() >= self.config.max_tombstones {
+            if let Some(oldest) = self.tombstones.pop_front() {
+                self.reap(&oldest, true);
+            }
+        }
         self.tombstones.push_back(tombstone);
+    }
+
+    /// Forget the member a tombstone names, if it is still that member, in
+    /// that incarnation, and gone.
+    fn reap(&mut self, t: &Tombstone<A>, early: bool) {
+        let still = self
+            .members
+            .get(t.handle)
+            .is_some_and(|e| e.addr == t.addr && e.incarnation == t.incarnation && e.state.is_gone());
+        if still && t.handle != self.me {
+            if early {
+                self.stats.tombstones_evicted += 1;
+            }
+            self.members.remove(t.handle);
+            self.gossip.forget_member(t.handle);
+            self.suspicions.remove(&t.handle);
+        }
     }
 
     /// Forget tombstones whose time has come, and the oldest ones early when
@@ -221,18 +245,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             let Some(t) = self.tombstones.pop_front() else {
                 break;
             };
-            let still = self
-                .members
-                .get(t.handle)
-                .is_some_and(|e| e.addr == t.addr && e.incarnation == t.incarnation && e.state.is_gone());
-            if still && t.handle != self.me {
-                if t.due > now {
-                    self.stats.tombstones_evicted += 1;
-                }
-                self.members.remove(t.handle);
-                self.gossip.forget_member(t.handle);
-                self.suspicions.remove(&t.handle);
-            }
+            self.reap(&t, t.due > now);
         }
     }
 }

@@ -178,6 +178,13 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
     fn arm_suspicion_timer(&mut self, handle: u32, deadline: crate::time::Instant) -> u64 {
         self.next_timer = self.next_timer.wrapping_add(1);
+        // Superseded entries stay in the heap until their time; a member
+        // made to flap between alive and suspect would pile them up, so
+        // sweep them out once they outnumber the live ones.
+        if self.suspicion_timers.len() >= 4 * self.suspicions.len() + 64 {
+            let suspicions = &self.suspicions;
+            self.suspicion_timers.retain(|Reverse((_, h, id))| suspicions.get(h).is_some_and(|s| s.timer == *id));
+        }
         self.suspicion_timers.push(Reverse((deadline, handle, self.next_timer)));
         self.next_timer
     }

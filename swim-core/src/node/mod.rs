@@ -759,3 +759,46 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::NodeId;
+    use crate::wire::{encode_datagram, Update};
+
+    struct Counter(u64);
+    impl RngCore for Counter {
+        fn next_u32(&mut self) -> u32 {
+            self.next_u64() as u32
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            self.0 >> 11
+        }
+        fn fill_bytes(&mut self, dst: &mut [u8]) {
+            rand_core::impls::fill_bytes_via_next(self, dst)
+        }
+    }
+
+    fn claim(state: State, incarnation: u32) -> Message<'static, NodeId> {
+        let accuser = (state != State::Alive).then_some(NodeId(2));
+        Message::Update(Update { member: NodeId(1), state, incarnation, instance: 7, meta: &[], accuser })
+    }
+
+    #[test]
+    fn a_member_made_to_flap_cannot_grow_internal_queues() {
+        let mut config = Config::lan();
+        config.max_tombstones = 16;
+        let mut node = Node::new(NodeId(0), config, Counter(1), Instant::ZERO).unwrap();
+        let mut buf = [0u8; 256];
+        for inc in 0..2_000u32 {
+            let msgs = [claim(State::Alive, 2 * inc), claim(State::Suspect, 2 * inc), claim(State::Dead, 2 * inc + 1)];
+            let len = encode_datagram(&mut buf, &[], &msgs).unwrap();
+            node.handle_datagram(Instant::from_millis(u64::from(inc)), NodeId(2), &buf[..len]).unwrap();
+            while node.poll_event().is_some() {}
+            assert!(node.tombstones.len() <= 16, "tombstone queue at {}", node.tombstones.len());
+            assert!(node.suspicion_timers.len() <= 4 * node.suspicions.len() + 64);
+        }
+        assert_eq!(node.member(&NodeId(1)).map(|m| m.state), Some(State::Dead));
+    }
+}
