@@ -13,6 +13,9 @@ use crate::member::{Claim, Entry, State};
 use crate::suspicion::{Suspicion, Window};
 use crate::wire::Update;
 
+/// Rival instances remembered as reported conflicts (oldest forgotten).
+const MAX_CONFLICTS_REMEMBERED: usize = 8;
+
 impl<A: Address, R: RngCore> Node<A, R> {
     /// Merge one claim received from `from`. Claims in the reply to our own
     /// full-state request about members new to us are re-gossiped once,
@@ -251,6 +254,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 };
                 self.rival = Some((update.instance, bumps));
                 if bumps > CONFLICT_BUMPS {
+                    if self.conflicted.len() >= MAX_CONFLICTS_REMEMBERED {
+                        self.conflicted.remove(0);
+                    }
                     self.conflicted.push(update.instance);
                     self.stats.conflicts += 1;
                     self.emit(Event::Conflict {

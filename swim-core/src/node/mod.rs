@@ -798,7 +798,33 @@ mod tests {
             while node.poll_event().is_some() {}
             assert!(node.tombstones.len() <= 16, "tombstone queue at {}", node.tombstones.len());
             assert!(node.suspicion_timers.len() <= 4 * node.suspicions.len() + 64);
+            assert!(node.probe_order.len() <= 2 * node.members.len() + 16);
         }
         assert_eq!(node.member(&NodeId(1)).map(|m| m.state), Some(State::Dead));
     }
+
+    #[test]
+    fn endless_rival_claims_to_our_address_stay_bounded() {
+        let mut node = Node::new(NodeId(0), Config::lan(), Counter(2), Instant::ZERO).unwrap();
+        let mut buf = [0u8; 256];
+        for instance in 1..200u32 {
+            for _ in 0..5 {
+                let inc = node.incarnation();
+                let m = Message::Update(Update {
+                    member: NodeId(0),
+                    state: State::Alive,
+                    incarnation: inc,
+                    instance,
+                    meta: &[],
+                    accuser: None,
+                });
+                let len = encode_datagram(&mut buf, &[], &[m]).unwrap();
+                node.handle_datagram(Instant::ZERO, NodeId(3), &buf[..len]).unwrap();
+            }
+            assert!(node.conflicted.len() <= MAX_CONFLICTS_REMEMBERED_FOR_TEST);
+        }
+        assert!(node.stats().conflicts >= 100);
+    }
+
+    const MAX_CONFLICTS_REMEMBERED_FOR_TEST: usize = 8;
 }

@@ -201,6 +201,12 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// A new or returning member goes to a random place in the part of the
     /// order not yet probed this pass, so it is probed within one pass.
     pub(super) fn add_to_probe_order(&mut self, handle: u32) {
+        // A member that keeps coming back would otherwise be appended again
+        // each time; past twice the table, start a fresh pass instead.
+        if self.probe_order.len() >= 2 * self.members.len() + 16 {
+            self.reshuffle_probe_order();
+            return;
+        }
         self.probe_order.push(handle);
         let len = self.probe_order.len();
         let unprobed = len.saturating_sub(self.probe_cursor) as u32;
