@@ -121,7 +121,7 @@ pub struct Mistakes {
     pub episodes: BTreeSet<(u32, u32)>,
     /// Of `count`, the events about slow nodes.
     pub about_slow: u64,
-    /// Events excused by a partition (across it, or right after it healed).
+    /// Events excused by a partition or a clog (while in force, or right after it healed).
     pub across_partition: u64,
     /// The first few, in words: when, where, about whom.
     pub examples: Vec<String>,
@@ -140,6 +140,7 @@ pub struct Checks {
     open: Vec<Option<usize>>,
     departures: Vec<Departure>,
     partitioned: bool,
+    clogged: BTreeSet<u32>,
     partition_grace_until: Instant,
     partition_grace: Duration,
     /// Failed events about live nodes.
@@ -165,6 +166,7 @@ impl Checks {
             open: vec![None; n],
             departures: Vec::new(),
             partitioned: false,
+            clogged: BTreeSet::new(),
             partition_grace_until: Instant::ZERO,
             partition_grace,
             false_positives: Mistakes::default(),
@@ -361,6 +363,17 @@ impl Checks {
         self.partitioned = on;
     }
 
+    /// A node stops receiving (`on`) or receives again; mistakes about it
+    /// or by it are blamed on the clog, as on a partition.
+    pub fn on_clog(&mut self, now: Instant, id: u32, on: bool) {
+        self.now = now;
+        if on {
+            self.clogged.insert(id);
+        } else if self.clogged.remove(&id) {
+            self.partition_grace_until = now + self.partition_grace;
+        }
+    }
+
     /// A node sent broadcast number `k` (numbers count up from 0).
     pub fn on_broadcast_sent(&mut self, now: Instant, origin: u32) -> usize {
         self.broadcasts.push(BroadcastRecord {
@@ -375,9 +388,12 @@ impl Checks {
 
     // ----- what nodes report -------------------------------------------------
 
-    /// Whether a mistake about `m` seen at `o` is to be blamed on a partition.
+    /// Whether a mistake about `m` seen at `o` is to be blamed on a
+    /// partition or a clog (in force, or healed less than the grace ago).
     fn excused(&self, o: usize, m: usize) -> bool {
         (self.partitioned && Network::side(o as u32) != Network::side(m as u32))
+            || self.clogged.contains(&(m as u32))
+            || self.clogged.contains(&(o as u32))
             || self.now < self.partition_grace_until
     }
 

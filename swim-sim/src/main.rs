@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use clap::Parser;
 use swim_core::Instant;
 use swim_sim::expect::Expectation;
-use swim_sim::spec::MaybePartition;
+use swim_sim::spec::{MaybeClog, MaybePartition};
 use swim_sim::{plot, CrashSpec, LatencyRange, Profile, Report, Scenario, Simulation};
 
 /// Simulate a SWIM + Lifeguard cluster of unmodified swim-core nodes on a
@@ -51,6 +51,10 @@ struct Cli {
     /// Split the nodes in halves from START to END seconds (START..END, or `none`).
     #[arg(long)]
     partition: Option<MaybePartition>,
+    /// COUNT random nodes stop receiving (they still send) from START to END
+    /// seconds: a one-way clog (COUNT@START..END, or `none`).
+    #[arg(long)]
+    clog: Option<MaybeClog>,
     /// Nodes that handle their inputs late for the whole run.
     #[arg(long)]
     slow: Option<u32>,
@@ -122,6 +126,9 @@ fn main() -> ExitCode {
     }
     if let Some(p) = cli.partition {
         spec.partition = p.0;
+    }
+    if let Some(c) = cli.clog {
+        spec.clog = c.0;
     }
     if let Some(s) = cli.slow {
         spec.slow = s;

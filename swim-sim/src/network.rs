@@ -42,12 +42,13 @@ pub struct Network {
     /// Whether the halves (even ids, odd ids) are cut off from each other.
     partitioned: bool,
     slow: Vec<bool>,
+    clogged: Vec<bool>,
 }
 
 impl Network {
     /// A healthy network between `ids` node ids.
     pub fn new(config: NetworkConfig, ids: usize) -> Self {
-        Network { config, partitioned: false, slow: vec![false; ids] }
+        Network { config, partitioned: false, slow: vec![false; ids], clogged: vec![false; ids] }
     }
 
     /// The configuration.
@@ -72,6 +73,14 @@ impl Network {
         self.config.duplicate = 0.0;
         self.partitioned = false;
         self.slow.iter_mut().for_each(|s| *s = false);
+        self.clogged.iter_mut().for_each(|c| *c = false);
+    }
+
+    /// Stop a node receiving (it still sends), or let it receive again.
+    pub fn set_clogged(&mut self, id: u32, clogged: bool) {
+        if let Some(c) = self.clogged.get_mut(id as usize) {
+            *c = clogged;
+        }
     }
 
     /// Make a node slow (its inputs are handled late).
@@ -91,9 +100,11 @@ impl Network {
         id % 2
     }
 
-    /// Whether a datagram from `from` to `to` is cut off by a partition now.
+    /// Whether a datagram from `from` to `to` is cut off by a partition
+    /// or a clog of the receiver now.
     pub fn blocked(&self, from: u32, to: u32) -> bool {
-        self.partitioned && Network::side(from) != Network::side(to)
+        (self.partitioned && Network::side(from) != Network::side(to))
+            || self.clogged.get(to as usize).copied().unwrap_or(false)
     }
 
     /// The delays after which copies of one datagram arrive: none when

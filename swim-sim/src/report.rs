@@ -388,7 +388,7 @@ impl Report {
             );
         }
         if self.partition_failures > 0 {
-            let _ = writeln!(s, "Failed about live nodes across the partition: {}", self.partition_failures);
+            let _ = writeln!(s, "Failed about live nodes cut off by a partition or clog: {}", self.partition_failures);
         }
         for b in &self.broadcasts {
             let _ = writeln!(

@@ -101,6 +101,7 @@ impl Scenario {
             latency: LatencyRange::default(),
             crashes: Vec::new(),
             partition: None,
+            clog: None,
             slow: 0,
             slow_delay: Duration::from_millis(1500),
             lifeguard: true,
@@ -250,6 +251,38 @@ impl FromStr for MaybePartition {
     }
 }
 
+/// `COUNT@START..END`: that many random nodes stop receiving (they still
+/// send) from START to END seconds: a one-way clog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClogSpec {
+    /// Nodes clogged.
+    pub count: u32,
+    /// When the clog starts.
+    pub start: Duration,
+    /// When it clears.
+    pub end: Duration,
+}
+
+/// An optional clog: `COUNT@START..END` or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaybeClog(pub Option<ClogSpec>);
+
+impl FromStr for MaybeClog {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        const WANT: &str = "COUNT@START..END, e.g. 2@60..90, or none";
+        if s == "none" {
+            return Ok(MaybeClog(None));
+        }
+        let (count, window) = s.split_once('@').ok_or(ParseError(WANT))?;
+        let count = count.trim().parse().map_err(|_| ParseError(WANT))?;
+        let MaybePartition(Some(w)) = window.parse().map_err(|_| ParseError(WANT))? else {
+            return Err(ParseError(WANT));
+        };
+        Ok(MaybeClog(Some(ClogSpec { count, start: w.start, end: w.end })))
+    }
+}
+
 /// `MIN_MS..MAX_MS`: one-way latency drawn uniformly in between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LatencyRange {
@@ -310,6 +343,8 @@ pub struct RunSpec {
     pub crashes: Vec<CrashSpec>,
     /// A cut between the two halves.
     pub partition: Option<PartitionSpec>,
+    /// Nodes that cannot receive for a while.
+    pub clog: Option<ClogSpec>,
     /// Nodes that handle their inputs late, for the whole run.
     pub slow: u32,
     /// How late a slow node handles each datagram sent to it.
@@ -331,6 +366,10 @@ pub enum Fault {
     Leave(u32),
     /// Cut the halves off from each other.
     PartitionStart,
+    /// This many random live nodes stop receiving.
+    ClogStart(u32),
+    /// Clogged nodes receive again.
+    ClogEnd,
     /// Heal the cut.
     PartitionEnd,
     /// A random live node broadcasts an application payload.
@@ -356,6 +395,10 @@ impl RunSpec {
     pub fn plan(&self) -> Vec<(Duration, Fault)> {
         let mut plan: Vec<(Duration, Fault)> =
             self.crashes.iter().filter(|c| c.count > 0).map(|c| (c.at, Fault::Crash(c.count))).collect();
+        if let Some(c) = self.clog.filter(|c| c.count > 0) {
+            plan.push((c.start, Fault::ClogStart(c.count)));
+            plan.push((c.end, Fault::ClogEnd));
+        }
         if let Some(p) = self.partition {
             plan.push((p.start, Fault::PartitionStart));
             plan.push((p.end, Fault::PartitionEnd));
@@ -423,6 +466,9 @@ impl RunSpec {
             Some(p) => cmd.push_str(&format!(" --partition {}..{}", secs_text(p.start), secs_text(p.end))),
             None => cmd.push_str(" --partition none"),
         }
+        if let Some(c) = self.clog.filter(|c| c.count > 0) {
+            cmd.push_str(&format!(" --clog {}@{}..{}", c.count, secs_text(c.start), secs_text(c.end)));
+        }
         if !self.lifeguard {
             cmd.push_str(" --no-lifeguard");
         }
@@ -449,6 +495,10 @@ mod tests {
         assert_eq!(l.to_string(), "1..5");
         assert_eq!("0.5..2".parse::<LatencyRange>().unwrap().to_string(), "0.5..2");
         assert_eq!("churn".parse::<Scenario>().unwrap(), Scenario::Churn);
+        let c: MaybeClog = "2@60..90".parse().unwrap();
+        assert_eq!(c.0, Some(ClogSpec { count: 2, start: Duration::from_secs(60), end: Duration::from_secs(90) }));
+        assert_eq!("none".parse::<MaybeClog>().unwrap().0, None);
+        assert!("2@90..60".parse::<MaybeClog>().is_err());
         assert!("nope".parse::<Profile>().is_err());
     }
 

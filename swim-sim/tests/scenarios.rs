@@ -206,3 +206,17 @@ fn the_plot_draws_the_member_counts_and_the_detection_histogram() {
     assert_eq!(svg.matches("<path d=\"M").count(), 2 + 4, "two axes, four lines");
     assert!(svg.contains("2 crashes"));
 }
+
+#[test]
+fn a_node_that_cannot_receive_is_failed_and_rejoins_once_the_clog_clears() {
+    let mut spec = Scenario::Join.spec(101);
+    spec.nodes = 40;
+    spec.duration = secs(150);
+    spec.clog = Some(swim_sim::spec::ClogSpec { count: 2, start: secs(30), end: secs(60) });
+    let (sim, r) = run(spec);
+    assert_clean(&r);
+    assert!(r.partition_failures > 0, "the clogged nodes are declared failed while clogged");
+    assert_eq!(r.false_positives, 0);
+    assert!(r.converged_at_end, "they are back long before the end");
+    assert_eq!(sim.checks().live_count(), 40);
+}

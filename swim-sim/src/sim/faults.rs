@@ -110,6 +110,19 @@ impl Simulation {
                     self.after_input(id);
                 }
             }
+            Fault::ClogStart(k) => {
+                let victims = self.running(true);
+                for id in self.pick(victims, k) {
+                    self.network.set_clogged(id, true);
+                    self.checks.on_clog(now, id, true);
+                }
+            }
+            Fault::ClogEnd => {
+                for id in 0..self.slots.len() as u32 {
+                    self.network.set_clogged(id, false);
+                    self.checks.on_clog(now, id, false);
+                }
+            }
             Fault::PartitionStart | Fault::PartitionEnd => {
                 let on = fault == Fault::PartitionStart;
                 self.network.set_partitioned(on);

@@ -39,6 +39,9 @@ impl Simulation {
         if self.network.is_partitioned() || self.spec.partition.is_some() {
             self.checks.on_partition(start, false);
         }
+        for id in 0..self.slots.len() as u32 {
+            self.checks.on_clog(start, id, false);
+        }
         self.end = start + settle;
         loop {
             if self.checks.agreed() {

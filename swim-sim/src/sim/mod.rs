@@ -138,7 +138,8 @@ impl Simulation {
             duplicate: spec.duplicate,
             slow_delay: spec.slow_delay,
         };
-        let grace = bounds::settle(&config, spec.nodes, network_config.slow_delay, spec.partition.is_some());
+        let cut_off = spec.partition.is_some() || spec.clog.is_some();
+        let grace = bounds::settle(&config, spec.nodes, network_config.slow_delay, cut_off);
         let mut sim = Simulation {
             buf: vec![0; config.max_datagram_size],
             network: Network::new(network_config, ids as usize),
