@@ -13,7 +13,7 @@ fn log10_factor(n: u32) -> u32 {
 /// The shortest suspicion timeout at `n` live members (memberlist
 /// `suspicionTimeout`: `suspicion_mult * max(1, log10 n) * probe_interval`).
 pub fn suspicion_min(config: &Config, n: u32) -> Duration {
-    config.probe_interval * config.suspicion_mult * log10_factor(n)
+    config.probe_interval.saturating_mul(config.suspicion_mult.saturating_mul(log10_factor(n)))
 }
 
 /// The longest: `suspicion_max_timeout_mult` times the shortest with
@@ -21,7 +21,7 @@ pub fn suspicion_min(config: &Config, n: u32) -> Duration {
 pub fn suspicion_max(config: &Config, n: u32) -> Duration {
     let min = suspicion_min(config, n);
     if config.lifeguard {
-        min * config.suspicion_max_timeout_mult.max(1)
+        min.saturating_mul(config.suspicion_max_timeout_mult.max(1))
     } else {
         min
     }
@@ -34,7 +34,7 @@ pub fn push_pull_interval(config: &Config, n: u32) -> Duration {
         return config.push_pull_interval;
     }
     let multiplier = (n - 1).ilog2() + 1 - 5 + 1;
-    config.push_pull_interval * multiplier
+    config.push_pull_interval.saturating_mul(multiplier)
 }
 
 /// How long after a crash every live node must have declared it Failed:
@@ -42,10 +42,12 @@ pub fn push_pull_interval(config: &Config, n: u32) -> Duration {
 /// timeout, then the Failed claim's retransmissions, plus `extra` (the
 /// slow nodes' input delay) and five seconds of slack.
 pub fn detection(config: &Config, n: u32, extra: Duration) -> Duration {
-    let first_suspect = config.probe_interval * 5 + config.probe_timeout;
-    let retransmits = config.retransmit_mult * (log10_factor(n.saturating_add(1)) + 1);
-    let spread = config.gossip_interval * retransmits * 2;
-    first_suspect + suspicion_max(config, n) + spread + extra + Duration::from_secs(5)
+    let first_suspect = config.probe_interval.saturating_mul(5).saturating_add(config.probe_timeout);
+    let retransmits = config.retransmit_mult.saturating_mul(log10_factor(n.saturating_add(1)) + 1);
+    let spread = config.gossip_interval.saturating_mul(retransmits.saturating_mul(2));
+    [suspicion_max(config, n), spread, extra, Duration::from_secs(5)]
+        .into_iter()
+        .fold(first_suspect, Duration::saturating_add)
 }
 
 /// How long after the last fault every live node must agree on who is
@@ -54,7 +56,7 @@ pub fn detection(config: &Config, n: u32, extra: Duration) -> Duration {
 pub fn settle(config: &Config, n: u32, extra: Duration, partition: bool) -> Duration {
     let mut d = detection(config, n, extra);
     if partition {
-        d += push_pull_interval(config, n);
+        d = d.saturating_add(push_pull_interval(config, n));
     }
     d
 }
