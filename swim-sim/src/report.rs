@@ -140,6 +140,9 @@ pub struct Report {
     pub node_seconds: f64,
     /// Simulator speed: simulated node-seconds per wall second.
     pub node_seconds_per_wall_second: f64,
+    /// Wall microseconds per simulated node-second: the protocol's CPU cost
+    /// per node per second of its time, the simulator's own work included.
+    pub wall_micros_per_node_second: f64,
     /// Hex FNV-1a hash over every delivered datagram and every event, in order.
     pub trace_hash: String,
     /// Invariants broken, with the simulated time (at most 100 listed).
@@ -278,6 +281,7 @@ impl Report {
             peak_member_table: sim.peak_members(),
             node_seconds,
             node_seconds_per_wall_second: if wall_seconds > 0.0 { node_seconds / wall_seconds } else { 0.0 },
+            wall_micros_per_node_second: if node_seconds > 0.0 { wall_seconds * 1e6 / node_seconds } else { 0.0 },
             trace_hash: sim.trace_hash().hex(),
             invariant_violations: violations,
             expectations_failed: Vec::new(),
@@ -309,8 +313,11 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "simulated {:.0} s in {:.2} s wall ({:.0} node-seconds per second)",
-            self.simulated_seconds, self.wall_seconds, self.node_seconds_per_wall_second
+            "simulated {:.0} s in {:.2} s wall ({:.0} node-seconds per second, {:.1} µs per node-second)",
+            self.simulated_seconds,
+            self.wall_seconds,
+            self.node_seconds_per_wall_second,
+            self.wall_micros_per_node_second
         );
         match self.join_convergence_seconds {
             Some(t) => {
