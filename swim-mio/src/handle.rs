@@ -131,8 +131,10 @@ impl Handle {
 
     /// Like [`Handle::start`], with events handed to `on_event` on the
     /// node's own thread, in order. The callback MUST return promptly (the
-    /// protocol waits while it runs) and MUST NOT call this handle's
-    /// waiting methods.
+    /// protocol waits while it runs); this handle's waiting methods called
+    /// from it return [`Error::FromDriverThread`]. A callback that keeps a
+    /// clone of the handle keeps the node running until
+    /// [`Handle::shutdown`] is called.
     pub fn start_with_callback(
         options: Options,
         on_event: impl FnMut(Event) + Send + 'static,

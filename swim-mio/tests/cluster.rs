@@ -168,3 +168,27 @@ fn seeds_that_do_not_resolve_are_an_error() {
     assert_eq!(node.join(["no-such-host.invalid:1"]), Err(swim_mio::Error::NoSeedResolved));
     assert_eq!(node.join(Vec::<SocketAddr>::new()), Ok(0));
 }
+
+#[test]
+fn a_callback_that_calls_its_own_handle_gets_an_error_not_a_deadlock() {
+    let slot: Arc<Mutex<Option<Handle>>> = Arc::default();
+    let answers: Arc<Mutex<Vec<Result<usize, swim_mio::Error>>>> = Arc::default();
+    let (inner_slot, inner_answers) = (Arc::clone(&slot), Arc::clone(&answers));
+    let mut options = Options::new(local(), Config::local());
+    options.rng_seed = Some(51);
+    let node = Handle::start_with_callback(options, move |_event| {
+        if let Some(me) = inner_slot.lock().unwrap().as_ref() {
+            inner_answers.lock().unwrap().push(me.members().map(|m| m.len()));
+        }
+    })
+    .unwrap();
+    *slot.lock().unwrap() = Some(node.clone());
+    let (peer, _events) = start(52);
+    peer.join([node.local_addr()]).unwrap();
+    eventually(Duration::from_secs(15), "the callback ran", || !answers.lock().unwrap().is_empty());
+    assert_eq!(answers.lock().unwrap()[0], Err(swim_mio::Error::FromDriverThread));
+    // The callback's clone keeps the node alive until shut down explicitly.
+    node.shutdown();
+    assert!(node.is_stopped());
+    slot.lock().unwrap().take();
+}
