@@ -390,3 +390,29 @@ fn a_stale_accusation_about_another_member_is_corrected_at_its_sender() {
     );
     assert_eq!(n.stats().corrections, 1);
 }
+
+#[test]
+fn a_member_held_dead_that_speaks_is_told_it_is_dead() {
+    // Node 0 declared member 1 dead; member 1 never heard (nobody gossips
+    // to the dead) and keeps pinging node 0. Node 0 tells it first-hand.
+    let mut n = with_members(3, Config::lan());
+    let dead = Message::Update(Update {
+        member: NodeId(1),
+        state: State::Dead,
+        incarnation: 0,
+        instance: 0,
+        meta: &[],
+        accuser: Some(NodeId(2)),
+    });
+    send(&mut n, Instant::ZERO, NodeId(2), &[dead]);
+    outputs(&mut n);
+    // Long after the death was gossiped (and the news retired).
+    let later = Instant::from_secs(100);
+    run_timers(&mut n, later);
+    send(&mut n, later, NodeId(1), &[Message::Ping { seq: 5 }]);
+    let told = outputs(&mut n).into_iter().any(|(to, msgs)| {
+        to == NodeId(1)
+            && msgs.iter().any(|m| matches!(m, Message::Update(u) if u.member == NodeId(1) && u.state == State::Dead))
+    });
+    assert!(told, "the dead member was not told");
+}

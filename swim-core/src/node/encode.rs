@@ -60,10 +60,10 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 }
             }
         }
-        let header_and_primary = w.len();
+        let header = wire::frame_overhead(&self.config.label) - CHECKSUM_LEN;
         self.piggyback(&mut w, &to);
-        if primary.is_none() && w.len() == header_and_primary {
-            return None;
+        if w.len() == header {
+            return None; // a gossip round whose news ran out: nothing to say
         }
         let len = w.len();
         let len = wire::seal_in_place(buf, len)?;

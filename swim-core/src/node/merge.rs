@@ -287,10 +287,21 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
     }
 
+    /// A member we hold as dead just sent us a datagram: it is running. Tell
+    /// it first-hand that it is declared dead, so it refutes (memberlist
+    /// gossips to the recently dead for the same reason; this reaches a
+    /// member even when nobody else is left to gossip to it).
+    pub(super) fn correct_the_dead(&mut self, from: &A) {
+        let dead = self.members.handle(from).and_then(|h| self.members.get(h)).is_some_and(|e| e.state == State::Dead);
+        if dead {
+            self.correct(from, from, Origin::Gossip);
+        }
+    }
+
     /// Send our current claim about `about` to a sender whose claim was
     /// stale, once per datagram. Full-state exchanges need no correction:
     /// our own state goes back (or already went) in the exchange.
-    fn correct(&mut self, to: &A, about: &A, origin: Origin) {
+    pub(super) fn correct(&mut self, to: &A, about: &A, origin: Origin) {
         if origin != Origin::Gossip || self.corrected {
             return;
         }

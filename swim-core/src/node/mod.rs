@@ -458,6 +458,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
             }
         }
         self.heard_from = None;
+        if push_pull.is_none() {
+            self.correct_the_dead(&from);
+        }
         if let Some((reply_wanted, _join, exchange)) = push_pull {
             self.on_push_pull(&from, reply_wanted, exchange);
         }

@@ -25,6 +25,8 @@ pub struct Cluster {
     pub crashed: BTreeSet<u32>,
     /// Nodes whose every datagram, in and out, is lost.
     pub muted: BTreeSet<u32>,
+    /// One-way cuts: datagrams from the first node to the second are lost.
+    pub clogged: BTreeSet<(u32, u32)>,
     /// Every event, in order: (time, node, event).
     pub events: Vec<(Instant, u32, Event<NodeId>)>,
     /// Every datagram sent, in order: (time, from, to, bytes).
@@ -43,6 +45,7 @@ impl Cluster {
             latency: Duration::from_millis(1),
             crashed: BTreeSet::new(),
             muted: BTreeSet::new(),
+            clogged: BTreeSet::new(),
             events: Vec::new(),
             wire: Vec::new(),
             in_flight: BinaryHeap::new(),
@@ -125,7 +128,10 @@ impl Cluster {
                 break;
             }
             let Reverse((_, _, from, to, bytes)) = self.in_flight.pop().unwrap();
-            let lost = self.muted.contains(&from) || self.muted.contains(&to) || self.crashed.contains(&to);
+            let lost = self.muted.contains(&from)
+                || self.muted.contains(&to)
+                || self.crashed.contains(&to)
+                || self.clogged.contains(&(from, to));
             if lost {
                 continue;
             }
