@@ -104,24 +104,30 @@ fn decode_all<'a, A: Address>(body: &'a [u8], limits: Limits) -> (Vec<Message<'a
 /// Whatever decodes re-encodes to a datagram that decodes to the same
 /// messages, and encoding is a function of the value (twice the same bytes).
 fn round_trip<A: Address + PartialEq>(body: &[u8], label: &[u8], limits: Limits) {
-    let (msgs, _complete) = decode_all::<A>(body, limits);
+    let (msgs, complete) = decode_all::<A>(body, limits);
     if msgs.is_empty() {
         return;
     }
     let mut buf = vec![0u8; MAX_DATAGRAM_SIZE + 64];
     let len = wire::encode_datagram(&mut buf, label, &msgs).expect("a decoded body re-encodes");
     let again = wire::open_frame(&buf[..len], label, MAX_DATAGRAM_SIZE + 64).expect("a re-encoded frame opens");
-    let (decoded, complete) = decode_all::<A>(again, limits);
-    assert!(complete, "a re-encoded datagram does not decode: {msgs:?}");
+    let (decoded, whole) = decode_all::<A>(again, limits);
+    assert!(whole, "a re-encoded datagram does not decode: {msgs:?}");
     assert_eq!(decoded, msgs, "re-encoding changed the messages");
     let mut buf2 = vec![0u8; MAX_DATAGRAM_SIZE + 64];
     let len2 = wire::encode_datagram(&mut buf2, label, &decoded).expect("re-encodes");
     assert_eq!(&buf[..len], &buf2[..len2], "encoding is not deterministic");
+    if complete {
+        // One value, one encoding: a body that decodes whole is exactly
+        // what its messages encode to.
+        assert_eq!(again, body, "a body decoded from non-canonical bytes");
+    }
 }
 
 /// Arbitrary bytes into the datagram decoder: as a whole datagram, and as
 /// a message body framed properly (so the checksum passes). Never panics;
-/// whatever decodes round-trips, as `NodeId` and as `SocketAddr` members.
+/// whatever decodes round-trips, as `NodeId` and as `SocketAddr` members,
+/// and a body that decodes whole is the one encoding of its messages.
 ///
 /// Input: one byte of settings (bit 0: frame the rest as a body; bits 1-2:
 /// label; bit 3: small length limits), then the bytes.
