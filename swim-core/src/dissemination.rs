@@ -311,20 +311,11 @@ impl<A: Clone> Dissemination<A> {
     }
 }
 
-/// A destination's two bits for [`Dissemination::fill`]: FNV-1a over its
-/// wire encoding, then SplitMix64's finaliser, whose avalanche spreads the
-/// few bytes of an address over every bit (FNV alone leaves the bits used
-/// here nearly constant for short inputs, and a destination whose bits are
-/// always set would never be sent anything). Deterministic everywhere.
+/// A destination's two bits for [`Dissemination::fill`], from a well-mixed
+/// hash of its wire encoding (a destination whose bits were nearly always
+/// set would never be sent anything).
 pub(crate) fn destination_bits(encoded: &[u8]) -> u128 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in encoded {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^= h >> 31;
+    let h = crate::digest::mix64(encoded);
     (1u128 << (h & 127)) | (1u128 << ((h >> 7) & 127))
 }
 

@@ -73,6 +73,7 @@ extern crate alloc;
 mod addr;
 mod awareness;
 mod config;
+mod digest;
 mod dissemination;
 mod event;
 mod member;

@@ -416,3 +416,71 @@ fn a_member_held_dead_that_speaks_is_told_it_is_dead() {
     });
     assert!(told, "the dead member was not told");
 }
+
+/// A node `me` that knows members 0..=n (itself included), from a full-state reply.
+/// Probing is slowed to a crawl so nobody is suspected while the test waits
+/// for a periodic exchange (every 1 s here, scaled up for size).
+fn knowing(me: u32, n: u32) -> TestNode<NodeId> {
+    let mut config = Config::lan();
+    config.probe_interval = Duration::from_secs(10_000);
+    config.probe_timeout = Duration::from_secs(5_000);
+    config.push_pull_interval = Duration::from_secs(1);
+    let mut node = node(NodeId(me), config);
+    let from = if me == 0 { 1 } else { 0 };
+    let ids: Vec<u32> = (0..=n).filter(|&i| i != me).collect();
+    for chunk in ids.chunks(100) {
+        let mut msgs = vec![Message::PushPull { reply_wanted: false, join: false, exchange: 1 }];
+        msgs.extend(chunk.iter().map(|&i| alive(NodeId(i), 0)));
+        send(&mut node, Instant::ZERO, NodeId(from), &msgs);
+    }
+    outputs(&mut node);
+    events(&mut node);
+    node
+}
+
+/// Run `a`'s timers until it sends a digest; return it and its destination.
+fn first_digest(a: &mut TestNode<NodeId>) -> (NodeId, Vec<Message<'static, NodeId>>) {
+    for (_, to, msgs) in run_timers(a, Instant::from_secs(60)) {
+        if matches!(msgs.first(), Some(Message::Digest { reply_wanted: true, .. })) {
+            return (to, msgs);
+        }
+    }
+    panic!("no periodic digest exchange in 60 s");
+}
+
+#[test]
+fn a_periodic_exchange_between_agreeing_nodes_sends_only_digests() {
+    let mut a = knowing(0, 100);
+    let mut b = knowing(1, 100);
+    let (_, digest) = first_digest(&mut a);
+    send(&mut b, a.now(), NodeId(0), &digest);
+    let replies = outputs(&mut b);
+    assert_eq!(replies.len(), 1, "one digest back, no state: {replies:?}");
+    assert!(matches!(replies[0].1.first(), Some(Message::Digest { reply_wanted: false, .. })));
+}
+
+#[test]
+fn a_periodic_exchange_sends_only_the_buckets_that_differ() {
+    let mut a = knowing(0, 200);
+    let mut b = knowing(1, 200);
+    // b has newer news about member 77 than a.
+    send(&mut b, Instant::ZERO, NodeId(77), &[alive(NodeId(77), 3)]);
+    outputs(&mut b);
+    let (_, digest) = first_digest(&mut a);
+    send(&mut b, a.now(), NodeId(0), &digest);
+    let replies = outputs(&mut b);
+    let entries: Vec<NodeId> = replies
+        .iter()
+        .filter(|(_, m)| matches!(m.first(), Some(Message::PushPull { .. })))
+        .flat_map(|(_, m)| m.iter().filter_map(|m| if let Message::Update(u) = m { Some(u.member) } else { None }))
+        .collect();
+    assert!(entries.contains(&NodeId(77)), "the differing member is sent");
+    assert!(entries.len() < 40, "only its bucket is sent, not all 201 members: {}", entries.len());
+    // The digest b sent back lets a send what b lacks; a merges b's news.
+    let now = a.now();
+    for (to, msgs) in &replies {
+        assert_eq!(*to, NodeId(0));
+        send(&mut a, now, NodeId(1), msgs);
+    }
+    assert_eq!(a.member(&NodeId(77)).unwrap().incarnation, 3);
+}

@@ -85,3 +85,10 @@ fn broadcasts_and_push_pull_headers() {
     ];
     assert_eq!(datagram(b"", &m), "01 00 30 03 02 10 03 00 00 00 00 01 00 20 01 02 03 04 05 06 07 08 02 68 69");
 }
+
+#[test]
+fn digest_of_two_buckets() {
+    let hashes = [0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0x00, 0x01];
+    let m: [Message<'_, NodeId>; 1] = [Message::Digest { reply_wanted: true, exchange: 3, hashes: &hashes }];
+    assert_eq!(datagram(b"", &m), "01 00 31 01 03 01 de ad be ef 00 00 00 01");
+}

@@ -32,7 +32,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
             | Pending::Nack { to, .. }
             | Pending::PingReq { to, .. }
             | Pending::Gossip { to }
-            | Pending::Correction { to, .. } => to.clone(),
+            | Pending::Correction { to, .. }
+            | Pending::Digest { to, .. } => to.clone(),
         };
         let primary = match pending {
             Pending::Ping { seq, .. } => Some(Message::Ping { seq }),
@@ -45,6 +46,20 @@ impl<A: Address, R: RngCore> Node<A, R> {
                     return None;
                 }
                 None
+            }
+            Pending::Digest { reply_wanted, exchange, log2, .. } => {
+                let mut hashes = [0u8; 4 * crate::digest::MAX_BUCKETS];
+                let n = crate::digest::summarize(&self.members, log2, &mut hashes);
+                let m: Message<'_, A> = Message::Digest { reply_wanted, exchange, hashes: hashes.get(..n)? };
+                if m.encode(&mut w).is_err() {
+                    return self.too_small();
+                }
+                // The digest stands alone: what rides after it is not
+                // state the receiver should compare against it.
+                let written = w.len();
+                let len = wire::seal_in_place(buf, written)?;
+                self.stats.sent.push_pull += 1;
+                return Some(self.count_out(to, len));
             }
         };
         if let Some(m) = &primary {
@@ -172,7 +187,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         let mut wrote_any = false;
         while send.cursor < capacity {
-            if let Some(e) = self.members.get(send.cursor) {
+            let wanted = |e: &crate::member::Entry<A>| send.only.as_ref().is_none_or(|only| only.contains(&e.addr));
+            if let Some(e) = self.members.get(send.cursor).filter(|e| wanted(e)) {
                 let mark = w.len();
                 let accuser = accuser_of(&self.suspicions, send.cursor, &self.addr);
                 let r =
@@ -193,6 +209,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         let to = send.to.clone();
         let done = send.cursor >= capacity;
+        if !wrote_any {
+            return None; // nothing (more) in the wanted buckets: the caller drops it
+        }
         if done {
             self.push_pull_sends.pop_front();
         }

@@ -8,6 +8,7 @@ use rand_core::RngCore;
 
 use super::{Node, Pending};
 use crate::addr::Address;
+use crate::digest::{self, BucketSet};
 use crate::member::State;
 use crate::time::Instant;
 
@@ -49,6 +50,8 @@ pub(crate) struct PushPullSend<A> {
     pub exchange: u32,
     /// The next member handle to encode.
     pub cursor: u32,
+    /// Only members in these buckets (answering a digest), or all.
+    pub only: Option<BucketSet>,
 }
 
 /// A Dead or Left member to forget at `due`, if it is still that member in
@@ -104,6 +107,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             join,
             exchange: self.next_exchange,
             cursor: 0,
+            only: None,
         });
     }
 
@@ -134,6 +138,54 @@ impl<A: Address, R: RngCore> Node<A, R> {
             join: false,
             exchange,
             cursor: 0,
+            only: None,
+        });
+    }
+
+    /// A periodic or follow-up exchange: the whole table when it is small,
+    /// else a digest first so only what differs is sent.
+    fn start_exchange(&mut self, to: A) {
+        if self.members.len() <= digest::MIN_MEMBERS {
+            self.start_push_pull(to, false);
+            return;
+        }
+        self.next_exchange = self.next_exchange.wrapping_add(1);
+        self.stats.push_pulls += 1;
+        let log2 = digest::bucket_log2(self.members.len());
+        self.queue_transmit(Pending::Digest { to, reply_wanted: true, exchange: self.next_exchange, log2 });
+    }
+
+    /// A peer's digest: send our members in the buckets that differ and, on
+    /// the first leg, our own digest so the peer sends us what we lack.
+    pub(super) fn on_digest(&mut self, from: &A, reply_wanted: bool, exchange: u32, hashes: &[u8]) {
+        if reply_wanted {
+            if self.replied.iter().any(|(a, e)| a == from && *e == exchange) {
+                return;
+            }
+            if self.replied.len() >= REPLIED_MEMORY {
+                self.replied.pop_front();
+            }
+            self.replied.push_back((from.clone(), exchange));
+        }
+        let differing = BucketSet::differing(&self.members, hashes);
+        if reply_wanted {
+            let log2 = differing.log2;
+            self.queue_transmit(Pending::Digest { to: from.clone(), reply_wanted: false, exchange, log2 });
+        }
+        if differing.is_empty() {
+            return;
+        }
+        if self.push_pull_sends.len() >= self.config.max_push_pull_sends {
+            self.stats.push_pull_refused += 1;
+            return;
+        }
+        self.push_pull_sends.push_back(PushPullSend {
+            to: from.clone(),
+            reply_wanted: false,
+            join: false,
+            exchange,
+            cursor: 0,
+            only: Some(differing),
         });
     }
 
@@ -147,7 +199,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         let peers = self.random_peers(1, None, true);
         if let Some(to) = peers.first().and_then(|&h| self.members.get(h)).map(|e| e.addr.clone()) {
-            self.start_push_pull(to, false);
+            self.start_exchange(to);
         }
     }
 
@@ -160,7 +212,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         let peers = self.random_peers(1, None, false);
         if let Some(to) = peers.first().and_then(|&h| self.members.get(h)).map(|e| e.addr.clone()) {
-            self.start_push_pull(to, false);
+            self.start_exchange(to);
         }
         let round = follow_up.round + 1;
         if round < MAX_FOLLOW_UPS {

@@ -149,6 +149,13 @@ pub(crate) enum Pending<A> {
         to: A,
         about: A,
     },
+    /// A digest of our member table (see [`crate::digest`]).
+    Digest {
+        to: A,
+        reply_wanted: bool,
+        exchange: u32,
+        log2: u8,
+    },
 }
 
 /// How a datagram's claims reached us, which decides what we re-gossip and
@@ -455,6 +462,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
                         push_pull = Some((reply_wanted, join, exchange));
                     }
                 }
+                Message::Digest { reply_wanted, exchange, hashes } => {
+                    self.on_digest(&from, reply_wanted, exchange, hashes);
+                }
             }
         }
         self.heard_from = None;
@@ -757,7 +767,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             Message::Ack { .. } => k.ack += 1,
             Message::Nack { .. } => k.nack += 1,
             Message::PingReq { .. } => k.ping_req += 1,
-            Message::PushPull { .. } => k.push_pull += 1,
+            Message::PushPull { .. } | Message::Digest { .. } => k.push_pull += 1,
             Message::Update(_) | Message::User { .. } => k.gossip += 1,
         }
     }

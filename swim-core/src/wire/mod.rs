@@ -74,7 +74,11 @@ pub(crate) mod tag {
     pub const LEFT: u8 = 0x13;
     pub const USER: u8 = 0x20;
     pub const PUSH_PULL: u8 = 0x30;
+    pub const DIGEST: u8 = 0x31;
 }
+
+/// The most buckets a digest carries, as a power of two (256 buckets, 1 KiB).
+pub const MAX_DIGEST_LOG2: u8 = 8;
 
 /// Flag bits of a push-pull header.
 pub(crate) mod push_pull_flags {
@@ -141,6 +145,21 @@ pub enum Message<'a, A> {
         id: u64,
         /// The application's bytes.
         payload: &'a [u8],
+    },
+    /// A summary of the sender's member table: members are spread over
+    /// `hashes.len() / 4` buckets by a hash of their address, and each
+    /// bucket's 32-bit hash sums its members' (address, state, incarnation).
+    /// The receiver answers with its members in the buckets that differ
+    /// (and, if a reply is wanted, its own digest), so a state exchange
+    /// between nodes that agree costs two small datagrams instead of the
+    /// whole table both ways.
+    Digest {
+        /// The sender wants the receiver's digest back (the first leg).
+        reply_wanted: bool,
+        /// Identifies the exchange.
+        exchange: u32,
+        /// The bucket hashes, four big-endian bytes each; a power-of-two count.
+        hashes: &'a [u8],
     },
     /// Starts one datagram of a full-state exchange; the updates after it in
     /// the same datagram are the sender's state.
@@ -224,6 +243,19 @@ impl<'a, A: Address> Message<'a, A> {
                     exchange,
                 }
             }
+            tag::DIGEST => {
+                let flags = r.u8()?;
+                if flags & !push_pull_flags::REPLY_WANTED != 0 {
+                    return Err(DecodeError::BadValue);
+                }
+                let exchange = r.varint_u32()?;
+                let log2 = r.u8()?;
+                if log2 > MAX_DIGEST_LOG2 {
+                    return Err(DecodeError::BadValue);
+                }
+                let hashes = r.take(4usize << log2)?;
+                Message::Digest { reply_wanted: flags & push_pull_flags::REPLY_WANTED != 0, exchange, hashes }
+            }
             _ => return Err(DecodeError::UnknownMessage),
         })
     }
@@ -257,6 +289,18 @@ impl<'a, A: Address> Message<'a, A> {
                 w.u8(tag::USER)?;
                 w.put(&id.to_be_bytes())?;
                 w.bytes_with_len(payload)
+            }
+            Message::Digest { reply_wanted, exchange, hashes } => {
+                let buckets = hashes.len() / 4;
+                let log2 = buckets.checked_ilog2().unwrap_or(0);
+                if hashes.len() % 4 != 0 || !buckets.is_power_of_two() || log2 > u32::from(MAX_DIGEST_LOG2) {
+                    return Err(NoRoom);
+                }
+                w.u8(tag::DIGEST)?;
+                w.u8(u8::from(*reply_wanted))?;
+                w.varint(u64::from(*exchange))?;
+                w.u8(log2 as u8)?;
+                w.put(hashes)
             }
             Message::PushPull { reply_wanted, join, exchange } => {
                 w.u8(tag::PUSH_PULL)?;
