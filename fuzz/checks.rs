@@ -591,14 +591,15 @@ pub fn check_sim(data: &[u8]) {
 }
 
 /// Whether [`check_sim`] requires every live node to be seen live by every
-/// other once the faults stop. Off while this finding is open (see
-/// `fuzz/README.md`): a live member falsely declared Dead is healed only by
-/// a push-pull exchange with a random member, tombstones included, so in a
-/// small cluster whose other members crashed it can take several
-/// push-pull intervals, longer than the simulator's settle bound (e.g.
-/// `cargo run --release -p swim-sim -- --scenario churn --seed
-/// 18446744073693953283 --nodes 3 --duration 94 --profile lan --loss 0.18
-/// --duplicate 0 --latency 0..0 --slow 0 --crash none --partition none`).
+/// other once the faults stop. Off while two findings are open (see
+/// `fuzz/README.md`; with it on the sim target fails within a minute):
+/// a partition longer than `tombstone_timeout` never heals, because each
+/// side forgets the other and nothing reconnects them; and anti-entropy
+/// (push-pull with a random member, tombstones included) can take several
+/// intervals, longer than the simulator's settle bound, in a small cluster
+/// where most other members crashed. Reproduce either with the swim-sim
+/// command lines in the README, or flip this and replay
+/// `corpus/sim/partition-longer-than-tombstones`.
 pub const ASSERT_LIVE_NODES_SEEN: bool = false;
 
 // ----- the seed corpus --------------------------------------------------------
