@@ -207,3 +207,21 @@ fn a_leave_completes_in_a_cluster_of_two() {
     assert!(c.run_until(secs(5), |c| c.nodes[&1].leave_complete()), "the Left claim was never sent enough");
     assert_eq!(c.view(0, 1), Some(State::Left));
 }
+
+#[test]
+fn a_partition_that_outlasts_the_tombstones_still_heals_through_the_seeds() {
+    let mut c = Cluster::joined(10, 6, Config::local());
+    assert!(c.run_until(secs(5), Cluster::converged));
+    let (a, b) = ([0u32, 1, 2], [3u32, 4, 5]);
+    for x in a {
+        for y in b {
+            c.clogged.insert((x, y));
+            c.clogged.insert((y, x));
+        }
+    }
+    // local: tombstones live 60 s; both sides forget each other.
+    c.run_for(secs(120));
+    assert_eq!(c.view(0, 3), None, "the other side was reaped");
+    c.clogged.clear();
+    assert!(c.run_until(secs(90), Cluster::converged), "the halves never found each other again");
+}

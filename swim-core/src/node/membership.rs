@@ -197,10 +197,36 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if self.leaving {
             return;
         }
+        // Every other round, a seed we do not hold as live, if any: after
+        // a partition that outlasted the tombstones, the two sides have
+        // forgotten each other and the seeds are the only way back
+        // (memberlist leaves this to operators re-joining by hand).
+        self.periodic_rounds = self.periodic_rounds.wrapping_add(1);
+        if self.periodic_rounds % 2 == 0 {
+            if let Some(seed) = self.absent_seed() {
+                self.start_push_pull(seed, false);
+                return;
+            }
+        }
         let peers = self.random_peers(1, None, true);
         if let Some(to) = peers.first().and_then(|&h| self.members.get(h)).map(|e| e.addr.clone()) {
             self.start_exchange(to);
         }
+    }
+
+    /// A seed that is not a live member in our view, starting from a
+    /// random one so several absent seeds all get tried.
+    fn absent_seed(&mut self) -> Option<A> {
+        let n = self.seeds.len() as u32;
+        if n == 0 {
+            return None;
+        }
+        let start = self.random_below(n) as usize;
+        (0..self.seeds.len()).map(|i| (start + i) % self.seeds.len()).find_map(|i| {
+            let seed = self.seeds.get(i)?;
+            let live = self.members.handle(seed).and_then(|h| self.members.get(h)).is_some_and(|e| e.state.is_live());
+            (!live).then(|| seed.clone())
+        })
     }
 
     pub(super) fn join_follow_up(&mut self) {
