@@ -591,16 +591,10 @@ pub fn check_sim(data: &[u8]) {
 }
 
 /// Whether [`check_sim`] requires every live node to be seen live by every
-/// other once the faults stop. Off while two findings are open (see
-/// `fuzz/README.md`; with it on the sim target fails within a minute):
-/// a partition longer than `tombstone_timeout` never heals, because each
-/// side forgets the other and nothing reconnects them; and anti-entropy
-/// (push-pull with a random member, tombstones included) can take several
-/// intervals, longer than the simulator's settle bound, in a small cluster
-/// where most other members crashed. Reproduce either with the swim-sim
-/// command lines in the README, or flip this and replay
-/// `corpus/sim/partition-longer-than-tombstones`.
-pub const ASSERT_LIVE_NODES_SEEN: bool = false;
+/// other once the faults stop. It found two liveness bugs in swim-core,
+/// since fixed (see `fuzz/README.md`; their inputs are replayed from
+/// `artifacts-found/sim/`). Turn it off only to chase another finding.
+pub const ASSERT_LIVE_NODES_SEEN: bool = true;
 
 // ----- the seed corpus --------------------------------------------------------
 
