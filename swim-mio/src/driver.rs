@@ -14,17 +14,13 @@ use std::time::{Duration, Instant as StdInstant};
 
 use mio::net::UdpSocket;
 use mio::{Events as MioEvents, Interest, Poll, Token, Waker};
-use rand_core::{OsRng, SeedableRng, TryRngCore};
-use rand_xoshiro::Xoshiro256PlusPlus;
-use swim_core::{Node, State};
+use swim_driver::node::{is_unreachable, is_unreachable_on_receive};
+use swim_driver::{DriverNode, LeaveOutcome, Options, PendingLeaves};
 
-use crate::clock::Clock;
 use crate::error::{Error, StartError};
-use crate::handle::{Command, LeaveOutcome, MemberInfo};
+use crate::handle::Command;
 use crate::log::{log_debug, log_warn};
-use crate::net;
-use crate::options::Options;
-use crate::stats::{DriverStats, MemberCounts, Stats};
+use crate::stats::{DriverStats, Stats};
 use crate::Event;
 
 const SOCKET: Token = Token(0);
@@ -39,8 +35,6 @@ const RECV_BATCH: usize = 256;
 /// so an error that does not clear cannot spin a core.
 const RECV_ERROR_STREAK: u32 = 32;
 const ERROR_PAUSE: Duration = Duration::from_millis(20);
-
-type SwimNode = Node<SocketAddr, Xoshiro256PlusPlus>;
 
 /// Where events go.
 pub(crate) enum Sink {
@@ -59,25 +53,16 @@ pub(crate) struct Started {
     pub(crate) bound: SocketAddr,
 }
 
-/// A caller waiting in [`crate::Handle::leave`].
-struct PendingLeave {
-    deadline: StdInstant,
-    reply: SyncSender<LeaveOutcome>,
-}
-
 struct Driver {
-    node: SwimNode,
+    node: DriverNode,
     socket: UdpSocket,
-    /// The socket's own address (its family decides address forms).
-    bound: SocketAddr,
     poll: Poll,
-    clock: Clock,
     commands: Receiver<Command>,
     sink: Sink,
-    out: Vec<u8>,
     recv_buf: Vec<u8>,
     stats: DriverStats,
-    leaves: Vec<PendingLeave>,
+    /// Callers waiting in [`crate::Handle::leave`].
+    leaves: PendingLeaves<SyncSender<LeaveOutcome>>,
     /// Reading stopped before the socket was drained: read again then.
     read_again_at: Option<StdInstant>,
     recv_error_streak: u32,
@@ -88,40 +73,24 @@ pub(crate) fn spawn(options: Options, sink: Sink) -> Result<Started, StartError>
     options.config.validate().map_err(StartError::Config)?;
     let mut socket = UdpSocket::bind(options.bind).map_err(|source| StartError::Bind { addr: options.bind, source })?;
     let bound = socket.local_addr().map_err(|source| StartError::Bind { addr: options.bind, source })?;
-    let mut identity = net::canonical(options.advertise.unwrap_or(bound));
-    if identity.port() == 0 {
-        identity.set_port(bound.port());
-    }
-    if identity.ip().is_unspecified() {
-        return Err(StartError::UnspecifiedAdvertise(identity));
-    }
+    let identity = swim_driver::addr::identity(options.advertise, bound).map_err(StartError::UnspecifiedAdvertise)?;
     let poll = Poll::new().map_err(StartError::Setup)?;
     poll.registry().register(&mut socket, SOCKET, Interest::READABLE).map_err(StartError::Setup)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(StartError::Setup)?);
 
-    let rng_seed = options.rng_seed.unwrap_or_else(os_seed);
-    let clock = Clock::start();
-    let mut node =
-        Node::new(identity, options.config.clone(), Xoshiro256PlusPlus::seed_from_u64(rng_seed), clock.now())
-            .map_err(StartError::Config)?;
-    if !options.metadata.is_empty() {
-        node.set_metadata(clock.now(), &options.metadata).map_err(StartError::Metadata)?;
-    }
-    log_debug!("swim node {identity} started on {bound}, rng seed {rng_seed}");
+    let node = DriverNode::start(&options, bound)?;
+    log_debug!("swim node {identity} started on {bound}, rng seed {}", node.rng_seed());
 
     let (commands_tx, commands) = mpsc::channel();
     let driver = Driver {
         node,
         socket,
-        bound,
         poll,
-        clock,
         commands,
         sink,
-        out: vec![0u8; options.config.max_datagram_size],
         recv_buf: vec![0u8; RECV_BUFFER],
         stats: DriverStats::default(),
-        leaves: Vec::new(),
+        leaves: PendingLeaves::default(),
         read_again_at: None,
         recv_error_streak: 0,
     };
@@ -130,15 +99,6 @@ pub(crate) fn spawn(options: Options, sink: Sink) -> Result<Started, StartError>
         .spawn(move || driver.run())
         .map_err(StartError::Setup)?;
     Ok(Started { commands: commands_tx, waker, thread, identity, bound })
-}
-
-/// A seed for the node's RNG from the operating system, or from the clock
-/// if the OS cannot provide one.
-fn os_seed() -> u64 {
-    OsRng.try_next_u64().unwrap_or_else(|_| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id())
-    })
 }
 
 impl Driver {
@@ -166,14 +126,13 @@ impl Driver {
             if !self.on_commands() {
                 break;
             }
-            let now = self.clock.now();
-            if self.node.poll_timeout().is_some_and(|t| t <= now) {
-                self.node.handle_timeout(now);
+            if self.node.timeout_due() {
+                self.node.handle_timeout();
                 self.after_input();
             }
             self.settle_leaves();
         }
-        let addr = *self.node.local_addr();
+        let addr = self.node.identity();
         // Dropping the driver closes the socket before the thread ends, so
         // whoever joins the thread can rebind the port at once.
         drop(self);
@@ -183,10 +142,10 @@ impl Driver {
     /// How long the poller may wait: until the node's deadline, a leave's
     /// timeout or a deferred read, whichever is first.
     fn next_wait(&self) -> Option<Duration> {
-        let now = self.clock.now();
-        let node = self.node.poll_timeout().map(|t| self.clock.wait_until(now, t));
+        let now = self.node.now();
+        let node = self.node.poll_timeout().map(|t| self.node.clock().wait_until(now, t));
         let std_now = StdInstant::now();
-        let others = self.leaves.iter().map(|l| l.deadline).chain(self.read_again_at).min();
+        let others = self.leaves.next_deadline().into_iter().chain(self.read_again_at).min();
         let others = others.map(|t| t.saturating_duration_since(std_now));
         [node, others].into_iter().flatten().min()
     }
@@ -199,8 +158,7 @@ impl Driver {
             match self.socket.recv_from(&mut self.recv_buf) {
                 Ok((len, from)) => {
                     self.recv_error_streak = 0;
-                    let from = net::canonical(from);
-                    if let Err(why) = self.node.handle_datagram(self.clock.now(), from, &self.recv_buf[..len]) {
+                    if let (from, Err(why)) = self.node.handle_datagram(from, &self.recv_buf[..len]) {
                         log_debug!("datagram of {len} bytes from {from} refused: {why}");
                     }
                     self.after_input();
@@ -210,13 +168,10 @@ impl Driver {
                 Err(e) => {
                     self.stats.receive_errors += 1;
                     self.recv_error_streak += 1;
-                    match e.kind() {
-                        // An ICMP error for an earlier send, reported on this socket.
-                        io::ErrorKind::ConnectionRefused
-                        | io::ErrorKind::ConnectionReset
-                        | io::ErrorKind::HostUnreachable
-                        | io::ErrorKind::NetworkUnreachable => log_debug!("receive failed: {e}"),
-                        _ => log_warn!("receive failed: {e}"),
+                    if is_unreachable_on_receive(&e) {
+                        log_debug!("receive failed: {e}");
+                    } else {
+                        log_warn!("receive failed: {e}");
                     }
                     if self.recv_error_streak >= RECV_ERROR_STREAK {
                         self.recv_error_streak = 0;
@@ -243,45 +198,27 @@ impl Driver {
     }
 
     fn on_command(&mut self, cmd: Command) {
-        let now = self.clock.now();
+        let now = self.node.now();
         match cmd {
             Command::Join { seeds, reply } => {
-                self.node.join(now, &seeds);
+                self.node.node_mut().join(now, &seeds);
                 let _ = reply.send(());
             }
             Command::Leave { timeout, reply } => {
-                self.node.leave(now);
-                self.leaves.push(PendingLeave { deadline: StdInstant::now() + timeout, reply });
+                self.node.node_mut().leave(now);
+                self.leaves.push(StdInstant::now() + timeout, reply);
             }
             Command::Members { reply } => {
-                let members = self
-                    .node
-                    .members()
-                    .map(|m| MemberInfo {
-                        addr: *m.addr,
-                        state: m.state,
-                        incarnation: m.incarnation,
-                        meta: swim_core::Bytes::copy_from_slice(m.meta),
-                        is_local: m.is_local,
-                    })
-                    .collect();
-                let _ = reply.send(members);
+                let _ = reply.send(self.node.members());
             }
             Command::LocalMember { reply } => {
-                let m = self.node.local_member();
-                let _ = reply.send(MemberInfo {
-                    addr: m.addr,
-                    state: m.state,
-                    incarnation: m.incarnation,
-                    meta: m.meta,
-                    is_local: true,
-                });
+                let _ = reply.send(self.node.local_member());
             }
             Command::SetMetadata { meta, reply } => {
-                let _ = reply.send(self.node.set_metadata(now, &meta).map_err(Error::from));
+                let _ = reply.send(self.node.node_mut().set_metadata(now, &meta).map_err(Error::from));
             }
             Command::Broadcast { payload, reply } => {
-                let _ = reply.send(self.node.broadcast(now, &payload).map_err(Error::from));
+                let _ = reply.send(self.node.node_mut().broadcast(now, &payload).map_err(Error::from));
             }
             Command::Stats { reply } => {
                 let _ = reply.send(self.snapshot());
@@ -293,67 +230,43 @@ impl Driver {
     }
 
     fn snapshot(&self) -> Stats {
-        Stats {
-            core: self.node.stats().clone(),
-            driver: self.stats,
-            members: MemberCounts {
-                alive: self.node.count(State::Alive),
-                suspect: self.node.count(State::Suspect),
-                failed: self.node.count(State::Dead),
-                left: self.node.count(State::Left),
-            },
-            local_health: self.node.local_health(),
-        }
+        self.node.snapshot(self.stats)
     }
 
     /// Drain the node's outputs: datagrams into the socket, events to the
     /// application.
     fn after_input(&mut self) {
-        while let Some(tx) = self.node.poll_transmit(&mut self.out) {
-            let to = net::for_socket(self.bound, tx.to);
-            match self.socket.send_to(&self.out[..tx.len], to) {
+        while let Some(tx) = self.node.poll_transmit() {
+            match self.socket.send_to(tx.payload, tx.to) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.stats.send_would_block += 1,
                 Err(e) => {
                     self.stats.send_errors += 1;
-                    match e.kind() {
-                        io::ErrorKind::ConnectionRefused
-                        | io::ErrorKind::HostUnreachable
-                        | io::ErrorKind::NetworkUnreachable => log_debug!("send to {} failed: {e}", tx.to),
-                        _ => log_warn!("send to {} failed: {e}", tx.to),
+                    if is_unreachable(&e) {
+                        log_debug!("send to {} failed: {e}", tx.member);
+                    } else {
+                        log_warn!("send to {} failed: {e}", tx.member);
                     }
                 }
             }
         }
-        while let Some(event) = self.node.poll_event() {
-            match &mut self.sink {
-                Sink::Channel(tx) => match tx.try_send(event) {
-                    Ok(()) => self.stats.events_published += 1,
-                    Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.stats.events_dropped += 1,
-                },
-                Sink::Callback(f) => {
-                    f(event);
-                    self.stats.events_published += 1;
-                }
+        let (stats, sink) = (&mut self.stats, &mut self.sink);
+        self.node.drain_events(|event| match sink {
+            Sink::Channel(tx) => match tx.try_send(event) {
+                Ok(()) => stats.events_published += 1,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => stats.events_dropped += 1,
+            },
+            Sink::Callback(f) => {
+                f(event);
+                stats.events_published += 1;
             }
-        }
+        });
     }
 
     fn settle_leaves(&mut self) {
-        if self.leaves.is_empty() {
-            return;
-        }
-        if self.node.leave_complete() {
-            for l in self.leaves.drain(..) {
-                let _ = l.reply.send(LeaveOutcome::Disseminated);
-            }
-            return;
-        }
-        let now = StdInstant::now();
-        let (due, waiting): (Vec<_>, Vec<_>) = self.leaves.drain(..).partition(|l| l.deadline <= now);
-        self.leaves = waiting;
-        for l in due {
-            let _ = l.reply.send(LeaveOutcome::TimedOut);
-        }
+        let complete = self.node.node().leave_complete();
+        self.leaves.settle(complete, StdInstant::now(), |reply, outcome| {
+            let _ = reply.send(outcome);
+        });
     }
 }

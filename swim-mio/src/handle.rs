@@ -9,11 +9,10 @@ use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
 
 use mio::Waker;
-use swim_core::{Bytes, State};
+use swim_driver::{LeaveOutcome, MemberInfo, Options};
 
 use crate::driver::{self, Sink};
 use crate::error::{Error, StartError};
-use crate::options::Options;
 use crate::stats::Stats;
 use crate::Event;
 
@@ -22,31 +21,6 @@ use crate::Event;
 /// and counted in `DriverStats::events_dropped`; the protocol never waits
 /// for the application. Disconnects when the node stops.
 pub type Events = Receiver<Event>;
-
-/// One member as a node sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberInfo {
-    /// Its address, which is its identity.
-    pub addr: SocketAddr,
-    /// What this node believes about it.
-    pub state: State,
-    /// Its incarnation.
-    pub incarnation: u32,
-    /// Its metadata.
-    pub meta: Bytes,
-    /// Whether it is this node.
-    pub is_local: bool,
-}
-
-/// How a graceful leave ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaveOutcome {
-    /// The Left claim was sent its full retransmit count (or nobody was
-    /// left to tell).
-    Disseminated,
-    /// The timeout passed first; the claim went out at least partly.
-    TimedOut,
-}
 
 /// What the application asks of the node's thread. Each carries a
 /// one-shot reply channel (capacity one, so the driver never blocks on it).
@@ -186,7 +160,7 @@ impl Handle {
     /// [`Handle::members`]); the node retries them with backoff. No seeds
     /// starts a new cluster.
     pub fn join<S: ToSocketAddrs>(&self, seeds: impl IntoIterator<Item = S>) -> Result<usize, Error> {
-        let (given, seeds) = crate::net::resolve(seeds, self.shared.bound);
+        let (given, seeds) = swim_driver::addr::resolve(seeds, self.shared.bound);
         if given > 0 && seeds.is_empty() {
             return Err(Error::NoSeedResolved);
         }

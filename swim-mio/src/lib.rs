@@ -33,21 +33,18 @@
 //! [`Handle::join`] on the caller's thread, so the loop never blocks on a
 //! resolver.
 
-mod clock;
 mod driver;
 mod error;
 mod handle;
 mod log;
-pub mod meta;
-mod net;
-mod options;
 mod stats;
 
 pub use error::{Error, StartError};
-pub use handle::{Events, Handle, LeaveOutcome, MemberInfo};
-pub use options::Options;
+pub use handle::{Events, Handle};
 pub use stats::{DriverStats, MemberCounts, Stats};
 pub use swim_core::{Config, State};
+pub use swim_driver::meta;
+pub use swim_driver::{LeaveOutcome, MemberInfo, Options};
 
 /// A membership event about members known by their socket address.
 pub type Event = swim_core::Event<std::net::SocketAddr>;

@@ -9,21 +9,18 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rand_core::{OsRng, SeedableRng, TryRngCore};
-use rand_xoshiro::Xoshiro256PlusPlus;
-use swim_core::{Event, Node, State};
+use swim_core::Event;
+use swim_driver::node::{is_unreachable, is_unreachable_on_receive};
+use swim_driver::{DriverNode, LeaveOutcome, Options, PendingLeaves};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tracing::{debug, info, warn};
 
-use crate::clock::Clock;
 use crate::error::{Error, StartError};
-use crate::handle::{Command, LeaveOutcome, MemberInfo};
-use crate::net;
-use crate::options::Options;
+use crate::handle::Command;
 use crate::seed::{self, Seed};
-use crate::stats::{DriverStats, MemberCounts, Stats};
+use crate::stats::{DriverStats, Stats};
 
 /// Large enough for any UDP payload, so an oversized datagram reaches the
 /// node whole and is refused (and counted) there instead of being cut.
@@ -35,19 +32,11 @@ const RECV_ERROR_PAUSE: Duration = Duration::from_millis(20);
 /// Commands queued before senders wait.
 const COMMAND_CAPACITY: usize = 64;
 
-type SwimNode = Node<SocketAddr, Xoshiro256PlusPlus>;
-
 /// The result of resolving the seeds of one join (or one retry round).
 struct Resolved {
     generation: u64,
     addrs: Vec<SocketAddr>,
     reply: Option<oneshot::Sender<Result<usize, Error>>>,
-}
-
-/// A caller waiting in [`crate::Handle::leave`].
-struct PendingLeave {
-    deadline: TokioInstant,
-    reply: oneshot::Sender<LeaveOutcome>,
 }
 
 /// What woke the loop.
@@ -59,13 +48,9 @@ enum Input {
 }
 
 struct Driver {
-    node: SwimNode,
+    node: DriverNode,
     socket: UdpSocket,
-    /// The socket's own address (its family decides address forms).
-    bound: SocketAddr,
-    clock: Clock,
     events: broadcast::Sender<Event<SocketAddr>>,
-    out: Vec<u8>,
     stats: DriverStats,
     seeds: Vec<Seed>,
     generation: u64,
@@ -74,7 +59,8 @@ struct Driver {
     join_attempts_seen: u64,
     re_resolve_at: Option<TokioInstant>,
     resolved_tx: mpsc::UnboundedSender<Resolved>,
-    leaves: Vec<PendingLeave>,
+    /// Callers waiting in [`crate::Handle::leave`].
+    leaves: PendingLeaves<oneshot::Sender<LeaveOutcome>>,
     recv_error_streak: u32,
 }
 
@@ -86,22 +72,9 @@ pub(crate) async fn spawn(
     let socket =
         UdpSocket::bind(options.bind).await.map_err(|source| StartError::Bind { addr: options.bind, source })?;
     let bound = socket.local_addr().map_err(|source| StartError::Bind { addr: options.bind, source })?;
-    let mut identity = net::canonical(options.advertise.unwrap_or(bound));
-    if identity.port() == 0 {
-        identity.set_port(bound.port());
-    }
-    if identity.ip().is_unspecified() {
-        return Err(StartError::UnspecifiedAdvertise(identity));
-    }
-    let rng_seed = options.rng_seed.unwrap_or_else(os_seed);
-    let clock = Clock::start();
-    let mut node =
-        Node::new(identity, options.config.clone(), Xoshiro256PlusPlus::seed_from_u64(rng_seed), clock.now())
-            .map_err(StartError::Config)?;
-    if !options.metadata.is_empty() {
-        node.set_metadata(clock.now(), &options.metadata).map_err(StartError::Metadata)?;
-    }
-    info!(addr = %identity, bound = %bound, rng_seed, "swim node started");
+    let node = DriverNode::start(&options, bound)?;
+    let identity = node.identity();
+    info!(addr = %identity, bound = %bound, rng_seed = node.rng_seed(), "swim node started");
 
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAPACITY);
     let (events, _) = broadcast::channel(options.event_capacity.max(1));
@@ -110,10 +83,7 @@ pub(crate) async fn spawn(
     let driver = Driver {
         node,
         socket,
-        bound,
-        clock,
         events,
-        out: vec![0u8; options.config.max_datagram_size],
         stats: DriverStats::default(),
         seeds: Vec::new(),
         generation: 0,
@@ -122,20 +92,11 @@ pub(crate) async fn spawn(
         join_attempts_seen: 0,
         re_resolve_at: None,
         resolved_tx,
-        leaves: Vec::new(),
+        leaves: PendingLeaves::default(),
         recv_error_streak: 0,
     };
     tokio::spawn(driver.run(commands_rx, resolved_rx));
     Ok((commands_tx, weak, identity))
-}
-
-/// A seed for the node's RNG from the operating system, or from the clock
-/// if the OS cannot provide one.
-fn os_seed() -> u64 {
-    OsRng.try_next_u64().unwrap_or_else(|_| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id())
-    })
 }
 
 async fn sleep_until(deadline: Option<TokioInstant>) {
@@ -167,20 +128,19 @@ impl Driver {
                 Input::Resolved(r) => self.on_resolved(r),
                 Input::Datagram(Ok((len, from))) => {
                     self.recv_error_streak = 0;
-                    let from = net::canonical(from);
-                    if let Err(why) = self.node.handle_datagram(self.clock.now(), from, &buf[..len]) {
+                    if let (from, Err(why)) = self.node.handle_datagram(from, &buf[..len]) {
                         debug!(%from, len, %why, "datagram refused");
                     }
                 }
                 Input::Datagram(Err(e)) => self.on_recv_error(e).await,
-                Input::Wake => self.node.handle_timeout(self.clock.now()),
+                Input::Wake => self.node.handle_timeout(),
             }
             self.flush().await;
             self.publish_events();
             self.settle_leaves();
             self.maybe_re_resolve();
         }
-        let addr = *self.node.local_addr();
+        let addr = self.node.identity();
         // Close the socket before answering, so a caller of shutdown can
         // rebind the port at once.
         drop(self);
@@ -193,13 +153,14 @@ impl Driver {
     /// The earliest of the node's deadline, a leave's timeout and a seed
     /// re-resolution.
     fn next_wake(&self) -> Option<TokioInstant> {
-        let node = self.node.poll_timeout().map(|t| self.clock.to_runtime(t));
-        let leave = self.leaves.iter().map(|l| l.deadline).min();
-        [node, leave, self.re_resolve_at].into_iter().flatten().min()
+        let node = self.node.poll_timeout().map(|t| self.node.clock().to_std(t));
+        let leave = self.leaves.next_deadline();
+        let waits = [node, leave].into_iter().flatten().map(TokioInstant::from_std);
+        waits.chain(self.re_resolve_at).min()
     }
 
     fn on_command(&mut self, cmd: Command) {
-        let now = self.clock.now();
+        let now = self.node.now();
         match cmd {
             Command::Join { seeds, reply } => {
                 self.generation += 1;
@@ -207,7 +168,7 @@ impl Driver {
                 self.resolved.clear();
                 self.re_resolve_at = None;
                 if self.seeds.is_empty() {
-                    self.node.join(now, &[]);
+                    self.node.node_mut().join(now, &[]);
                     let _ = reply.send(Ok(0));
                 } else {
                     self.start_resolution(Some(reply));
@@ -217,38 +178,20 @@ impl Driver {
                 self.seeds.clear();
                 self.generation += 1;
                 self.re_resolve_at = None;
-                self.node.leave(now);
-                self.leaves.push(PendingLeave { deadline: TokioInstant::now() + timeout, reply });
+                self.node.node_mut().leave(now);
+                self.leaves.push(std::time::Instant::now() + timeout, reply);
             }
             Command::Members { reply } => {
-                let members = self
-                    .node
-                    .members()
-                    .map(|m| MemberInfo {
-                        addr: *m.addr,
-                        state: m.state,
-                        incarnation: m.incarnation,
-                        meta: swim_core::Bytes::copy_from_slice(m.meta),
-                        is_local: m.is_local,
-                    })
-                    .collect();
-                let _ = reply.send(members);
+                let _ = reply.send(self.node.members());
             }
             Command::LocalMember { reply } => {
-                let m = self.node.local_member();
-                let _ = reply.send(MemberInfo {
-                    addr: m.addr,
-                    state: m.state,
-                    incarnation: m.incarnation,
-                    meta: m.meta,
-                    is_local: true,
-                });
+                let _ = reply.send(self.node.local_member());
             }
             Command::SetMetadata { meta, reply } => {
-                let _ = reply.send(self.node.set_metadata(now, &meta).map_err(Error::from));
+                let _ = reply.send(self.node.node_mut().set_metadata(now, &meta).map_err(Error::from));
             }
             Command::Broadcast { payload, reply } => {
-                let _ = reply.send(self.node.broadcast(now, &payload).map_err(Error::from));
+                let _ = reply.send(self.node.node_mut().broadcast(now, &payload).map_err(Error::from));
             }
             Command::Stats { reply } => {
                 let _ = reply.send(self.snapshot());
@@ -261,17 +204,7 @@ impl Driver {
     }
 
     fn snapshot(&self) -> Stats {
-        Stats {
-            core: self.node.stats().clone(),
-            driver: self.stats,
-            members: MemberCounts {
-                alive: self.node.count(State::Alive),
-                suspect: self.node.count(State::Suspect),
-                failed: self.node.count(State::Dead),
-                left: self.node.count(State::Left),
-            },
-            local_health: self.node.local_health(),
-        }
+        self.node.snapshot(self.stats)
     }
 
     /// Resolve the seeds in a task of their own, so a slow resolver never
@@ -282,7 +215,7 @@ impl Driver {
         self.stats.seed_resolutions += 1;
         let seeds = self.seeds.clone();
         let generation = self.generation;
-        let bound = self.bound;
+        let bound = self.node.bound();
         let tx = self.resolved_tx.clone();
         tokio::spawn(async move {
             let addrs = seed::resolve(&seeds, bound).await;
@@ -301,7 +234,7 @@ impl Driver {
         self.resolving = false;
         if r.addrs.is_empty() {
             warn!(seeds = ?self.seeds, "no seed resolved; retrying");
-            self.re_resolve_at = Some(TokioInstant::now() + self.node.config().join_retry_interval);
+            self.re_resolve_at = Some(TokioInstant::now() + self.node.node().config().join_retry_interval);
             if let Some(reply) = r.reply {
                 let _ = reply.send(Err(Error::NoSeedResolved));
             }
@@ -313,8 +246,9 @@ impl Driver {
                 info!(seeds = ?r.addrs, "seed addresses changed; joining through them");
             }
             self.resolved = r.addrs;
-            self.node.join(self.clock.now(), &self.resolved);
-            self.join_attempts_seen = self.node.stats().join_attempts;
+            let now = self.node.now();
+            self.node.node_mut().join(now, &self.resolved);
+            self.join_attempts_seen = self.node.node().stats().join_attempts;
         }
         if let Some(reply) = r.reply {
             let _ = reply.send(Ok(self.resolved.len()));
@@ -327,8 +261,8 @@ impl Driver {
         if self.resolving || !self.seeds.iter().any(|s| matches!(s, Seed::Name(_))) {
             return;
         }
-        let attempts = self.node.stats().join_attempts;
-        let new_round = self.node.is_joining() && attempts > self.join_attempts_seen;
+        let attempts = self.node.node().stats().join_attempts;
+        let new_round = self.node.node().is_joining() && attempts > self.join_attempts_seen;
         let retry_due = self.re_resolve_at.is_some_and(|t| t <= TokioInstant::now());
         if new_round || retry_due {
             self.join_attempts_seen = attempts;
@@ -338,17 +272,13 @@ impl Driver {
 
     /// Send every datagram the node has ready.
     async fn flush(&mut self) {
-        while let Some(tx) = self.node.poll_transmit(&mut self.out) {
-            let to = net::for_socket(self.bound, tx.to);
-            if let Err(e) = self.socket.send_to(&self.out[..tx.len], to).await {
+        while let Some(tx) = self.node.poll_transmit() {
+            if let Err(e) = self.socket.send_to(tx.payload, tx.to).await {
                 self.stats.send_errors += 1;
-                match e.kind() {
-                    io::ErrorKind::ConnectionRefused
-                    | io::ErrorKind::HostUnreachable
-                    | io::ErrorKind::NetworkUnreachable => {
-                        debug!(to = %tx.to, error = %e, "send failed");
-                    }
-                    _ => warn!(to = %tx.to, error = %e, "send failed"),
+                if is_unreachable(&e) {
+                    debug!(to = %tx.member, error = %e, "send failed");
+                } else {
+                    warn!(to = %tx.member, error = %e, "send failed");
                 }
             }
         }
@@ -356,41 +286,28 @@ impl Driver {
 
     /// Hand every event to the subscribers; with none, it is dropped.
     fn publish_events(&mut self) {
-        while let Some(event) = self.node.poll_event() {
+        let (stats, events) = (&mut self.stats, &self.events);
+        self.node.drain_events(|event| {
             debug!(event = event.name(), member = ?event.member().map(|m| m.addr), "event");
-            self.stats.events_published += 1;
-            let _ = self.events.send(event);
-        }
+            stats.events_published += 1;
+            let _ = events.send(event);
+        });
     }
 
     fn settle_leaves(&mut self) {
-        if self.leaves.is_empty() {
-            return;
-        }
-        if self.node.leave_complete() {
-            for l in self.leaves.drain(..) {
-                let _ = l.reply.send(LeaveOutcome::Disseminated);
-            }
-            return;
-        }
-        let now = TokioInstant::now();
-        let (due, waiting): (Vec<_>, Vec<_>) = self.leaves.drain(..).partition(|l| l.deadline <= now);
-        self.leaves = waiting;
-        for l in due {
-            let _ = l.reply.send(LeaveOutcome::TimedOut);
-        }
+        let complete = self.node.node().leave_complete();
+        self.leaves.settle(complete, std::time::Instant::now(), |reply, outcome| {
+            let _ = reply.send(outcome);
+        });
     }
 
     async fn on_recv_error(&mut self, e: io::Error) {
         self.stats.receive_errors += 1;
         self.recv_error_streak += 1;
-        match e.kind() {
-            // An ICMP error for an earlier send, reported on this socket.
-            io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::HostUnreachable
-            | io::ErrorKind::NetworkUnreachable => debug!(error = %e, "receive failed"),
-            _ => warn!(error = %e, "receive failed"),
+        if is_unreachable_on_receive(&e) {
+            debug!(error = %e, "receive failed");
+        } else {
+            warn!(error = %e, "receive failed");
         }
         if self.recv_error_streak >= RECV_ERROR_STREAK {
             tokio::time::sleep(RECV_ERROR_PAUSE).await;

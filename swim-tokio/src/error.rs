@@ -26,6 +26,16 @@ pub enum StartError {
     Metadata(CommandError),
 }
 
+impl From<swim_driver::NodeError> for StartError {
+    fn from(e: swim_driver::NodeError) -> Self {
+        match e {
+            swim_driver::NodeError::Config(e) => StartError::Config(e),
+            swim_driver::NodeError::UnspecifiedAdvertise(a) => StartError::UnspecifiedAdvertise(a),
+            swim_driver::NodeError::Metadata(e) => StartError::Metadata(e),
+        }
+    }
+}
+
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

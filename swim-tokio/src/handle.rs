@@ -4,11 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use swim_core::{Bytes, Event, State};
+use swim_core::Event;
+use swim_driver::{LeaveOutcome, MemberInfo, Options};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::error::{Error, StartError};
-use crate::options::Options;
 use crate::seed::Seed;
 use crate::stats::Stats;
 
@@ -17,31 +17,6 @@ use crate::stats::Stats;
 /// [`broadcast::error::RecvError::Lagged`] and skips ahead; the protocol
 /// never waits for it. Ends (`Closed`) when the node stops.
 pub type Events = broadcast::Receiver<Event<SocketAddr>>;
-
-/// One member as a node sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberInfo {
-    /// Its address, which is its identity.
-    pub addr: SocketAddr,
-    /// What this node believes about it.
-    pub state: State,
-    /// Its incarnation.
-    pub incarnation: u32,
-    /// Its metadata.
-    pub meta: Bytes,
-    /// Whether it is this node.
-    pub is_local: bool,
-}
-
-/// How a graceful leave ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaveOutcome {
-    /// The Left claim was sent its full retransmit count (or nobody was
-    /// left to tell).
-    Disseminated,
-    /// The timeout passed first; the claim went out at least partly.
-    TimedOut,
-}
 
 /// What the application asks of the node's task.
 #[derive(Debug)]

@@ -30,12 +30,9 @@
 //! With the default `agent` feature the crate also holds the `swim` agent
 //! binary's parts in [`agent`].
 
-mod clock;
 mod driver;
 mod error;
 mod handle;
-mod net;
-mod options;
 mod seed;
 mod stats;
 
@@ -43,11 +40,11 @@ mod stats;
 pub mod agent;
 
 pub use error::{Error, StartError};
-pub use handle::{Events, Handle, LeaveOutcome, MemberInfo};
-pub use options::Options;
+pub use handle::{Events, Handle};
 pub use seed::Seed;
 pub use stats::{DriverStats, MemberCounts, Stats};
 pub use swim_core::{Config, State};
+pub use swim_driver::{LeaveOutcome, MemberInfo, Options};
 
 /// A membership event about members known by their socket address.
 pub type Event = swim_core::Event<std::net::SocketAddr>;

@@ -79,12 +79,7 @@ pub(crate) async fn resolve(seeds: &[Seed], local: SocketAddr) -> Vec<SocketAddr
                 }
             },
         };
-        for a in found {
-            let a = crate::net::canonical(a);
-            if crate::net::reachable(local, a) && !out.contains(&a) {
-                out.push(a);
-            }
-        }
+        swim_driver::addr::add_reachable(&mut out, local, found);
     }
     out
 }

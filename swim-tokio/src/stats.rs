@@ -1,8 +1,6 @@
 //! A snapshot of everything a running node counts: the core's counters,
 //! the driver's own (socket errors, lagging subscribers) and member counts.
 
-use swim_core::State;
-
 /// Counters kept by the driver, beside the core's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DriverStats {
@@ -16,40 +14,7 @@ pub struct DriverStats {
     pub seed_resolutions: u64,
 }
 
-/// Members by state, this node included.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MemberCounts {
-    /// Alive.
-    pub alive: u32,
-    /// Suspect.
-    pub suspect: u32,
-    /// Failed (dead), kept as tombstones.
-    pub failed: u32,
-    /// Left, kept as tombstones.
-    pub left: u32,
-}
-
-impl MemberCounts {
-    /// The count for one state.
-    pub fn get(&self, state: State) -> u32 {
-        match state {
-            State::Alive => self.alive,
-            State::Suspect => self.suspect,
-            State::Dead => self.failed,
-            State::Left => self.left,
-        }
-    }
-}
+pub use swim_driver::MemberCounts;
 
 /// Everything a running node counts, taken at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// The protocol's counters.
-    pub core: swim_core::Stats,
-    /// The driver's counters.
-    pub driver: DriverStats,
-    /// Members by state.
-    pub members: MemberCounts,
-    /// The local health score (0 is healthy; Lifeguard §IV.A).
-    pub local_health: u32,
-}
+pub type Stats = swim_driver::Stats<DriverStats>;

@@ -6,12 +6,12 @@
 //! `{"name":"web-1","role":"web","zone":"a"}`. It must fit
 //! `max_metadata_len` bytes (512 by default). Metadata that is not such an
 //! object (set by some other application) is shown as `{"raw_hex": "..."}`.
+//! The encoding itself is [`swim_driver::meta`]'s, which swim-mio shares.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// The key the name is stored under.
-pub const NAME_KEY: &str = "name";
+pub use swim_driver::meta::NAME_KEY;
 
 /// A member's name and tags as the agent encodes them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,14 +69,7 @@ pub fn parse_tag(s: &str) -> Result<(String, String), MetaError> {
 impl AgentMeta {
     /// The wire bytes, refused when longer than `max`.
     pub fn encode(&self, max: usize) -> Result<Vec<u8>, MetaError> {
-        if self.name.is_none() && self.tags.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut object: BTreeMap<&str, &str> = self.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        if let Some(name) = &self.name {
-            object.insert(NAME_KEY, name);
-        }
-        let bytes = serde_json::to_vec(&object).unwrap_or_default();
+        let bytes = swim_driver::meta::encode_name_tags(self.name.as_deref(), &self.tags);
         if bytes.len() > max {
             return Err(MetaError::TooLong { len: bytes.len(), max });
         }
@@ -137,6 +130,17 @@ mod tests {
         let meta = AgentMeta { name: Some("x".repeat(600)), ..AgentMeta::default() };
         assert!(matches!(meta.encode(512), Err(MetaError::TooLong { .. })));
         assert_eq!(AgentMeta::default().encode(512).unwrap(), b"");
+    }
+
+    #[test]
+    fn the_shared_encoding_writes_what_serde_json_writes() {
+        let mut tags = BTreeMap::new();
+        tags.insert("k".to_owned(), "q\"\\\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f}é/".to_owned());
+        tags.insert("ü".to_owned(), String::new());
+        let meta = AgentMeta { name: Some("web \"1\"".into()), tags: tags.clone() };
+        let mut object: BTreeMap<&str, &str> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        object.insert(NAME_KEY, "web \"1\"");
+        assert_eq!(meta.encode(512).unwrap(), serde_json::to_vec(&object).unwrap());
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! How to start a node: where to bind, what to be known as, the protocol
-//! configuration and the driver's own knobs.
+//! configuration and the driver's own knobs. Every driver takes the same
+//! fields.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use swim_core::Config;
 
-/// Everything [`crate::Handle::start`] needs. Start from [`Options::new`]
-/// and set fields.
+/// Everything a driver's `Handle::start` needs. Start from
+/// [`Options::new`] and set fields.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
@@ -19,15 +20,18 @@ pub struct Options {
     pub advertise: Option<SocketAddr>,
     /// The protocol's tunables.
     pub config: Config,
-    /// Metadata to start with (at most `config.max_metadata_len` bytes).
+    /// Metadata to start with (at most `config.max_metadata_len` bytes);
+    /// see [`crate::meta`] for the name-and-tags form the `swim` agent uses.
     pub metadata: Vec<u8>,
     /// The RNG seed; `None` draws one from the operating system. It is
     /// logged at start either way, so a run can be replayed.
     pub rng_seed: Option<u64>,
-    /// Events buffered per subscriber; a subscriber further behind than
-    /// this misses the oldest and is told how many (tokio's `Lagged`).
+    /// Events buffered for the application. The protocol never waits for
+    /// it: swim-tokio's subscribers further behind than this miss the
+    /// oldest and are told how many (tokio's `Lagged`); swim-mio's channel,
+    /// when full, drops newer events and counts them.
     pub event_capacity: usize,
-    /// How long [`crate::Handle::leave`] waits for the Left claim to be
+    /// How long a driver's `Handle::leave` waits for the Left claim to be
     /// disseminated.
     pub leave_timeout: Duration,
 }
@@ -44,5 +48,17 @@ impl Options {
             event_capacity: 1024,
             leave_timeout: Duration::from_secs(5),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_options_take_the_defaults() {
+        let o = Options::new("127.0.0.1:0".parse().unwrap(), Config::lan());
+        assert_eq!((o.advertise, o.metadata.len(), o.rng_seed), (None, 0, None));
+        assert_eq!((o.event_capacity, o.leave_timeout), (1024, Duration::from_secs(5)));
     }
 }

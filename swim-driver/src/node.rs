@@ -1,0 +1,296 @@
+//! The steps of a driver's loop that do not depend on its runtime: start
+//! the node, feed it (in canonical address form), drain its datagrams (in
+//! the socket's address form) and events, and answer questions about it.
+//!
+//! A driver owns one [`DriverNode`] and, after every input, drains
+//! [`DriverNode::poll_transmit`] into its socket and
+//! [`DriverNode::drain_events`] into its application, then waits until the
+//! earliest of its own deadlines and [`DriverNode::poll_timeout`].
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+use rand_core::{OsRng, SeedableRng, TryRngCore};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use swim_core::{CommandError, ConfigError, Event, Node, Rejected, State};
+
+use crate::addr;
+use crate::clock::Clock;
+use crate::member::MemberInfo;
+use crate::options::Options;
+use crate::stats::{MemberCounts, Stats};
+
+/// The node every driver runs: members known by socket address, the
+/// xoshiro256++ RNG.
+pub type SwimNode = Node<SocketAddr, Xoshiro256PlusPlus>;
+
+/// Why a node could not be built. Nothing was started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeError {
+    /// The protocol configuration does not validate; names the field.
+    Config(ConfigError),
+    /// The node would be known by an unspecified address (`0.0.0.0` or
+    /// `[::]`), which nobody can send to.
+    UnspecifiedAdvertise(SocketAddr),
+    /// The initial metadata is longer than `max_metadata_len`.
+    Metadata(CommandError),
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeError::Config(e) => write!(f, "invalid configuration: {e}"),
+            NodeError::UnspecifiedAdvertise(a) => {
+                write!(f, "bound to the unspecified address {a}: set an advertise address other members can reach")
+            }
+            NodeError::Metadata(e) => write!(f, "initial metadata: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NodeError::Config(e) => Some(e),
+            NodeError::Metadata(e) => Some(e),
+            NodeError::UnspecifiedAdvertise(_) => None,
+        }
+    }
+}
+
+/// A datagram ready to send.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    /// The encoded datagram.
+    pub payload: &'a [u8],
+    /// The destination in the form the socket needs (IPv4-mapped on a
+    /// dual-stack socket).
+    pub to: SocketAddr,
+    /// The destination as the node names it (canonical).
+    pub member: SocketAddr,
+}
+
+/// A node with its clock, its socket's address and its send buffer.
+#[derive(Debug)]
+pub struct DriverNode {
+    node: SwimNode,
+    clock: Clock,
+    /// The socket's own address (its family decides address forms).
+    bound: SocketAddr,
+    out: Vec<u8>,
+    rng_seed: u64,
+}
+
+impl DriverNode {
+    /// Build the node for a socket bound to `bound`: its identity from
+    /// `options.advertise` (see [`addr::identity`]), its RNG from
+    /// `options.rng_seed` or the operating system, the clock's epoch now,
+    /// and the initial metadata set.
+    pub fn start(options: &Options, bound: SocketAddr) -> Result<Self, NodeError> {
+        let identity = addr::identity(options.advertise, bound).map_err(NodeError::UnspecifiedAdvertise)?;
+        let rng_seed = options.rng_seed.unwrap_or_else(os_seed);
+        let clock = Clock::start();
+        let mut node =
+            Node::new(identity, options.config.clone(), Xoshiro256PlusPlus::seed_from_u64(rng_seed), clock.now())
+                .map_err(NodeError::Config)?;
+        if !options.metadata.is_empty() {
+            node.set_metadata(clock.now(), &options.metadata).map_err(NodeError::Metadata)?;
+        }
+        Ok(DriverNode { node, clock, bound, out: vec![0u8; options.config.max_datagram_size], rng_seed })
+    }
+
+    /// The protocol state machine.
+    pub fn node(&self) -> &SwimNode {
+        &self.node
+    }
+
+    /// The protocol state machine, for commands.
+    pub fn node_mut(&mut self) -> &mut SwimNode {
+        &mut self.node
+    }
+
+    /// The clock the node's time comes from.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// The current time as the node sees it.
+    pub fn now(&self) -> swim_core::Instant {
+        self.clock.now()
+    }
+
+    /// The address this node is known by.
+    pub fn identity(&self) -> SocketAddr {
+        *self.node.local_addr()
+    }
+
+    /// The socket's own address.
+    pub fn bound(&self) -> SocketAddr {
+        self.bound
+    }
+
+    /// The seed the node's RNG was built from (log it: a run can be
+    /// replayed with it).
+    pub fn rng_seed(&self) -> u64 {
+        self.rng_seed
+    }
+
+    /// Feed a datagram received from `from` (any address form). Returns
+    /// the sender in canonical form, and the node's verdict.
+    pub fn handle_datagram(&mut self, from: SocketAddr, datagram: &[u8]) -> (SocketAddr, Result<(), Rejected>) {
+        let from = addr::canonical(from);
+        (from, self.node.handle_datagram(self.clock.now(), from, datagram))
+    }
+
+    /// Tell the node its deadline may have passed (spurious calls are
+    /// harmless).
+    pub fn handle_timeout(&mut self) {
+        self.node.handle_timeout(self.clock.now());
+    }
+
+    /// Whether the node's deadline has passed.
+    pub fn timeout_due(&self) -> bool {
+        self.node.poll_timeout().is_some_and(|t| t <= self.clock.now())
+    }
+
+    /// The node's next deadline.
+    pub fn poll_timeout(&self) -> Option<swim_core::Instant> {
+        self.node.poll_timeout()
+    }
+
+    /// The next datagram to send, encoded into the node's send buffer.
+    /// Call until `None` after every input.
+    pub fn poll_transmit(&mut self) -> Option<Outgoing<'_>> {
+        let tx = self.node.poll_transmit(&mut self.out)?;
+        Some(Outgoing { payload: &self.out[..tx.len], to: addr::for_socket(self.bound, tx.to), member: tx.to })
+    }
+
+    /// Hand every event the node has ready to `publish`.
+    pub fn drain_events(&mut self, mut publish: impl FnMut(Event<SocketAddr>)) {
+        while let Some(event) = self.node.poll_event() {
+            publish(event);
+        }
+    }
+
+    /// Every member this node knows, itself included.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        self.node
+            .members()
+            .map(|m| MemberInfo {
+                addr: *m.addr,
+                state: m.state,
+                incarnation: m.incarnation,
+                meta: swim_core::Bytes::copy_from_slice(m.meta),
+                is_local: m.is_local,
+            })
+            .collect()
+    }
+
+    /// This node as the others see it.
+    pub fn local_member(&self) -> MemberInfo {
+        let m = self.node.local_member();
+        MemberInfo { addr: m.addr, state: m.state, incarnation: m.incarnation, meta: m.meta, is_local: true }
+    }
+
+    /// Everything the node counts, with the driver's counters `driver`.
+    pub fn snapshot<D>(&self, driver: D) -> Stats<D> {
+        Stats {
+            core: self.node.stats().clone(),
+            driver,
+            members: MemberCounts {
+                alive: self.node.count(State::Alive),
+                suspect: self.node.count(State::Suspect),
+                failed: self.node.count(State::Dead),
+                left: self.node.count(State::Left),
+            },
+            local_health: self.node.local_health(),
+        }
+    }
+}
+
+/// A seed for the node's RNG from the operating system, or from the clock
+/// if the OS cannot provide one.
+pub fn os_seed() -> u64 {
+    OsRng.try_next_u64().unwrap_or_else(|_| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id())
+    })
+}
+
+/// Whether a failed send is the expected kind a node survives quietly: the
+/// peer is unreachable or refused. Drivers log these at debug level,
+/// others as warnings.
+pub fn is_unreachable(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable
+    )
+}
+
+/// Whether a failed receive is the expected kind a node survives quietly:
+/// an ICMP error for an earlier send, reported on the socket.
+pub fn is_unreachable_on_receive(e: &io::Error) -> bool {
+    is_unreachable(e) || e.kind() == io::ErrorKind::ConnectionReset
+}
+
+#[cfg(test)]
+mod tests {
+    use swim_core::Config;
+
+    use super::*;
+
+    fn options(rng_seed: u64) -> Options {
+        let mut o = Options::new("127.0.0.1:0".parse().unwrap(), Config::local());
+        o.rng_seed = Some(rng_seed);
+        o
+    }
+
+    #[test]
+    fn a_node_starts_as_its_advertised_address_with_its_metadata() {
+        let mut o = options(7);
+        o.advertise = Some("[::ffff:10.0.0.1]:0".parse().unwrap());
+        o.metadata = b"m".to_vec();
+        let d = DriverNode::start(&o, "[::]:4000".parse().unwrap()).unwrap();
+        assert_eq!(d.identity(), "10.0.0.1:4000".parse().unwrap());
+        assert_eq!(d.rng_seed(), 7);
+        assert_eq!(&d.local_member().meta[..], b"m");
+        assert_eq!(d.members().len(), 1);
+        let stats = d.snapshot(());
+        assert_eq!((stats.members.alive, stats.members.get(State::Dead)), (1, 0));
+    }
+
+    #[test]
+    fn bad_starts_are_refused() {
+        let bound = "0.0.0.0:4000".parse().unwrap();
+        assert!(matches!(DriverNode::start(&options(1), bound), Err(NodeError::UnspecifiedAdvertise(_))));
+        let mut o = options(1);
+        o.metadata = vec![0; o.config.max_metadata_len + 1];
+        assert!(matches!(DriverNode::start(&o, "127.0.0.1:1".parse().unwrap()), Err(NodeError::Metadata(_))));
+    }
+
+    #[test]
+    fn joining_sends_to_the_seed_in_the_sockets_address_form() {
+        let mut o = options(3);
+        o.advertise = Some("10.0.0.1:0".parse().unwrap());
+        let mut d = DriverNode::start(&o, "[::]:4000".parse().unwrap()).unwrap();
+        let seed: SocketAddr = "10.0.0.2:4000".parse().unwrap();
+        let now = d.now();
+        d.node_mut().join(now, &[seed]);
+        let tx = d.poll_transmit().expect("a join datagram");
+        assert_eq!(tx.member, seed);
+        assert_eq!(tx.to, "[::ffff:10.0.0.2]:4000".parse().unwrap());
+        assert!(!tx.payload.is_empty());
+        let mut events = 0;
+        d.drain_events(|_| events += 1);
+        assert!(d.poll_timeout().is_some());
+    }
+
+    #[test]
+    fn unreachable_peers_are_told_apart_from_other_socket_errors() {
+        assert!(is_unreachable(&io::Error::from(io::ErrorKind::ConnectionRefused)));
+        assert!(!is_unreachable(&io::Error::from(io::ErrorKind::PermissionDenied)));
+        assert!(!is_unreachable(&io::Error::from(io::ErrorKind::ConnectionReset)));
+        assert!(is_unreachable_on_receive(&io::Error::from(io::ErrorKind::ConnectionReset)));
+    }
+}
