@@ -11,8 +11,8 @@
 //! - [`clock`]: `std::time::Instant` to and from [`swim_core::Instant`].
 //! - [`node`]: the loop's steps: start the node, feed it, drain its
 //!   datagrams and events, snapshot its counters.
-//! - [`member`], [`stats`], [`options`]: the types both drivers' handles
-//!   answer with and start from.
+//! - [`member`], [`stats`], [`options`], [`error`]: the types both
+//!   drivers' handles answer with, start from and fail to start with.
 //! - [`meta`]: the name-and-tags metadata convention of the `swim` agent.
 //!
 //! No async runtime, no poller: sockets, channels, timers and logging stay
@@ -20,6 +20,7 @@
 
 pub mod addr;
 pub mod clock;
+pub mod error;
 pub mod member;
 pub mod meta;
 pub mod node;
@@ -27,7 +28,13 @@ pub mod options;
 pub mod stats;
 
 pub use clock::Clock;
+pub use error::StartError;
 pub use member::{LeaveOutcome, MemberInfo, PendingLeaves};
-pub use node::{DriverNode, NodeError, Outgoing, SwimNode};
+pub use node::{DriverNode, Outgoing, SwimNode};
 pub use options::Options;
 pub use stats::{MemberCounts, Stats};
+
+/// A membership event about members known by their socket address.
+pub type Event = swim_core::Event<std::net::SocketAddr>;
+/// A member as an event reports it.
+pub type Member = swim_core::Member<std::net::SocketAddr>;

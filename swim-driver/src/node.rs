@@ -7,16 +7,16 @@
 //! [`DriverNode::drain_events`] into its application, then waits until the
 //! earliest of its own deadlines and [`DriverNode::poll_timeout`].
 
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
 use rand_core::{OsRng, SeedableRng, TryRngCore};
 use rand_xoshiro::Xoshiro256PlusPlus;
-use swim_core::{CommandError, ConfigError, Event, Node, Rejected, State};
+use swim_core::{Event, Node, Rejected, State};
 
 use crate::addr;
 use crate::clock::Clock;
+use crate::error::StartError;
 use crate::member::MemberInfo;
 use crate::options::Options;
 use crate::stats::{MemberCounts, Stats};
@@ -24,40 +24,6 @@ use crate::stats::{MemberCounts, Stats};
 /// The node every driver runs: members known by socket address, the
 /// xoshiro256++ RNG.
 pub type SwimNode = Node<SocketAddr, Xoshiro256PlusPlus>;
-
-/// Why a node could not be built. Nothing was started.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NodeError {
-    /// The protocol configuration does not validate; names the field.
-    Config(ConfigError),
-    /// The node would be known by an unspecified address (`0.0.0.0` or
-    /// `[::]`), which nobody can send to.
-    UnspecifiedAdvertise(SocketAddr),
-    /// The initial metadata is longer than `max_metadata_len`.
-    Metadata(CommandError),
-}
-
-impl fmt::Display for NodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NodeError::Config(e) => write!(f, "invalid configuration: {e}"),
-            NodeError::UnspecifiedAdvertise(a) => {
-                write!(f, "bound to the unspecified address {a}: set an advertise address other members can reach")
-            }
-            NodeError::Metadata(e) => write!(f, "initial metadata: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for NodeError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            NodeError::Config(e) => Some(e),
-            NodeError::Metadata(e) => Some(e),
-            NodeError::UnspecifiedAdvertise(_) => None,
-        }
-    }
-}
 
 /// A datagram ready to send.
 #[derive(Debug)]
@@ -86,16 +52,18 @@ impl DriverNode {
     /// Build the node for a socket bound to `bound`: its identity from
     /// `options.advertise` (see [`addr::identity`]), its RNG from
     /// `options.rng_seed` or the operating system, the clock's epoch now,
-    /// and the initial metadata set.
-    pub fn start(options: &Options, bound: SocketAddr) -> Result<Self, NodeError> {
-        let identity = addr::identity(options.advertise, bound).map_err(NodeError::UnspecifiedAdvertise)?;
+    /// and the initial metadata set. Fails with
+    /// [`StartError::UnspecifiedAdvertise`], [`StartError::Config`] or
+    /// [`StartError::Metadata`]; nothing is left running.
+    pub fn start(options: &Options, bound: SocketAddr) -> Result<Self, StartError> {
+        let identity = addr::identity(options.advertise, bound).map_err(StartError::UnspecifiedAdvertise)?;
         let rng_seed = options.rng_seed.unwrap_or_else(os_seed);
         let clock = Clock::start();
         let mut node =
             Node::new(identity, options.config.clone(), Xoshiro256PlusPlus::seed_from_u64(rng_seed), clock.now())
-                .map_err(NodeError::Config)?;
+                .map_err(StartError::Config)?;
         if !options.metadata.is_empty() {
-            node.set_metadata(clock.now(), &options.metadata).map_err(NodeError::Metadata)?;
+            node.set_metadata(clock.now(), &options.metadata).map_err(StartError::Metadata)?;
         }
         Ok(DriverNode { node, clock, bound, out: vec![0u8; options.config.max_datagram_size], rng_seed })
     }
@@ -263,10 +231,10 @@ mod tests {
     #[test]
     fn bad_starts_are_refused() {
         let bound = "0.0.0.0:4000".parse().unwrap();
-        assert!(matches!(DriverNode::start(&options(1), bound), Err(NodeError::UnspecifiedAdvertise(_))));
+        assert!(matches!(DriverNode::start(&options(1), bound), Err(StartError::UnspecifiedAdvertise(_))));
         let mut o = options(1);
         o.metadata = vec![0; o.config.max_metadata_len + 1];
-        assert!(matches!(DriverNode::start(&o, "127.0.0.1:1".parse().unwrap()), Err(NodeError::Metadata(_))));
+        assert!(matches!(DriverNode::start(&o, "127.0.0.1:1".parse().unwrap()), Err(StartError::Metadata(_))));
     }
 
     #[test]

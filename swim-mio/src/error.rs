@@ -1,67 +1,11 @@
-//! What can go wrong starting a node or asking it to do something.
+//! What can go wrong starting a node (shared with every driver) or asking
+//! it to do something.
 
 use std::fmt;
-use std::io;
-use std::net::SocketAddr;
 
-use swim_core::{CommandError, ConfigError};
+use swim_core::CommandError;
 
-/// Why a node could not start. Nothing is left running.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum StartError {
-    /// The protocol configuration does not validate; names the field.
-    Config(ConfigError),
-    /// The UDP socket could not be bound.
-    Bind {
-        /// The address asked for.
-        addr: SocketAddr,
-        /// The operating system's reason.
-        source: io::Error,
-    },
-    /// The node would be known by an unspecified address (`0.0.0.0` or
-    /// `[::]`), which nobody can send to: give an advertise address.
-    UnspecifiedAdvertise(SocketAddr),
-    /// The initial metadata is longer than `max_metadata_len`.
-    Metadata(CommandError),
-    /// The poller, its waker or the driver thread could not be set up.
-    Setup(io::Error),
-}
-
-impl From<swim_driver::NodeError> for StartError {
-    fn from(e: swim_driver::NodeError) -> Self {
-        match e {
-            swim_driver::NodeError::Config(e) => StartError::Config(e),
-            swim_driver::NodeError::UnspecifiedAdvertise(a) => StartError::UnspecifiedAdvertise(a),
-            swim_driver::NodeError::Metadata(e) => StartError::Metadata(e),
-        }
-    }
-}
-
-impl fmt::Display for StartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StartError::Config(e) => write!(f, "invalid configuration: {e}"),
-            StartError::Bind { addr, source } => write!(f, "cannot bind UDP {addr}: {source}"),
-            StartError::UnspecifiedAdvertise(a) => {
-                write!(f, "bound to the unspecified address {a}: set an advertise address other members can reach")
-            }
-            StartError::Metadata(e) => write!(f, "initial metadata: {e}"),
-            StartError::Setup(e) => write!(f, "cannot set up the event loop: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for StartError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            StartError::Config(e) => Some(e),
-            StartError::Bind { source, .. } | StartError::Setup(source) => Some(source),
-            StartError::Metadata(e) => Some(e),
-            StartError::UnspecifiedAdvertise(_) => None,
-        }
-    }
-}
+pub use swim_driver::StartError;
 
 /// Why a request to a running node failed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -44,9 +44,5 @@ pub use handle::{Events, Handle};
 pub use seed::Seed;
 pub use stats::{DriverStats, MemberCounts, Stats};
 pub use swim_core::{Config, State};
+pub use swim_driver::{Event, Member};
 pub use swim_driver::{LeaveOutcome, MemberInfo, Options};
-
-/// A membership event about members known by their socket address.
-pub type Event = swim_core::Event<std::net::SocketAddr>;
-/// A member as an event reports it.
-pub type Member = swim_core::Member<std::net::SocketAddr>;
