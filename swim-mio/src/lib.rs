@@ -24,9 +24,9 @@
 //! ```
 //!
 //! The driver holds no protocol logic and has the same semantics as
-//! swim-tokio's (the two speak the same wire and can share a cluster). Its
-//! own jobs: mapping the OS monotonic clock onto [`swim_core::Instant`];
-//! sending and receiving (socket errors a node can survive are counted in
+//! swim-tokio's (the two speak the same wire and can share a cluster, and
+//! share swim-driver: the clock mapping, address forms, the loop's steps and
+//! the types re-exported here). Its own jobs: one `mio::Poll` loop; sending and receiving (socket errors a node can survive are counted in
 //! [`DriverStats`], and the node keeps running); handing events over
 //! without ever waiting for the application (a full channel drops and
 //! counts); and waiting out a graceful leave. Seed names are resolved by

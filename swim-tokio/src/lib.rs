@@ -19,9 +19,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The driver holds no protocol logic. Its own jobs are: mapping the tokio
-//! clock onto [`swim_core::Instant`], sending and receiving (socket errors a
-//! node can survive are logged with `tracing`, counted in
+//! The driver holds no protocol logic; what does not depend on tokio (the
+//! clock mapping, address forms, the loop's steps, the types re-exported
+//! here) is swim-driver's, shared with swim-mio. Its own jobs are: waiting
+//! on tokio's socket, timers and channels, sending and receiving (socket
+//! errors a node can survive are logged with `tracing`, counted in
 //! [`DriverStats`], and the node keeps running), resolving seed names (again
 //! on each of the node's join retry rounds), publishing events through a
 //! bounded broadcast channel (a slow subscriber lags, the protocol never
