@@ -121,25 +121,34 @@ impl<A: Address, R: RngCore> Node<A, R> {
             }
             return;
         }
-        if self.replied.iter().any(|(a, e)| a == from && *e == exchange) {
+        if !self.first_request(from, exchange) {
             return;
         }
-        if self.push_pull_sends.len() >= self.config.max_push_pull_sends {
-            self.stats.push_pull_refused += 1;
-            return;
+        self.send_state(from, exchange, None);
+    }
+
+    /// Whether this (sender, exchange) is new; remembers it. A request that
+    /// spans several datagrams, or is duplicated, gets one answer.
+    fn first_request(&mut self, from: &A, exchange: u32) -> bool {
+        if self.replied.iter().any(|(a, e)| a == from && *e == exchange) {
+            return false;
         }
         if self.replied.len() >= REPLIED_MEMORY {
             self.replied.pop_front();
         }
         self.replied.push_back((from.clone(), exchange));
-        self.push_pull_sends.push_back(PushPullSend {
-            to: from.clone(),
-            reply_wanted: false,
-            join: false,
-            exchange,
-            cursor: 0,
-            only: None,
-        });
+        true
+    }
+
+    /// Send our members (all, or those in `only`) as push-pull datagrams
+    /// that want no reply, within the bound on concurrent transfers.
+    fn send_state(&mut self, to: &A, exchange: u32, only: Option<BucketSet>) {
+        if self.push_pull_sends.len() >= self.config.max_push_pull_sends {
+            self.stats.push_pull_refused += 1;
+            return;
+        }
+        let send = PushPullSend { to: to.clone(), reply_wanted: false, join: false, exchange, cursor: 0, only };
+        self.push_pull_sends.push_back(send);
     }
 
     /// A periodic or follow-up exchange: the whole table when it is small,
@@ -158,35 +167,17 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// A peer's digest: send our members in the buckets that differ and, on
     /// the first leg, our own digest so the peer sends us what we lack.
     pub(super) fn on_digest(&mut self, from: &A, reply_wanted: bool, exchange: u32, hashes: &[u8]) {
-        if reply_wanted {
-            if self.replied.iter().any(|(a, e)| a == from && *e == exchange) {
-                return;
-            }
-            if self.replied.len() >= REPLIED_MEMORY {
-                self.replied.pop_front();
-            }
-            self.replied.push_back((from.clone(), exchange));
+        if reply_wanted && !self.first_request(from, exchange) {
+            return;
         }
         let differing = BucketSet::differing(&self.members, hashes);
         if reply_wanted {
             let log2 = differing.log2;
             self.queue_transmit(Pending::Digest { to: from.clone(), reply_wanted: false, exchange, log2 });
         }
-        if differing.is_empty() {
-            return;
+        if !differing.is_empty() {
+            self.send_state(from, exchange, Some(differing));
         }
-        if self.push_pull_sends.len() >= self.config.max_push_pull_sends {
-            self.stats.push_pull_refused += 1;
-            return;
-        }
-        self.push_pull_sends.push_back(PushPullSend {
-            to: from.clone(),
-            reply_wanted: false,
-            join: false,
-            exchange,
-            cursor: 0,
-            only: Some(differing),
-        });
     }
 
     /// Exchange state with a random member, tombstones included: a member we
