@@ -1,7 +1,8 @@
 //! In-process clusters over loopback: convergence, failure, leave,
 //! metadata and broadcasts, IPv6, shutdown.
 
-use std::future::Future;
+mod common;
+use common::eventually;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -23,22 +24,6 @@ async fn cluster(ip: &str, n: usize) -> Vec<Handle> {
         assert_eq!(node.join([seed]).await.unwrap(), 1);
     }
     nodes
-}
-
-/// Poll `check` every 50 ms until it is true or `limit` passes.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Whether `node` sees every address in `addrs` in `state`.
