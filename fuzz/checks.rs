@@ -241,7 +241,7 @@ fn message<'a>(r: &mut Input<'a>, own: u32, sent: &[(NodeId, u32)]) -> Message<'
             let accuser = matches!(state, State::Suspect | State::Dead).then(|| peer(r));
             Message::Update(Update { member, state, incarnation, instance, meta, accuser })
         }
-        6 => Message::User { id: u64::from(r.u16()), payload: r.bytes(64) },
+        6 => Message::User { id: u64::from(r.u16()), origin: NodeId(u32::from(r.u16())), payload: r.bytes(64) },
         _ => {
             let flags = r.u8();
             Message::PushPull { reply_wanted: flags & 1 == 1, join: flags & 2 == 2, exchange: u32::from(flags >> 2) }
@@ -460,8 +460,8 @@ impl NodeRun {
             if let Some(m) = event.member() {
                 assert_ne!(m.addr, NodeId(0), "an event about the node itself: {event:?}");
             }
-            if let Event::Broadcast(p) = &event {
-                assert!(p.len() <= c.max_broadcast_len);
+            if let Event::Broadcast { payload, .. } = &event {
+                assert!(payload.len() <= c.max_broadcast_len);
             }
         }
         assert!(events <= c.max_pending_events, "{events} events queued, over max_pending_events");
@@ -668,7 +668,8 @@ pub fn seed_corpus() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let labelled = datagram(b"fz", &[Message::PingReq { seq: 9, target: NodeId(5), want_nack: true }]);
     let push_pull =
         datagram(b"", &[Message::PushPull { reply_wanted: true, join: true, exchange: 77 }, alive, suspect]);
-    let user = datagram(b"", &[Message::User { id: 42, payload: b"hello" }, Message::Nack { seq: 3 }]);
+    let user =
+        datagram(b"", &[Message::User { id: 42, origin: NodeId(1), payload: b"hello" }, Message::Nack { seq: 3 }]);
     let with = |settings: u8, bytes: &[u8]| {
         let mut v = vec![settings];
         v.extend_from_slice(bytes);

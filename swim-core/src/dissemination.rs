@@ -21,8 +21,9 @@ pub(crate) enum Item<A> {
     /// member table when sent), with the accuser of the latest suspicion
     /// confirmation, if any, and whom we heard it from (not told back).
     Member { handle: u32, accuser: Option<A>, source: Option<A> },
-    /// An application broadcast, and whom we heard it from.
-    User { id: u64, payload: Box<[u8]>, source: Option<A> },
+    /// An application broadcast, the member that broadcast it, and whom we
+    /// heard it from.
+    User { id: u64, origin: A, payload: Box<[u8]>, source: Option<A> },
 }
 
 /// What the encoder did with an item offered to it.
@@ -132,9 +133,9 @@ impl<A: Clone> Dissemination<A> {
     }
 
     /// Queue an application broadcast. Returns how many items were evicted.
-    pub fn queue_user(&mut self, id: u64, payload: Box<[u8]>, source: Option<A>, max_items: usize) -> usize {
+    pub fn queue_user(&mut self, id: u64, origin: A, payload: Box<[u8]>, source: Option<A>, max_items: usize) -> usize {
         let evicted = self.make_room(max_items);
-        self.push(Item::User { id, payload, source }, 0);
+        self.push(Item::User { id, origin, payload, source }, 0);
         evicted
     }
 
@@ -445,8 +446,8 @@ mod tests {
     #[test]
     fn skipped_items_keep_their_place() {
         let mut d = Dissemination::new();
-        d.queue_user(1, Box::new([0; 100]), None, 10);
-        d.queue_user(2, Box::new([0; 1]), None, 10);
+        d.queue_user(1, 0, Box::new([0; 100]), None, 10);
+        d.queue_user(2, 0, Box::new([0; 1]), None, 10);
         let mut out = Vec::new();
         d.fill(5, 0, |item| match item {
             Item::User { id, payload, .. } if payload.len() < 50 => {

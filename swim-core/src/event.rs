@@ -35,7 +35,12 @@ pub enum Event<A> {
     /// A member left gracefully.
     Left(Member<A>),
     /// An application broadcast from another member, delivered once.
-    Broadcast(Bytes),
+    Broadcast {
+        /// The member that broadcast it.
+        from: A,
+        /// The application's bytes.
+        payload: Bytes,
+    },
     /// Another live process claims this node's own address: both go on
     /// answering, and this node stops out-bidding the other's incarnation so
     /// the two do not flap. The operator must resolve it.
@@ -59,7 +64,7 @@ impl<A> Event<A> {
             | Event::Alive(m)
             | Event::Failed(m)
             | Event::Left(m) => Some(m),
-            Event::Broadcast(_) | Event::Conflict { .. } => None,
+            Event::Broadcast { .. } | Event::Conflict { .. } => None,
         }
     }
 
@@ -72,7 +77,7 @@ impl<A> Event<A> {
             Event::Alive(_) => "alive",
             Event::Failed(_) => "failed",
             Event::Left(_) => "left",
-            Event::Broadcast(_) => "broadcast",
+            Event::Broadcast { .. } => "broadcast",
             Event::Conflict { .. } => "conflict",
         }
     }

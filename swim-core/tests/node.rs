@@ -484,3 +484,72 @@ fn a_periodic_exchange_sends_only_the_buckets_that_differ() {
     }
     assert_eq!(a.member(&NodeId(77)).unwrap().incarnation, 3);
 }
+
+fn dead<A>(member: A, incarnation: u32, accuser: A) -> Message<'static, A> {
+    Message::Update(Update { member, state: State::Dead, incarnation, instance: 0, meta: &[], accuser: Some(accuser) })
+}
+
+#[test]
+fn a_failed_member_forced_to_leave_is_left_everywhere_and_reaped() {
+    let mut n = with_members(3, Config::lan());
+    send(&mut n, Instant::ZERO, NodeId(1), &[dead(NodeId(2), 0, NodeId(1))]);
+    assert!(events(&mut n).iter().any(|e| matches!(e, Event::Failed(m) if m.addr == NodeId(2))));
+    outputs(&mut n);
+
+    assert_eq!(n.force_leave(Instant::ZERO, &NodeId(9)), Err(CommandError::UnknownMember));
+    assert_eq!(n.force_leave(Instant::ZERO, &NodeId(3)), Err(CommandError::NotFailed { state: State::Alive }));
+    assert_eq!(n.force_leave(Instant::ZERO, &NodeId(0)), Err(CommandError::NotFailed { state: State::Alive }));
+    assert_eq!(n.force_leave(Instant::ZERO, &NodeId(2)), Ok(()));
+    assert_eq!(n.member(&NodeId(2)).map(|m| (m.state, m.incarnation)), Some((State::Left, 0)));
+    assert!(events(&mut n).iter().any(|e| matches!(e, Event::Left(m) if m.addr == NodeId(2))));
+
+    // The Left claim is disseminated (at the same incarnation: Left beats Dead).
+    let later = Instant::ZERO + Duration::from_secs(1);
+    let sent = run_timers(&mut n, later);
+    let carries_left = sent.iter().flat_map(|(_, _, m)| m).any(
+        |m| matches!(m, Message::Update(u) if u.member == NodeId(2) && u.state == State::Left && u.incarnation == 0),
+    );
+    assert!(carries_left, "the forced leave is gossiped");
+
+    // And reaped like any member that left.
+    let reaped = Instant::ZERO + n.config().tombstone_timeout + Duration::from_secs(2);
+    run_timers(&mut n, reaped);
+    assert!(n.member(&NodeId(2)).is_none(), "reaped after tombstone_timeout");
+}
+
+#[test]
+fn a_restarted_process_joining_again_is_answered_at_once() {
+    // Two processes at one address, one after the other (a restart): the
+    // seed answered the first one's join and must answer the second's too.
+    let mut seed = node(NodeId(0), Config::lan());
+    for rng_seed in [1u64, 2] {
+        let rng = Xoshiro256PlusPlus::seed_from_u64(rng_seed);
+        let mut joiner: TestNode<NodeId> = Node::new(NodeId(1), Config::lan(), rng, Instant::ZERO).unwrap();
+        joiner.join(Instant::ZERO, &[NodeId(0)]);
+        let mut buf = vec![0u8; 1400];
+        while let Some(tx) = joiner.poll_transmit(&mut buf) {
+            if tx.to == NodeId(0) {
+                let _ = seed.handle_datagram(Instant::ZERO, NodeId(1), &buf[..tx.len]);
+            }
+        }
+        let replies = outputs(&mut seed);
+        let answered = replies.iter().any(|(to, m)| {
+            *to == NodeId(1) && matches!(m.first(), Some(Message::PushPull { reply_wanted: false, .. }))
+        });
+        assert!(answered, "process {rng_seed}'s join went unanswered");
+    }
+}
+
+#[test]
+fn a_broadcast_names_the_member_that_sent_it() {
+    let mut a = node(NodeId(0), Config::lan());
+    let mut b = node(NodeId(1), Config::lan());
+    send(&mut b, Instant::ZERO, NodeId(0), &[alive(NodeId(0), 0)]);
+    outputs(&mut b);
+    a.broadcast(Instant::ZERO, b"deploy").unwrap();
+    // The payload as a relay (node 2) passes it on: the origin is unchanged.
+    let relayed = Message::User { id: 7, origin: NodeId(0), payload: b"deploy" };
+    send(&mut b, Instant::ZERO, NodeId(2), &[relayed]);
+    let got: Vec<_> = events(&mut b).into_iter().filter(|e| matches!(e, Event::Broadcast { .. })).collect();
+    assert_eq!(got, vec![Event::Broadcast { from: NodeId(0), payload: bytes::Bytes::from_static(b"deploy") }]);
+}

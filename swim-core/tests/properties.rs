@@ -48,13 +48,17 @@ fn message<'a, A: Address + 'static>(
         any::<u32>().prop_map(|seq| Message::Ping { seq }),
         any::<u32>().prop_map(|seq| Message::Ack { seq }),
         any::<u32>().prop_map(|seq| Message::Nack { seq }),
-        (any::<u32>(), addr, any::<bool>()).prop_map(|(seq, target, want_nack)| Message::PingReq {
+        (any::<u32>(), addr.clone(), any::<bool>()).prop_map(|(seq, target, want_nack)| Message::PingReq {
             seq,
             target,
             want_nack
         }),
         update,
-        (any::<u64>(), 0..=bytes.len()).prop_map(move |(id, n)| Message::User { id, payload: &bytes[..n] }),
+        (any::<u64>(), addr, 0..=bytes.len()).prop_map(move |(id, origin, n)| Message::User {
+            id,
+            origin,
+            payload: &bytes[..n]
+        }),
         (any::<bool>(), any::<bool>(), any::<u32>())
             .prop_map(|(reply_wanted, join, exchange)| { Message::PushPull { reply_wanted, join, exchange } }),
     ]

@@ -92,7 +92,10 @@ fn metadata_changes_and_broadcasts_reach_every_node_exactly_once() {
             .events_at(o)
             .filter(|e| matches!(e, Event::Updated(m) if m.addr == NodeId(1) && &m.meta[..] == b"role=db"))
             .count();
-        let broadcasts = c.events_at(o).filter(|e| matches!(e, Event::Broadcast(p) if &p[..] == b"deploy v2")).count();
+        let broadcasts = c
+            .events_at(o)
+            .filter(|e| matches!(e, Event::Broadcast { payload, .. } if &payload[..] == b"deploy v2"))
+            .count();
         if o != 1 {
             assert_eq!(updated, 1, "node {o} saw the metadata change once");
             assert_eq!(c.nodes[&o].member(&NodeId(1)).unwrap().meta, b"role=db");
@@ -181,7 +184,7 @@ fn join_updates_broadcasts_and_detection_hold_across_seeds() {
             c.drain(3);
             c.run_for(secs(5));
             for o in 0..n {
-                let broadcasts = c.events_at(o).filter(|e| matches!(e, Event::Broadcast(_))).count();
+                let broadcasts = c.events_at(o).filter(|e| matches!(e, Event::Broadcast { .. })).count();
                 assert_eq!(broadcasts, usize::from(o != 3), "seed {seed}: node {o} broadcast deliveries");
                 let updates = c.events_at(o).filter(|e| matches!(e, Event::Updated(m) if m.addr == NodeId(1))).count();
                 assert_eq!(updates, usize::from(o != 1), "seed {seed}: node {o} metadata updates");

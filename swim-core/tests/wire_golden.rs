@@ -81,9 +81,9 @@ fn broadcasts_and_push_pull_headers() {
     let m: [Message<'_, NodeId>; 3] = [
         Message::PushPull { reply_wanted: true, join: true, exchange: 2 },
         update(NodeId(3), State::Alive, 0, 1, b"", None),
-        Message::User { id: 0x0102_0304_0506_0708, payload: b"hi" },
+        Message::User { id: 0x0102_0304_0506_0708, origin: NodeId(5), payload: b"hi" },
     ];
-    assert_eq!(datagram(b"", &m), "01 00 30 03 02 10 03 00 00 00 00 01 00 20 01 02 03 04 05 06 07 08 02 68 69");
+    assert_eq!(datagram(b"", &m), "01 00 30 03 02 10 03 00 00 00 00 01 00 20 01 02 03 04 05 06 07 08 05 02 68 69");
 }
 
 #[test]

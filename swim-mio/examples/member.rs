@@ -144,7 +144,7 @@ fn main() -> ExitCode {
 
 fn print_event(event: &Event) {
     match event {
-        Event::Broadcast(payload) => println!("broadcast: {}", meta::describe(payload)),
+        Event::Broadcast { from, payload } => println!("broadcast from {from}: {}", meta::describe(payload)),
         Event::Conflict { addr, other_instance, incarnation } => {
             println!(
                 "conflict: another process claims {addr} (instance {other_instance:08x}, incarnation {incarnation})"

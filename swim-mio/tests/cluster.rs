@@ -105,7 +105,8 @@ fn metadata_and_a_broadcast_reach_the_others_through_a_callback() {
         let updated = seen
             .iter()
             .any(|e| matches!(e, Event::Updated(m) if m.addr == from && &m.meta[..] == br#"{"name":"origin"}"#));
-        let broadcast = seen.iter().filter(|e| matches!(e, Event::Broadcast(p) if &p[..] == b"hello")).count();
+        let broadcast =
+            seen.iter().filter(|e| matches!(e, Event::Broadcast { payload, .. } if &payload[..] == b"hello")).count();
         updated && broadcast == 1
     });
     let too_long = vec![0u8; Config::local().max_broadcast_len + 1];

@@ -411,7 +411,7 @@ impl Checks {
             return;
         }
         match event {
-            Event::Broadcast(payload) => {
+            Event::Broadcast { payload, .. } => {
                 self.on_delivery(o, payload);
                 return;
             }

@@ -124,8 +124,9 @@ async fn a_metadata_change_and_a_broadcast_reach_all_others_once() {
                         assert_eq!(&m.meta[..], b"role=web");
                         updates[i] += 1;
                     }
-                    Event::Broadcast(payload) => {
+                    Event::Broadcast { from, payload } => {
                         assert_eq!(&payload[..], b"hello");
+                        assert_eq!(from, origin, "a broadcast names its sender");
                         broadcasts[i] += 1;
                     }
                     _ => {}

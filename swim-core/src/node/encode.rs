@@ -138,11 +138,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
                     let accuser = accuser.as_ref().unwrap_or_else(|| accuser_of(suspicions, *handle, addr));
                     wire::encode_update(w, &e.addr, e.state, e.incarnation, e.instance, e.meta(), Some(accuser))
                 }
-                Item::User { id, payload, source } => {
+                Item::User { id, origin, payload, source } => {
                     if source.as_ref() == Some(to) {
                         return Offer::Known;
                     }
-                    let m: Message<'_, A> = Message::User { id: *id, payload };
+                    let m: Message<'_, A> = Message::User { id: *id, origin: origin.clone(), payload };
                     m.encode(w)
                 }
             };

@@ -211,7 +211,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
     /// Mark a member Dead or Left, keep it as a tombstone, tell the app and
     /// the cluster.
-    fn declare_gone(&mut self, handle: u32, state: State, accuser: Option<A>) {
+    pub(super) fn declare_gone(&mut self, handle: u32, state: State, accuser: Option<A>) {
         let Some(old) = self.members.get(handle).map(|e| e.state) else {
             return;
         };
@@ -317,14 +317,15 @@ impl<A: Address, R: RngCore> Node<A, R> {
     }
 
     /// Deliver a broadcast once and pass it on.
-    pub(super) fn on_user_broadcast(&mut self, id: u64, payload: &[u8]) {
+    pub(super) fn on_user_broadcast(&mut self, id: u64, origin: A, payload: &[u8]) {
         if !self.remember_broadcast(id) {
             return;
         }
         self.stats.broadcasts_delivered += 1;
-        self.emit(Event::Broadcast(bytes::Bytes::copy_from_slice(payload)));
+        self.emit(Event::Broadcast { from: origin.clone(), payload: bytes::Bytes::copy_from_slice(payload) });
         let source = self.heard_from.clone();
-        let dropped = self.gossip.queue_user(id, payload.into(), source, self.config.max_gossip_queue);
+        let max = self.config.max_gossip_queue;
+        let dropped = self.gossip.queue_user(id, origin, payload.into(), source, max);
         self.stats.gossip_dropped += dropped as u64;
     }
 

@@ -86,6 +86,14 @@ pub enum CommandError {
         /// Bytes allowed.
         max: usize,
     },
+    /// [`Node::force_leave`] named a member this node does not know.
+    UnknownMember,
+    /// [`Node::force_leave`] named a member that is not failed (only a
+    /// member held as Dead can be forced out; a live one must leave itself).
+    NotFailed {
+        /// What this node believes the member is.
+        state: State,
+    },
 }
 
 impl fmt::Display for CommandError {
@@ -96,6 +104,10 @@ impl fmt::Display for CommandError {
             }
             CommandError::BroadcastTooLarge { len, max } => {
                 write!(f, "broadcast of {len} bytes exceeds max_broadcast_len {max}")
+            }
+            CommandError::UnknownMember => f.write_str("no such member"),
+            CommandError::NotFailed { state } => {
+                write!(f, "member is {}, not failed: only a failed member can be forced to leave", state.as_str())
             }
         }
     }
@@ -258,6 +270,10 @@ impl<A: Address, R: RngCore> Node<A, R> {
     pub fn new(addr: A, config: Config, mut rng: R, now: Instant) -> Result<Self, ConfigError> {
         config.validate()?;
         let instance = rng.next_u32();
+        // Exchange numbers start at random: a restarted process must not
+        // repeat its predecessor's, or peers that remember answering those
+        // ignore its first requests.
+        let first_exchange = rng.next_u32();
         let mut members = Members::new();
         let me =
             members.insert(Entry { addr: addr.clone(), incarnation: 0, instance, state: State::Alive, meta: None });
@@ -293,7 +309,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             next_push_pull: now,
             periodic_rounds: 0,
             push_pull_sends: VecDeque::with_capacity(config.max_push_pull_sends.min(64)),
-            next_exchange: 0,
+            next_exchange: first_exchange,
             replied: VecDeque::with_capacity(membership::REPLIED_MEMORY),
             leaving: false,
             rival: None,
@@ -458,7 +474,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                     };
                     self.merge(update, &from, origin);
                 }
-                Message::User { id, payload } => self.on_user_broadcast(id, payload),
+                Message::User { id, origin, payload } => self.on_user_broadcast(id, origin, payload),
                 Message::PushPull { reply_wanted, join, exchange } => {
                     if i == 0 {
                         push_pull = Some((reply_wanted, join, exchange));
@@ -584,8 +600,26 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         let id = self.rng.next_u64();
         self.remember_broadcast(id);
-        let dropped = self.gossip.queue_user(id, payload.into(), None, self.config.max_gossip_queue);
+        let origin = self.addr.clone();
+        let dropped = self.gossip.queue_user(id, origin, payload.into(), None, self.config.max_gossip_queue);
         self.stats.gossip_dropped += dropped as u64;
+        Ok(())
+    }
+
+    /// Mark a member this node holds as failed (Dead) as Left at the same
+    /// incarnation, and disseminate that: every member then reports it as
+    /// [`Event::Left`] and reaps it after `tombstone_timeout` like any member
+    /// that left (Serf's `force-leave`). A live member cannot be forced out:
+    /// it would refute. A failed member that is in fact alive still comes
+    /// back by refuting with a higher incarnation.
+    pub fn force_leave(&mut self, now: Instant, addr: &A) -> Result<(), CommandError> {
+        self.advance(now);
+        let handle = self.members.handle(addr).ok_or(CommandError::UnknownMember)?;
+        let state = self.members.get(handle).map_or(State::Left, |e| e.state);
+        if state != State::Dead || handle == self.me {
+            return Err(CommandError::NotFailed { state });
+        }
+        self.declare_gone(handle, State::Left, None);
         Ok(())
     }
 

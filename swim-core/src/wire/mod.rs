@@ -143,6 +143,8 @@ pub enum Message<'a, A> {
     User {
         /// Deduplicates deliveries.
         id: u64,
+        /// The member that broadcast it (every relay passes it on unchanged).
+        origin: A,
         /// The application's bytes.
         payload: &'a [u8],
     },
@@ -228,8 +230,9 @@ impl<'a, A: Address> Message<'a, A> {
             }
             tag::USER => {
                 let id = u64::from_be_bytes(r.array::<8>()?);
+                let origin = A::decode(r)?;
                 let payload = r.bytes_with_len(limits.max_user_payload)?;
-                Message::User { id, payload }
+                Message::User { id, origin, payload }
             }
             tag::PUSH_PULL => {
                 let flags = r.u8()?;
@@ -285,9 +288,10 @@ impl<'a, A: Address> Message<'a, A> {
             Message::Update(u) => {
                 encode_update(w, &u.member, u.state, u.incarnation, u.instance, u.meta, u.accuser.as_ref())
             }
-            Message::User { id, payload } => {
+            Message::User { id, origin, payload } => {
                 w.u8(tag::USER)?;
                 w.put(&id.to_be_bytes())?;
+                origin.encode(w)?;
                 w.bytes_with_len(payload)
             }
             Message::Digest { reply_wanted, exchange, hashes } => {

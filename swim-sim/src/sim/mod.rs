@@ -489,7 +489,7 @@ fn hash_event(trace: &mut TraceHash, at: Instant, node: u32, event: &Event<NodeI
         trace.bytes(m.state.as_str().as_bytes());
         trace.bytes(&m.meta);
     }
-    if let Event::Broadcast(payload) = event {
+    if let Event::Broadcast { payload, .. } = event {
         trace.bytes(payload);
     }
 }

@@ -189,7 +189,7 @@ fn log_event(event: &Event) {
         Event::Alive(m) => info!("member alive again: {}", Shown(m)),
         Event::Failed(m) => warn!("member failed: {}", Shown(m)),
         Event::Left(m) => info!("member left: {}", Shown(m)),
-        Event::Broadcast(payload) => info!(bytes = payload.len(), "broadcast received"),
+        Event::Broadcast { from, payload } => info!(%from, bytes = payload.len(), "broadcast received"),
         Event::Conflict { addr, other_instance, incarnation } => error!(
             %addr,
             other_instance,
