@@ -32,11 +32,18 @@ struct Agent {
 
 impl Agent {
     fn start(name: &str, join: &[SocketAddr]) -> Agent {
+        Agent::start_with(name, join, &[])
+    }
+
+    /// An agent with more command-line arguments (they win over the ones
+    /// given here).
+    fn start_with(name: &str, join: &[SocketAddr], extra: &[&str]) -> Agent {
         let udp = free_udp();
         let http = free_tcp();
         let log = std::env::temp_dir().join(format!("swim-agent-{}-{name}-{}.log", std::process::id(), udp.port()));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_swim"));
-        cmd.args(["agent", "--profile", "local", "--log-level", "info"])
+        cmd.args(["agent", "--profile", "local"])
+            .env_remove("RUST_LOG")
             .args(["--bind", &udp.to_string(), "--http", &http.to_string()])
             .args(["--name", name, "--meta", "test=e2e"])
             .stdin(Stdio::null())
@@ -46,6 +53,7 @@ impl Agent {
             let seeds: Vec<String> = join.iter().map(ToString::to_string).collect();
             cmd.args(["--join", &seeds.join(",")]);
         }
+        cmd.args(extra);
         let child = cmd.spawn().unwrap();
         Agent { child, udp, http: http.to_string(), log }
     }
@@ -54,9 +62,13 @@ impl Agent {
         self.child.id()
     }
 
-    fn terminate(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.pid().to_string()]).status().unwrap();
         assert!(status.success());
+    }
+
+    fn terminate(&self) {
+        self.signal("-TERM");
     }
 
     fn log(&self) -> String {
@@ -261,5 +273,80 @@ fn a_bad_config_file_stops_the_agent_at_start_naming_the_key() {
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(key), "{key} not in {stderr}");
     }
+    let _ = std::fs::remove_file(&path);
+}
+
+/// Run `swim ARGS...`; its exit code, stdout and stderr.
+fn swim(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_swim")).args(args).stdin(Stdio::null()).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_log_levels_and_a_missing_advertise_stop_the_agent_naming_the_fix() {
+    let (code, _, err) = swim(&["agent", "--bind", "127.0.0.1:0", "--log-level", "warning"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("`--log-level`: `warning`") && err.contains("trace, debug, info, warn, error, off"), "{err}");
+    // Bare `swim agent` binds 0.0.0.0, which nobody can send to.
+    let (code, _, err) = swim(&["agent", "--name", "x"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("`--advertise ADDR`"), "{err}");
+    // Printed once.
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn a_fatal_error_is_printed_once() {
+    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, _, err) = swim(&["agent", "--bind", &addr, "--name", "x", "--log-level", "info"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.matches("cannot bind UDP").count(), 1, "{err}");
+}
+
+#[tokio::test]
+async fn sighup_reloads_tags_and_log_level_and_the_agent_keeps_running() {
+    let path = std::env::temp_dir().join(format!("swim-reload-{}.toml", std::process::id()));
+    std::fs::write(&path, "log_level = \"info\"\n[meta]\nrole = \"web\"\n").unwrap();
+    let config = path.to_str().unwrap();
+    // No --log-level on the command line, or it would win over the file.
+    let a = Agent::start_with("a", &[], &["--config", config]);
+    let b = Agent::start("b", &[a.udp]);
+    let both = [&a, &b];
+    eventually(Duration::from_secs(20), "both alive", || all_alive(&both)).await;
+    let web = "/v1/members?tag=role%3Dweb";
+    eventually(Duration::from_secs(10), "b sees a as role=web", || async {
+        client::members_at(&b.http, web).await.is_ok_and(|m| m.len() == 1 && m[0].name == "a")
+    })
+    .await;
+
+    std::fs::write(&path, "log_level = \"debug\"\nleave_timeout_ms = 100\n[meta]\nrole = \"db\"\n").unwrap();
+    a.signal("-HUP");
+    eventually(Duration::from_secs(10), "b sees a as role=db", || async {
+        let db = client::members_at(&b.http, "/v1/members?status=alive&tag=role%3Ddb").await;
+        db.is_ok_and(|m| m.len() == 1 && m[0].name == "a")
+    })
+    .await;
+    eventually(Duration::from_secs(5), "a logs at debug level", || async { a.log().contains("DEBUG") }).await;
+    let log = a.log();
+    assert!(log.contains("log level changed") && log.contains("tags changed"), "{log}");
+    assert!(log.contains("key=\"leave_timeout_ms\"") && log.contains("next restart"), "{log}");
+    // A file that does not validate is refused; the agent runs on.
+    std::fs::write(&path, "log_level = \"loud\"\n").unwrap();
+    a.signal("-HUP");
+    eventually(Duration::from_secs(5), "the refusal is logged", || async { a.log().contains("reload refused") }).await;
+    assert!(a.sees(a.udp, "alive").await);
+    // Filters: a state nobody is in, and a bad one.
+    assert_eq!(client::members_at(&a.http, "/v1/members?status=failed").await.unwrap().len(), 0);
+    let bad = client::members_at(&a.http, "/v1/members?status=dead").await.unwrap_err().to_string();
+    assert!(bad.contains("400") && bad.contains("alive, suspect, failed, left"), "{bad}");
+    let (code, out, _) = swim(&["members", "--http", &b.http, "--status", "alive", "--tag", "role=db"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.contains("role=db"), "{out}");
     let _ = std::fs::remove_file(&path);
 }

@@ -48,7 +48,7 @@ impl Profile {
 
 /// `swim agent`: every option may also come from `--config FILE`; the
 /// command line wins.
-#[derive(Debug, Default, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct AgentArgs {
     /// UDP address to bind, e.g. 127.0.0.1:7946 (default 0.0.0.0:7946 needs --advertise).
     #[arg(long, value_name = "ADDR")]
@@ -59,7 +59,7 @@ pub struct AgentArgs {
     /// Members to join through, as ADDR or HOST:PORT, comma separated.
     #[arg(long, value_name = "ADDR,ADDR...", value_delimiter = ',')]
     pub join: Vec<String>,
-    /// A human name for this member, shown by others.
+    /// A name for this member, shown by others; unique among live members (default: the host name).
     #[arg(long)]
     pub name: Option<String>,
     /// A tag KEY=VALUE shown by others; repeatable.
@@ -88,6 +88,30 @@ pub struct MembersArgs {
     /// Print the JSON the agent returned instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Only members in this state.
+    #[arg(long, value_name = "STATE", value_parser = ["alive", "suspect", "failed", "left"])]
+    pub status: Option<String>,
+    /// Only members with this tag; repeatable (all must match).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub tag: Vec<String>,
+}
+
+impl MembersArgs {
+    /// The `/v1/members` path with the filters as query parameters.
+    pub fn path(&self) -> String {
+        let mut query: Vec<String> = Vec::new();
+        if let Some(s) = &self.status {
+            query.push(format!("status={}", super::client::url_encode(s)));
+        }
+        for t in &self.tag {
+            query.push(format!("tag={}", super::client::url_encode(t)));
+        }
+        if query.is_empty() {
+            "/v1/members".to_owned()
+        } else {
+            format!("/v1/members?{}", query.join("&"))
+        }
+    }
 }
 
 #[cfg(test)]

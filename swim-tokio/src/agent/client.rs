@@ -22,8 +22,8 @@ pub enum ClientError {
     TimedOut,
     /// The answer was not HTTP as expected.
     BadResponse,
-    /// The agent answered with an error status.
-    Status(u16),
+    /// The agent answered with an error status, and why (its body).
+    Status(u16, String),
     /// The body was not the JSON expected.
     Json(serde_json::Error),
 }
@@ -34,7 +34,8 @@ impl fmt::Display for ClientError {
             ClientError::Io(e) => write!(f, "cannot reach the agent: {e}"),
             ClientError::TimedOut => f.write_str("the agent did not answer in time"),
             ClientError::BadResponse => f.write_str("the agent's answer is not valid HTTP"),
-            ClientError::Status(s) => write!(f, "the agent answered HTTP {s}"),
+            ClientError::Status(s, why) if why.trim().is_empty() => write!(f, "the agent answered HTTP {s}"),
+            ClientError::Status(s, why) => write!(f, "the agent answered HTTP {s}: {}", why.trim()),
             ClientError::Json(e) => write!(f, "the agent's answer is not the JSON expected: {e}"),
         }
     }
@@ -73,7 +74,7 @@ fn parse_response(raw: &[u8]) -> Result<String, ClientError> {
     });
     let body = if chunked { dechunk(body).ok_or(ClientError::BadResponse)? } else { body.to_vec() };
     if status != 200 {
-        return Err(ClientError::Status(status));
+        return Err(ClientError::Status(status, String::from_utf8_lossy(&body).into_owned()));
     }
     String::from_utf8(body).map_err(|_| ClientError::BadResponse)
 }
@@ -95,9 +96,27 @@ fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// Percent-encode a query parameter value.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `GET /v1/members`, parsed.
 pub async fn members(addr: &str) -> Result<Vec<MemberJson>, ClientError> {
-    let body = get(addr, "/v1/members").await?;
+    members_at(addr, "/v1/members").await
+}
+
+/// `GET path` (`/v1/members` with a query), parsed.
+pub async fn members_at(addr: &str, path: &str) -> Result<Vec<MemberJson>, ClientError> {
+    let body = get(addr, path).await?;
     serde_json::from_str(&body).map_err(ClientError::Json)
 }
 
@@ -146,7 +165,7 @@ mod tests {
         let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n3\r\n!!!\r\n0\r\n\r\n";
         assert_eq!(parse_response(chunked).unwrap(), "ok!!!");
         let missing = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n";
-        assert!(matches!(parse_response(missing), Err(ClientError::Status(404))));
+        assert!(matches!(parse_response(missing), Err(ClientError::Status(404, _))));
         assert!(matches!(parse_response(b"garbage"), Err(ClientError::BadResponse)));
     }
 

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::io;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -47,6 +47,49 @@ impl From<&MemberInfo> for MemberJson {
     }
 }
 
+/// Which members a listing shows: `?status=STATE&tag=KEY=VALUE`, every
+/// condition must hold (the `tag` parameter may repeat).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberFilter {
+    /// Only members in this state (`alive`, `suspect`, `failed`, `left`).
+    pub status: Option<String>,
+    /// Only members with each of these tags.
+    pub tags: Vec<(String, String)>,
+}
+
+/// The states a filter may name, as `/v1/members` shows them.
+pub const STATES: [&str; 4] = ["alive", "suspect", "failed", "left"];
+
+impl MemberFilter {
+    /// Read query parameters; an unknown parameter, state or a tag that is
+    /// not `KEY=VALUE` is refused with a message naming it.
+    pub fn from_pairs(pairs: &[(String, String)]) -> Result<MemberFilter, String> {
+        let mut filter = MemberFilter::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "status" => {
+                    if !STATES.contains(&value.as_str()) {
+                        return Err(format!("invalid `status` `{value}`: one of {}", STATES.join(", ")));
+                    }
+                    filter.status = Some(value.clone());
+                }
+                "tag" => match value.split_once('=') {
+                    Some((k, v)) if !k.is_empty() => filter.tags.push((k.to_owned(), v.to_owned())),
+                    _ => return Err(format!("invalid `tag` `{value}`: give KEY=VALUE")),
+                },
+                other => return Err(format!("unknown parameter `{other}`: use status or tag")),
+            }
+        }
+        Ok(filter)
+    }
+
+    /// Whether `m` passes.
+    pub fn matches(&self, m: &MemberJson) -> bool {
+        self.status.as_ref().is_none_or(|s| *s == m.state)
+            && self.tags.iter().all(|(k, v)| m.meta.get(k).and_then(|x| x.as_str()) == Some(v.as_str()))
+    }
+}
+
 /// The routes, answering from `handle`.
 pub fn router(handle: Handle) -> Router {
     Router::new()
@@ -70,9 +113,16 @@ fn stopped() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "swim node stopped\n").into_response()
 }
 
-async fn members(State(handle): State<Handle>) -> Response {
+async fn members(State(handle): State<Handle>, Query(query): Query<Vec<(String, String)>>) -> Response {
+    let filter = match MemberFilter::from_pairs(&query) {
+        Ok(f) => f,
+        Err(why) => return (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response(),
+    };
     match handle.members().await {
-        Ok(members) => Json(members.iter().map(MemberJson::from).collect::<Vec<_>>()).into_response(),
+        Ok(members) => {
+            let shown: Vec<MemberJson> = members.iter().map(MemberJson::from).filter(|m| filter.matches(m)).collect();
+            Json(shown).into_response()
+        }
         Err(_) => stopped(),
     }
 }
@@ -99,5 +149,36 @@ async fn healthz(State(handle): State<Handle>) -> Response {
         stopped()
     } else {
         (StatusCode::OK, "ok\n").into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
+        q.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn member_filters_check_state_and_every_tag() {
+        let m = MemberJson {
+            name: "a".into(),
+            addr: "127.0.0.1:1".into(),
+            state: "alive".into(),
+            incarnation: 1,
+            meta: serde_json::from_str(r#"{"role":"web","zone":"z"}"#).unwrap(),
+            local: false,
+        };
+        let f = MemberFilter::from_pairs(&pairs(&[("status", "alive"), ("tag", "role=web")])).unwrap();
+        assert!(f.matches(&m));
+        let f = MemberFilter::from_pairs(&pairs(&[("tag", "role=web"), ("tag", "zone=y")])).unwrap();
+        assert!(!f.matches(&m));
+        let f = MemberFilter::from_pairs(&pairs(&[("status", "failed")])).unwrap();
+        assert!(!f.matches(&m));
+        let e = MemberFilter::from_pairs(&pairs(&[("status", "dead")])).unwrap_err();
+        assert_eq!(e, "invalid `status` `dead`: one of alive, suspect, failed, left");
+        assert!(MemberFilter::from_pairs(&pairs(&[("tag", "novalue")])).is_err());
+        assert!(MemberFilter::from_pairs(&pairs(&[("state", "alive")])).is_err());
     }
 }

@@ -13,20 +13,48 @@ pub mod metrics;
 pub mod run;
 pub mod settings;
 
-/// Set up logging: `level` if given (flag or file), else `RUST_LOG`, else
-/// `info`. Logs go to stderr.
-pub fn init_logging(level: Option<&str>) {
+/// Changes the log filter of a running agent (SIGHUP reload).
+#[derive(Debug, Clone)]
+pub struct LogControl {
+    handle: tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>,
+}
+
+impl LogControl {
+    /// Switch to `level` (already checked by
+    /// [`settings::check_log_level`]); `None` goes back to `RUST_LOG`, else
+    /// `info`.
+    pub fn set(&self, level: Option<&str>) -> Result<(), settings::SettingsError> {
+        let filter = log_filter(level)?;
+        // Fails only once the subscriber is gone, at exit.
+        let _ = self.handle.reload(filter);
+        Ok(())
+    }
+}
+
+/// The filter for `level`, else `RUST_LOG`, else `info`; each checked.
+fn log_filter(level: Option<&str>) -> Result<tracing_subscriber::EnvFilter, settings::SettingsError> {
     use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::try_new(l).unwrap_or_else(|e| {
-            eprintln!("swim: bad log level `{l}` ({e}); using info");
-            EnvFilter::new("info")
-        }),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    let (key, text) = match level {
+        Some(l) => ("log_level", l.to_owned()),
+        None => match std::env::var("RUST_LOG") {
+            Ok(v) if !v.trim().is_empty() => ("RUST_LOG", v),
+            _ => ("log_level", "info".to_owned()),
+        },
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    settings::check_log_level(key, &text)?;
+    EnvFilter::try_new(&text).map_err(|_| settings::SettingsError::LogLevel { key, value: text })
+}
+
+/// Set up logging to stderr: `level` if given (flag or file), else
+/// `RUST_LOG`, else `info`. A filter the agent does not understand is an
+/// error, not silence.
+pub fn init_logging(level: Option<&str>) -> Result<LogControl, settings::SettingsError> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(log_filter(level)?);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    tracing_subscriber::registry().with(filter).with(fmt).init();
+    Ok(LogControl { handle })
 }

@@ -1,5 +1,6 @@
 //! Running the agent: start the node and the HTTP API, log membership
-//! changes, wait for Ctrl-C or SIGTERM, leave gracefully.
+//! changes, reload the config file on SIGHUP, and on Ctrl-C or SIGTERM
+//! leave gracefully.
 
 use std::fmt;
 use std::io;
@@ -9,10 +10,12 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
+use super::cli::AgentArgs;
 use super::meta::AgentMeta;
 use super::settings::Settings;
+use super::LogControl;
 use crate::{Error, Event, Events, Handle, Member, Options, StartError};
 
 /// How long open HTTP connections may take to finish at exit.
@@ -49,8 +52,10 @@ impl fmt::Display for AgentError {
 
 impl std::error::Error for AgentError {}
 
-/// Run the agent until Ctrl-C or SIGTERM, then leave gracefully.
-pub async fn run(settings: Settings) -> Result<(), AgentError> {
+/// Run the agent until Ctrl-C or SIGTERM, then leave gracefully. SIGHUP
+/// reads the settings again from `args` (and its config file) and applies
+/// what can change at runtime.
+pub async fn run(args: AgentArgs, mut settings: Settings, log: LogControl) -> Result<(), AgentError> {
     let mut options = Options::new(settings.bind, settings.config.clone());
     options.advertise = settings.advertise;
     options.metadata = settings.meta_bytes.clone();
@@ -58,7 +63,7 @@ pub async fn run(settings: Settings) -> Result<(), AgentError> {
     options.leave_timeout = settings.leave_timeout;
     let handle = Handle::start(options).await.map_err(AgentError::Start)?;
     let events = handle.subscribe().map_err(|_| AgentError::Stopped)?;
-    let signals = Signals::install().map_err(AgentError::Signals)?;
+    let mut signals = Signals::install().map_err(AgentError::Signals)?;
     info!(
         addr = %handle.local_addr(),
         name = settings.meta.name.as_deref().unwrap_or(""),
@@ -96,7 +101,12 @@ pub async fn run(settings: Settings) -> Result<(), AgentError> {
         }
     }
 
-    let which = signals.wait().await;
+    let which = loop {
+        match signals.wait().await {
+            Signal::Reload => reload(&args, &mut settings, &log, &handle).await,
+            Signal::Stop(which) => break which,
+        }
+    };
     info!(signal = which, "leaving the cluster");
     tokio::select! {
         left = handle.leave() => match left {
@@ -116,34 +126,90 @@ pub async fn run(settings: Settings) -> Result<(), AgentError> {
     Ok(())
 }
 
-/// Ctrl-C and (on Unix) SIGTERM.
+/// SIGHUP: read the settings again and apply the tags and the log level;
+/// log every other change as needing a restart. A file that does not
+/// validate is refused whole and the running settings stay.
+async fn reload(args: &AgentArgs, current: &mut Settings, log: &LogControl, handle: &Handle) {
+    let new = match Settings::load(args) {
+        Ok(new) => new,
+        Err(e) => {
+            warn!("reload refused, the running settings stay: {e}");
+            return;
+        }
+    };
+    for key in current.needs_restart(&new) {
+        warn!(key, "changed in the configuration; takes effect at the next restart");
+    }
+    if new.log_level != current.log_level {
+        match log.set(new.log_level.as_deref()) {
+            Ok(()) => {
+                info!(log_level = new.log_level.as_deref().unwrap_or("RUST_LOG or info"), "log level changed");
+                current.log_level = new.log_level;
+            }
+            Err(e) => warn!("log level not changed: {e}"),
+        }
+    }
+    if new.meta.tags != current.meta.tags {
+        let meta = AgentMeta { name: current.meta.name.clone(), tags: new.meta.tags };
+        let changed = match meta.encode(current.config.max_metadata_len) {
+            Ok(bytes) => handle.set_metadata(bytes.clone()).await.map(|()| bytes).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match changed {
+            Ok(bytes) => {
+                info!(tags = ?meta.tags, "tags changed");
+                current.meta = meta;
+                current.meta_bytes = bytes;
+            }
+            Err(e) => warn!("tags not changed: {e}"),
+        }
+    }
+    debug!(tags = ?current.meta.tags, log_level = ?current.log_level, "running settings after the reload");
+    info!("configuration reloaded");
+}
+
+/// What a signal asks of the agent.
+enum Signal {
+    /// SIGHUP: reload the configuration.
+    Reload,
+    /// Ctrl-C or SIGTERM (named): leave and stop.
+    Stop(&'static str),
+}
+
+/// Ctrl-C and (on Unix) SIGTERM and SIGHUP.
 struct Signals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
     fn install() -> io::Result<Signals> {
+        #[cfg(unix)]
+        use tokio::signal::unix::{signal, SignalKind};
         Ok(Signals {
             #[cfg(unix)]
-            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+            term: signal(SignalKind::terminate())?,
+            #[cfg(unix)]
+            hup: signal(SignalKind::hangup())?,
         })
     }
 
-    /// Wait for either; the signal's name.
-    async fn wait(mut self) -> &'static str {
+    /// Wait for the next one.
+    async fn wait(&mut self) -> Signal {
         #[cfg(unix)]
         {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-                _ = self.term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => Signal::Stop("SIGINT"),
+                _ = self.term.recv() => Signal::Stop("SIGTERM"),
+                _ = self.hup.recv() => Signal::Reload,
             }
         }
         #[cfg(not(unix))]
         {
-            let _ = &mut self;
             let _ = tokio::signal::ctrl_c().await;
-            "Ctrl-C"
+            Signal::Stop("Ctrl-C")
         }
     }
 }

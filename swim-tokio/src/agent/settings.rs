@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use swim_core::{Bytes, Config};
 
 use super::cli::{AgentArgs, Profile};
@@ -25,7 +25,8 @@ pub struct FileConfig {
     pub bind: Option<SocketAddr>,
     /// `advertise = "10.0.0.1:7946"`.
     pub advertise: Option<SocketAddr>,
-    /// `join = ["10.0.0.2:7946", "seed.example:7946"]`.
+    /// `join = ["10.0.0.2:7946", "seed.example:7946"]`, or one string.
+    #[serde(default, deserialize_with = "one_or_many")]
     pub join: Option<Vec<String>>,
     /// `name = "web-1"`.
     pub name: Option<String>,
@@ -43,6 +44,28 @@ pub struct FileConfig {
     pub rng_seed: Option<u64>,
     /// `[protocol]`: overrides on top of the profile.
     pub protocol: Option<ProtocolFile>,
+}
+
+/// `join` as one string or a list of strings.
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    struct Seeds;
+    impl<'de> serde::de::Visitor<'de> for Seeds {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a seed \"HOST:PORT\" or a list of them")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(vec![v.to_owned()])
+        }
+        fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+            let mut out = Vec::new();
+            while let Some(seed) = seq.next_element::<String>()? {
+                out.push(seed);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(Seeds).map(Some)
 }
 
 /// Every tunable of [`swim_core::Config`]; durations in milliseconds.
@@ -170,6 +193,28 @@ pub enum SettingsError {
     },
     /// A name or tag is refused.
     Meta(MetaError),
+    /// The log filter is not one the agent understands.
+    LogLevel {
+        /// Where it came from: `--log-level`, `log_level` or `RUST_LOG`.
+        key: &'static str,
+        /// The filter given.
+        value: String,
+    },
+    /// The agent would be known by an unspecified address (`0.0.0.0` or
+    /// `[::]`), which no other member can send to.
+    NeedsAdvertise {
+        /// The address it would be known by.
+        addr: SocketAddr,
+    },
+    /// No name was given and the host name cannot be read.
+    NoHostName(std::io::Error),
+    /// A value from the config file `path` was refused.
+    InFile {
+        /// The file.
+        path: String,
+        /// What is wrong with the value.
+        error: Box<SettingsError>,
+    },
 }
 
 impl fmt::Display for SettingsError {
@@ -181,6 +226,21 @@ impl fmt::Display for SettingsError {
                 write!(f, "invalid value for `{key}`: {}", ProblemText(source))
             }
             SettingsError::Meta(e) => e.fmt(f),
+            SettingsError::LogLevel { key, value } => write!(
+                f,
+                "invalid value for `{key}`: `{value}`: give LEVEL or TARGET=LEVEL, comma separated, \
+                 LEVEL one of {}",
+                LOG_LEVELS.join(", ")
+            ),
+            SettingsError::NeedsAdvertise { addr } => write!(
+                f,
+                "this agent would be known by {addr}, which other members cannot send to: give \
+                 `--advertise ADDR` (or `advertise` in the config file), or `--bind` a specific address"
+            ),
+            SettingsError::NoHostName(e) => {
+                write!(f, "no `--name` given and the host name cannot be read ({e}): give `--name NAME`")
+            }
+            SettingsError::InFile { path, error } => write!(f, "in {path}: {error}"),
         }
     }
 }
@@ -204,9 +264,41 @@ impl fmt::Display for ProblemText<'_> {
 
 impl std::error::Error for SettingsError {}
 
+/// The levels a log filter directive may name.
+pub const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// Check a log filter: directives `LEVEL` or `TARGET=LEVEL`, comma
+/// separated, each LEVEL one of [`LOG_LEVELS`] (any case). Anything else
+/// (`warning`, a typo) is refused instead of silently logging nothing.
+pub fn check_log_level(key: &'static str, value: &str) -> Result<(), SettingsError> {
+    let bad = || SettingsError::LogLevel { key, value: value.to_owned() };
+    if value.trim().is_empty() {
+        return Err(bad());
+    }
+    for directive in value.split(',') {
+        let level = match directive.rsplit_once('=') {
+            Some((target, level)) if !target.trim().is_empty() && !target.contains(['[', '{']) => level,
+            Some(_) => return Err(bad()),
+            None => directive,
+        };
+        if !LOG_LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level.trim())) {
+            return Err(bad());
+        }
+    }
+    Ok(())
+}
+
+/// The name of this host, the default member name.
+pub fn host_name() -> std::io::Result<String> {
+    let name = hostname::get()?;
+    name.into_string().map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))
+}
+
 /// The agent's settings, merged and checked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
+    /// The config file they were read from, read again on SIGHUP.
+    pub config_file: Option<PathBuf>,
     /// UDP address to bind.
     pub bind: SocketAddr,
     /// Address others reach this member at, when not `bind`.
@@ -219,7 +311,8 @@ pub struct Settings {
     pub meta_bytes: Vec<u8>,
     /// HTTP API address.
     pub http: Option<SocketAddr>,
-    /// Log filter, if set by the command line or the file.
+    /// Log filter, if set by the command line or the file (checked with
+    /// [`check_log_level`]).
     pub log_level: Option<String>,
     /// Graceful leave timeout.
     pub leave_timeout: Duration,
@@ -243,19 +336,34 @@ pub fn read_file(path: &Path) -> Result<FileConfig, SettingsError> {
 
 impl Settings {
     /// Merge the command line over the file over the defaults, and check
-    /// the result.
-    pub fn merge(args: &AgentArgs, file: FileConfig) -> Result<Settings, SettingsError> {
+    /// the result. `path` is the file's name, for errors about its values.
+    pub fn merge(args: &AgentArgs, file: FileConfig, path: Option<&Path>) -> Result<Settings, SettingsError> {
+        Settings::merge_with_host(args, file, path, host_name)
+    }
+
+    /// [`Settings::merge`] with the host name (the default member name)
+    /// from `host`.
+    pub fn merge_with_host(
+        args: &AgentArgs,
+        file: FileConfig,
+        path: Option<&Path>,
+        host: impl FnOnce() -> std::io::Result<String>,
+    ) -> Result<Settings, SettingsError> {
+        let in_file = |error: SettingsError| match path {
+            Some(p) => SettingsError::InFile { path: p.display().to_string(), error: Box::new(error) },
+            None => error,
+        };
         let profile = args.profile.or(file.profile).unwrap_or(Profile::Lan);
         let mut config = profile.config();
         if let Some(p) = &file.protocol {
             p.apply(&mut config);
         }
-        config.validate().map_err(|source| SettingsError::Protocol { key: file_key(source.field), source })?;
+        config.validate().map_err(|source| in_file(SettingsError::Protocol { key: file_key(source.field), source }))?;
 
         let mut tags = BTreeMap::new();
         for (k, v) in file.meta.unwrap_or_default() {
             if k == meta::NAME_KEY {
-                return Err(SettingsError::Meta(MetaError::ReservedKey));
+                return Err(in_file(SettingsError::Meta(MetaError::ReservedKey)));
             }
             tags.insert(k, v);
         }
@@ -263,18 +371,41 @@ impl Settings {
             let (k, v) = meta::parse_tag(tag).map_err(SettingsError::Meta)?;
             tags.insert(k, v);
         }
-        let meta = AgentMeta { name: args.name.clone().or(file.name), tags };
+        let name = match args.name.clone().or(file.name) {
+            Some(name) => name,
+            None => host().map_err(SettingsError::NoHostName)?,
+        };
+        let meta = AgentMeta { name: Some(name), tags };
         let meta_bytes = meta.encode(config.max_metadata_len).map_err(SettingsError::Meta)?;
 
+        let log_level = match (&args.log_level, file.log_level) {
+            (Some(l), _) => {
+                check_log_level("--log-level", l)?;
+                Some(l.clone())
+            }
+            (None, Some(l)) => {
+                check_log_level("log_level", &l).map_err(in_file)?;
+                Some(l)
+            }
+            (None, None) => None,
+        };
+
+        let bind = args.bind.or(file.bind).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)));
+        let advertise = args.advertise.or(file.advertise);
+        let known_as = advertise.unwrap_or(bind);
+        if known_as.ip().is_unspecified() {
+            return Err(SettingsError::NeedsAdvertise { addr: known_as });
+        }
         let join = if args.join.is_empty() { file.join.unwrap_or_default() } else { args.join.clone() };
         Ok(Settings {
-            bind: args.bind.or(file.bind).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))),
-            advertise: args.advertise.or(file.advertise),
+            config_file: path.map(Path::to_path_buf),
+            bind,
+            advertise,
             join: join.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
             meta,
             meta_bytes,
             http: args.http.or(file.http),
-            log_level: args.log_level.clone().or(file.log_level),
+            log_level,
             leave_timeout: Duration::from_millis(file.leave_timeout_ms.unwrap_or(5_000)),
             rng_seed: file.rng_seed,
             config,
@@ -287,7 +418,28 @@ impl Settings {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        Settings::merge(args, file)
+        Settings::merge(args, file, args.config.as_deref())
+    }
+
+    /// The settings that differ in `new` but only take effect at a
+    /// restart, by their config file key. Tags and the log level (and
+    /// event handlers) are applied by a reload; everything else is not.
+    pub fn needs_restart(&self, new: &Settings) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        let mut check = |differs: bool, key: &'static str| {
+            if differs {
+                keys.push(key);
+            }
+        };
+        check(self.bind != new.bind, "bind");
+        check(self.advertise != new.advertise, "advertise");
+        check(self.join != new.join, "join");
+        check(self.meta.name != new.meta.name, "name");
+        check(self.http != new.http, "http");
+        check(self.leave_timeout != new.leave_timeout, "leave_timeout_ms");
+        check(self.rng_seed != new.rng_seed, "rng_seed");
+        check(self.config != new.config, "profile / [protocol]");
+        keys
     }
 }
 
@@ -296,7 +448,9 @@ mod tests {
     use super::*;
 
     fn merge(args: &AgentArgs, text: &str) -> Result<Settings, SettingsError> {
-        Settings::merge(args, parse_file("test.toml", text)?)
+        Settings::merge_with_host(args, parse_file("test.toml", text)?, Some(Path::new("test.toml")), || {
+            Ok("host-1".to_owned())
+        })
     }
 
     #[test]
@@ -331,10 +485,11 @@ mod tests {
         assert_eq!(s.config.probe_timeout, Duration::from_millis(300));
         assert_eq!(s.config.gossip_interval, Config::local().gossip_interval);
 
-        let s = merge(&AgentArgs::default(), "").unwrap();
+        let s = merge(&AgentArgs::default(), "advertise = \"10.0.0.1:7946\"").unwrap();
         assert_eq!(s.bind, SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)));
         assert_eq!(s.config, Config::lan());
-        assert!(s.meta_bytes.is_empty());
+        // The default name is the host's.
+        assert_eq!(s.meta.name.as_deref(), Some("host-1"));
     }
 
     #[test]
@@ -346,13 +501,61 @@ mod tests {
         assert!(e.contains("probe_interval_ms"), "{e}");
 
         let e = merge(&AgentArgs::default(), "[protocol]\nprobe_timeout_ms = 5000\n").unwrap_err().to_string();
-        assert_eq!(e, "invalid value for `protocol.probe_timeout_ms`: must be less than `protocol.probe_interval_ms`");
+        assert_eq!(
+            e,
+            "in test.toml: invalid value for `protocol.probe_timeout_ms`: must be less than `protocol.probe_interval_ms`"
+        );
 
         let e = merge(&AgentArgs::default(), "[protocol]\nmax_members = 0\n").unwrap_err().to_string();
         assert!(e.contains("`protocol.max_members`"), "{e}");
 
         let e = merge(&AgentArgs::default(), "profile = \"moon\"\n").unwrap_err().to_string();
         assert!(e.contains("profile"), "{e}");
+    }
+
+    #[test]
+    fn join_is_one_string_or_a_list() {
+        let s = merge(&AgentArgs::default(), "bind = \"127.0.0.1:1\"\njoin = \"seed:7946\"\n").unwrap();
+        assert_eq!(s.join, vec!["seed:7946"]);
+        let s = merge(&AgentArgs::default(), "bind = \"127.0.0.1:1\"\njoin = [\"a:1\", \"b:2\"]\n").unwrap();
+        assert_eq!(s.join, vec!["a:1", "b:2"]);
+        let e = merge(&AgentArgs::default(), "join = 5\n").unwrap_err().to_string();
+        assert!(e.contains("a seed \"HOST:PORT\" or a list of them"), "{e}");
+    }
+
+    #[test]
+    fn log_levels_are_checked_naming_the_allowed_values() {
+        for good in ["info", "WARN", "swim_tokio=debug,info", "off", "a::b=trace"] {
+            check_log_level("--log-level", good).unwrap();
+        }
+        for bad in ["warning", "", "inf", "swim_tokio", "x=loud", "=info"] {
+            let e = check_log_level("--log-level", bad).unwrap_err().to_string();
+            assert!(e.contains("trace, debug, info, warn, error, off"), "{e}");
+        }
+        let args = AgentArgs { bind: Some("127.0.0.1:1".parse().unwrap()), ..AgentArgs::default() };
+        let e = merge(&args, "log_level = \"warning\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("in test.toml: invalid value for `log_level`: `warning`"), "{e}");
+        let args = AgentArgs { log_level: Some("verbose".into()), ..args };
+        let e = merge(&args, "").unwrap_err().to_string();
+        assert!(e.starts_with("invalid value for `--log-level`: `verbose`"), "{e}");
+    }
+
+    #[test]
+    fn an_unspecified_address_without_advertise_is_refused_naming_the_flag() {
+        let e = merge(&AgentArgs::default(), "").unwrap_err().to_string();
+        assert!(e.contains("0.0.0.0:7946") && e.contains("`--advertise ADDR`"), "{e}");
+        let e = merge(&AgentArgs::default(), "bind = \"[::]:7946\"\n").unwrap_err().to_string();
+        assert!(e.contains("`--advertise ADDR`"), "{e}");
+    }
+
+    #[test]
+    fn a_reload_tells_what_needs_a_restart() {
+        let args = AgentArgs { bind: Some("127.0.0.1:1".parse().unwrap()), ..AgentArgs::default() };
+        let old = merge(&args, "[meta]\nrole = \"web\"\n").unwrap();
+        let new = merge(&args, "log_level = \"debug\"\nhttp = \"127.0.0.1:2\"\n[meta]\nrole = \"db\"\n").unwrap();
+        assert_eq!(old.needs_restart(&new), vec!["http"]);
+        let new = merge(&args, "profile = \"local\"\n").unwrap();
+        assert_eq!(old.needs_restart(&new), vec!["profile / [protocol]"]);
     }
 
     #[test]
@@ -393,7 +596,7 @@ mod tests {
     fn the_example_config_parses_and_validates() {
         let text = include_str!("../../swim.example.toml");
         let file = parse_file("swim.example.toml", text).unwrap();
-        let s = Settings::merge(&AgentArgs::default(), file).unwrap();
+        let s = Settings::merge(&AgentArgs::default(), file, None).unwrap();
         assert_eq!(s.meta.name.as_deref(), Some("web-1"));
         assert_eq!(s.config.probe_interval, Duration::from_millis(1000));
     }

@@ -15,7 +15,9 @@ use swim_tokio::agent::{client, init_logging, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    // One thread: an agent's work is a few datagrams a second, and idle
+    // worker threads only cost memory.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("swim: cannot start the runtime: {e}");
@@ -31,11 +33,17 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            init_logging(settings.log_level.as_deref());
-            match runtime.block_on(run::run(settings)) {
+            let log = match init_logging(settings.log_level.as_deref()) {
+                Ok(log) => log,
+                Err(e) => {
+                    eprintln!("swim: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            // Printed once, here; the run loop does not log it too.
+            match runtime.block_on(run::run(args, settings, log)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!("{e}");
                     eprintln!("swim: {e}");
                     ExitCode::FAILURE
                 }
@@ -47,7 +55,7 @@ fn main() -> ExitCode {
 
 async fn members(args: MembersArgs) -> ExitCode {
     if args.json {
-        match client::get(&args.http, "/v1/members").await {
+        match client::get(&args.http, &args.path()).await {
             Ok(body) => {
                 println!("{body}");
                 ExitCode::SUCCESS
@@ -58,7 +66,7 @@ async fn members(args: MembersArgs) -> ExitCode {
             }
         }
     } else {
-        match client::members(&args.http).await {
+        match client::members_at(&args.http, &args.path()).await {
             Ok(members) => {
                 print!("{}", client::table(&members));
                 ExitCode::SUCCESS
