@@ -540,6 +540,11 @@ pub fn check_sim(data: &[u8]) {
     });
     spec.slow = u32::from(r.below(2));
     spec.lifeguard = r.u8() & 1 == 0;
+    // The simulator refuses what it cannot honour (more crashes than nodes
+    // that may crash, say); such an input has no replay command to give.
+    if spec.validate().is_err() {
+        return;
+    }
     let replay = spec.replay_command();
     let sim = Simulation::new(spec).expect("presets validate");
     let n_ids = sim.spec().ids();

@@ -66,6 +66,18 @@ pub struct Beliefs {
     alive_pairs: u64,
     /// (running observer, running member) pairs believed Alive or Suspect.
     live_pairs: u64,
+    /// Slow nodes: their views, and views of them, may hold suspicions for
+    /// as long as they are slow without the cluster being unsettled.
+    slow: Vec<bool>,
+    /// Running nodes that are not slow.
+    healthy: u32,
+    /// Per member: running healthy observers believing it Alive.
+    healthy_alive_believers: Vec<u32>,
+    /// (running healthy observer, running healthy member) pairs believed Alive.
+    healthy_alive_pairs: u64,
+    /// Members not running that some running node believes live: crashed or
+    /// departed nodes not yet detected everywhere.
+    ghosts: u32,
 }
 
 impl Beliefs {
@@ -81,6 +93,11 @@ impl Beliefs {
             alive_seen: vec![0; n],
             alive_pairs: 0,
             live_pairs: 0,
+            slow: vec![false; n],
+            healthy: 0,
+            healthy_alive_believers: vec![0; n],
+            healthy_alive_pairs: 0,
+            ghosts: 0,
         }
     }
 
@@ -132,6 +149,26 @@ impl Beliefs {
     pub fn members_known(&self) -> bool {
         let l = u64::from(self.live);
         self.live_pairs == l * l.saturating_sub(1)
+    }
+
+    /// Every running healthy (not slow) node believes every other running
+    /// healthy node Alive.
+    pub fn healthy_converged(&self) -> bool {
+        let h = u64::from(self.healthy);
+        self.healthy_alive_pairs == h * h.saturating_sub(1)
+    }
+
+    /// Members not running (crashed, leaving, left) that some running node
+    /// still believes live.
+    pub fn ghosts(&self) -> u32 {
+        self.ghosts
+    }
+
+    /// Mark `id` slow. Only before it first runs.
+    pub fn set_slow(&mut self, id: usize) {
+        if id < self.n && !self.running[id] {
+            self.slow[id] = true;
+        }
     }
 
     /// Live believers in `o`'s row, for checking it against a member table.
@@ -189,13 +226,28 @@ impl Beliefs {
             }
             self.alive_pairs = self.alive_pairs.saturating_sub(u64::from(self.alive_believers[id]));
             self.live_pairs = self.live_pairs.saturating_sub(u64::from(self.live_believers[id]));
+            if !self.slow[id] {
+                let pairs = u64::from(self.healthy_alive_believers[id]);
+                self.healthy_alive_pairs = self.healthy_alive_pairs.saturating_sub(pairs);
+                self.healthy -= 1;
+            }
             self.live -= 1;
             self.running[id] = false;
+            if self.live_believers[id] > 0 {
+                self.ghosts += 1;
+            }
         } else {
+            if self.live_believers[id] > 0 {
+                self.ghosts -= 1;
+            }
             self.running[id] = true;
             self.live += 1;
             self.alive_pairs += u64::from(self.alive_believers[id]);
             self.live_pairs += u64::from(self.live_believers[id]);
+            if !self.slow[id] {
+                self.healthy += 1;
+                self.healthy_alive_pairs += u64::from(self.healthy_alive_believers[id]);
+            }
             for m in (0..self.n).filter(|&m| m != id) {
                 let b = Belief::from_code(self.cells[id * self.n + m]);
                 self.count(id, m, b, true);
@@ -208,9 +260,12 @@ impl Beliefs {
     fn count(&mut self, o: usize, m: usize, b: Belief, add: bool) -> bool {
         let member_running = self.running[m];
         if b.is_live() {
+            let before = self.live_believers[m];
             step(&mut self.live_believers[m], add);
             if member_running {
                 step(&mut self.live_pairs, add);
+            } else if (before == 0) != (self.live_believers[m] == 0) {
+                step(&mut self.ghosts, before == 0);
             }
         }
         if b == Belief::Alive {
@@ -218,6 +273,12 @@ impl Beliefs {
             step(&mut self.alive_seen[o], add);
             if member_running {
                 step(&mut self.alive_pairs, add);
+            }
+            if !self.slow[o] {
+                step(&mut self.healthy_alive_believers[m], add);
+                if member_running && !self.slow[m] {
+                    step(&mut self.healthy_alive_pairs, add);
+                }
             }
         }
         b.is_live()
@@ -237,14 +298,23 @@ fn step<T: Copy + Into<u64> + TryFrom<u64>>(v: &mut T, add: bool) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn counts_follow_beliefs_and_running_nodes() {
+    /// Three running nodes knowing nothing yet, `slow` marked slow first.
+    fn three_running(slow: Option<usize>) -> (Beliefs, Vec<usize>) {
         let mut b = Beliefs::new(3);
         let mut orphans = Vec::new();
+        if let Some(id) = slow {
+            b.set_slow(id);
+        }
         for id in 0..3 {
             b.reset_row(id);
             b.set_running(id, true, &mut orphans);
         }
+        (b, orphans)
+    }
+
+    #[test]
+    fn counts_follow_beliefs_and_running_nodes() {
+        let (mut b, mut orphans) = three_running(None);
         assert!(!b.converged());
         for o in 0..3 {
             for m in (0..3).filter(|&m| m != o) {
@@ -264,5 +334,35 @@ mod tests {
         b.set(0, 1, Belief::Alive);
         assert!(b.converged());
         assert_eq!(b.live_in_row(0), 1);
+    }
+
+    #[test]
+    fn a_stopped_node_believed_live_is_a_ghost_until_the_last_believer_lets_go() {
+        let (mut b, mut orphans) = three_running(None);
+        b.set(0, 2, Belief::Alive);
+        b.set(1, 2, Belief::Suspect);
+        assert_eq!(b.ghosts(), 0);
+        b.set_running(2, false, &mut orphans);
+        assert_eq!(b.ghosts(), 1);
+        b.set(0, 2, Belief::Dead);
+        assert_eq!(b.ghosts(), 1);
+        b.set(1, 2, Belief::Dead);
+        assert_eq!(b.ghosts(), 0);
+        b.set(1, 2, Belief::Alive);
+        assert_eq!(b.ghosts(), 1, "believed live again");
+        b.set_running(2, true, &mut orphans);
+        assert_eq!(b.ghosts(), 0, "running again: no ghost");
+    }
+
+    #[test]
+    fn views_of_and_by_slow_nodes_do_not_count_for_healthy_convergence() {
+        let (mut b, _) = three_running(Some(2));
+        b.set(0, 1, Belief::Alive);
+        assert!(!b.healthy_converged());
+        b.set(1, 0, Belief::Alive);
+        assert!(b.healthy_converged(), "only the two healthy nodes' views of each other count");
+        assert!(!b.converged());
+        b.set(1, 0, Belief::Suspect);
+        assert!(!b.healthy_converged());
     }
 }

@@ -121,10 +121,28 @@ pub struct Mistakes {
     pub episodes: BTreeSet<(u32, u32)>,
     /// Of `count`, the events about slow nodes.
     pub about_slow: u64,
-    /// Events excused by a partition or a clog (while in force, or right after it healed).
+    /// Events excused by a partition or a clog: about a member the observer
+    /// was cut off from while the cut was in force, or any pair within the
+    /// settle time after it healed (claims made across the cut spread then).
     pub across_partition: u64,
+    /// Distinct (observer, member) pairs cut off from each other when one
+    /// declared the other: at most the pairs across the cut.
+    pub partition_pairs: BTreeSet<(u32, u32)>,
+    /// Of `across_partition`, the events after the cut healed.
+    pub after_heal: u64,
     /// The first few, in words: when, where, about whom.
     pub examples: Vec<String>,
+}
+
+/// Why a mistake is not held against the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Excuse {
+    /// Not excused.
+    None,
+    /// Observer and member were cut off from each other.
+    CutOff,
+    /// The cut healed less than the grace ago.
+    AfterHeal,
 }
 
 /// The online checker.
@@ -214,10 +232,27 @@ impl Checks {
         self.members_known() && self.undetected().is_empty()
     }
 
-    /// Mark a node slow, so mistakes about it are told apart.
+    /// Every running node sees every running node as a member (Alive or
+    /// Suspect), and every healthy node sees every healthy node Alive: the
+    /// join's convergence, which slow members (suspected again and again
+    /// while they keep refuting) do not hold off for good.
+    pub fn joined(&self) -> bool {
+        self.members_known() && self.beliefs.healthy_converged()
+    }
+
+    /// Every running node sees every running node as a member and no
+    /// stopped node (crashed, leaving or left) as live: [`Checks::agreed`]
+    /// in O(1), with leaving nodes counted as gone.
+    pub fn settled(&self) -> bool {
+        self.members_known() && self.beliefs.ghosts() == 0
+    }
+
+    /// Mark a node slow, so mistakes about it are told apart. Only before
+    /// it starts.
     pub fn set_slow(&mut self, id: u32) {
         if let Some(s) = self.slow.get_mut(id as usize) {
             *s = true;
+            self.beliefs.set_slow(id as usize);
         }
     }
 
@@ -389,12 +424,19 @@ impl Checks {
     // ----- what nodes report -------------------------------------------------
 
     /// Whether a mistake about `m` seen at `o` is to be blamed on a
-    /// partition or a clog (in force, or healed less than the grace ago).
-    fn excused(&self, o: usize, m: usize) -> bool {
-        (self.partitioned && Network::side(o as u32) != Network::side(m as u32))
+    /// partition or a clog: the two cut off from each other now, or the
+    /// cut healed less than the grace ago.
+    fn excused(&self, o: usize, m: usize) -> Excuse {
+        if (self.partitioned && Network::side(o as u32) != Network::side(m as u32))
             || self.clogged.contains(&(m as u32))
             || self.clogged.contains(&(o as u32))
-            || self.now < self.partition_grace_until
+        {
+            Excuse::CutOff
+        } else if self.now < self.partition_grace_until {
+            Excuse::AfterHeal
+        } else {
+            Excuse::None
+        }
     }
 
     /// Whether a claim at `incarnation` is about the running process `m`
@@ -465,8 +507,12 @@ impl Checks {
         let excused = self.excused(o, m);
         let slow = self.slow[m];
         let tally = if failed { &mut self.false_positives } else { &mut self.false_suspicions };
-        if excused {
+        if excused == Excuse::CutOff {
             tally.across_partition += 1;
+            tally.partition_pairs.insert((o as u32, m as u32));
+        } else if excused == Excuse::AfterHeal {
+            tally.across_partition += 1;
+            tally.after_heal += 1;
         } else {
             tally.count += 1;
             tally.nodes.insert(m as u32);

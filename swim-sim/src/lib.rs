@@ -44,4 +44,4 @@ pub mod trace;
 
 pub use report::Report;
 pub use sim::Simulation;
-pub use spec::{CrashSpec, LatencyRange, PartitionSpec, Profile, RunSpec, Scenario};
+pub use spec::{CrashSpec, LatencyRange, PartitionSpec, Profile, RunSpec, Scenario, SpecError};

@@ -3,8 +3,9 @@
 //! With no arguments it runs the demonstration scenario with a random seed,
 //! printed first (`SEED=...`) so the run can be replayed with `--seed`.
 
+use std::fs::File;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
@@ -89,10 +90,9 @@ fn fresh_seed() -> u64 {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let seed = cli.seed.unwrap_or_else(fresh_seed);
-    println!("SEED={seed}");
     let mut spec = cli.scenario.spec(seed);
     if let Some(n) = cli.nodes {
-        spec.nodes = n.max(1);
+        spec.nodes = n;
     }
     if let Some(d) = cli.duration {
         if !(d.is_finite() && d >= 0.0) {
@@ -105,17 +105,9 @@ fn main() -> ExitCode {
         spec.profile = p;
     }
     if let Some(l) = cli.loss {
-        if !(0.0..=1.0).contains(&l) {
-            eprintln!("--loss must be within 0.0..1.0");
-            return ExitCode::from(2);
-        }
         spec.loss = l;
     }
     if let Some(d) = cli.duplicate {
-        if !(0.0..=1.0).contains(&d) {
-            eprintln!("--duplicate must be within 0.0..1.0");
-            return ExitCode::from(2);
-        }
         spec.duplicate = d;
     }
     if let Some(l) = cli.latency {
@@ -143,6 +135,27 @@ fn main() -> ExitCode {
     if cli.no_lifeguard {
         spec.lifeguard = false;
     }
+    if let Err(e) = spec.validate() {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
+    // Output files are opened before the run, so a path that cannot be
+    // written is refused before any work.
+    let json = match cli.json.as_deref().map(|p| create("--json", p)).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let plot_file = match cli.plot.as_deref().map(|p| create("--plot", p)).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("SEED={seed}");
     let expectations: String = cli.expect.iter().map(|e| format!(" --expect {e}")).collect();
     println!("{}{expectations}", spec.replay_command());
 
@@ -172,15 +185,15 @@ fn main() -> ExitCode {
     report.replay.push_str(&expectations);
     print!("{}", report.summary());
 
-    if let Some(path) = &cli.json {
-        if let Err(e) = std::fs::write(path, report.to_json() + "\n") {
-            eprintln!("cannot write {}: {e}", path.display());
+    if let Some((path, mut file)) = json {
+        if let Err(e) = file.write_all((report.to_json() + "\n").as_bytes()) {
+            eprintln!("--json {}: cannot write: {e}", path.display());
             return ExitCode::from(2);
         }
     }
-    if let Some(path) = &cli.plot {
-        if let Err(e) = std::fs::write(path, plot::svg(&sim)) {
-            eprintln!("cannot write {}: {e}", path.display());
+    if let Some((path, mut file)) = plot_file {
+        if let Err(e) = file.write_all(plot::svg(&sim).as_bytes()) {
+            eprintln!("--plot {}: cannot write: {e}", path.display());
             return ExitCode::from(2);
         }
     }
@@ -189,6 +202,11 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Create (or truncate) the output file `path` given to `option`.
+fn create<'a>(option: &str, path: &'a Path) -> Result<(&'a Path, File), String> {
+    File::create(path).map(|f| (path, f)).map_err(|e| format!("{option} {}: cannot be written: {e}", path.display()))
 }
 
 /// A progress line on stderr, redrawn at most five times a second.

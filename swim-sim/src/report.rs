@@ -71,11 +71,14 @@ pub struct Report {
     pub slow: u32,
     /// How late slow nodes handle their datagrams, milliseconds.
     pub slow_delay_ms: f64,
+    /// The partition's start and end in seconds, if there was one.
+    pub partition: Option<[f64; 2]>,
     /// Simulated time.
     pub simulated_seconds: f64,
     /// Wall-clock time the run took.
     pub wall_seconds: f64,
-    /// Seconds until every node first saw every node Alive; null if never.
+    /// Seconds until every node first saw every node as a member and every
+    /// healthy (not slow) node saw every healthy node Alive; null if never.
     pub join_convergence_seconds: Option<f64>,
     /// Datagrams sent (by all nodes) until then.
     pub messages_to_converge: Option<u64>,
@@ -92,6 +95,16 @@ pub struct Report {
     /// Seconds the liveness phase (faults off) took until every live node
     /// agreed on who is live; null if not within the bound.
     pub liveness_seconds: Option<f64>,
+    /// When the faults stopped, in seconds from the start: the last fault
+    /// that disturbs membership, or the end of the fault phase when a fault
+    /// lasts all of it (loss, duplication, slow nodes).
+    pub faults_stopped_seconds: f64,
+    /// Seconds from then until every live node saw every live node as a
+    /// member and no departed node as live, for good; null if never.
+    pub agreement_seconds: Option<f64>,
+    /// Seconds from the partition's end until every live node saw every
+    /// live node Alive; null without a partition, or if that never held.
+    pub heal_seconds: Option<f64>,
     /// Nodes crashed.
     pub crashed: u32,
     /// How fast crashes were detected.
@@ -120,16 +133,28 @@ pub struct Report {
     pub false_suspicion_episodes: u32,
     /// Of `false_suspicions`, those about slow nodes.
     pub false_suspicions_about_slow: u64,
-    /// Failed events about live nodes across a partition or just after it healed.
+    /// Distinct (observer, member) pairs where the observer declared a live
+    /// member Failed while the two were cut off by a partition or a clog:
+    /// at most the pairs across the cut.
     pub partition_failures: u64,
+    /// Failed events about live nodes excused by a partition or a clog:
+    /// across the cut while in force, or any within the settle time after
+    /// it healed.
+    pub partition_failure_events: u64,
+    /// Of those, the events after the cut healed (claims made across the
+    /// cut still spreading).
+    pub failures_after_heal: u64,
     /// Application broadcasts and their spread.
     pub broadcasts: Vec<BroadcastReport>,
     /// Datagrams sent by all nodes.
     pub datagrams_sent: u64,
     /// Bytes sent by all nodes.
     pub bytes_sent: u64,
-    /// Datagrams lost by the network (loss rate).
+    /// Datagrams the network did not deliver: lost at the loss rate or cut
+    /// off by a partition or a clog.
     pub datagrams_lost: u64,
+    /// Of those, cut off by a partition or a clog.
+    pub datagrams_cut: u64,
     /// Datagrams sent per node per simulated second.
     pub datagrams_per_node_per_second: f64,
     /// Bytes sent per node per simulated second.
@@ -204,6 +229,7 @@ impl Report {
             node_seconds: sim.node_seconds(),
             converged: checks.converged(),
             undetected: checks.undetected().len() as u32,
+            settled_since: sim.settled_since(),
         });
         let traffic = end.traffic;
         let node_seconds = end.node_seconds;
@@ -240,6 +266,7 @@ impl Report {
             latency_ms: [spec.latency.min.as_secs_f64() * 1e3, spec.latency.max.as_secs_f64() * 1e3],
             slow: spec.slow,
             slow_delay_ms: spec.slow_delay.as_secs_f64() * 1e3,
+            partition: spec.partition.map(|p| [p.start.as_secs_f64(), p.end.as_secs_f64()]),
             simulated_seconds: secs(end.at),
             wall_seconds,
             join_convergence_seconds: convergence.map(|c| secs(c.at)),
@@ -249,6 +276,9 @@ impl Report {
             messages_to_membership: membership.map(|c| c.datagrams),
             converged_at_end: end.converged,
             liveness_seconds: sim.liveness().map(|d| d.as_secs_f64()),
+            faults_stopped_seconds: secs(sim.faults_stopped()),
+            agreement_seconds: sim.agreement().map(|d| d.as_secs_f64()),
+            heal_seconds: sim.heal().map(|d| d.as_secs_f64()),
             crashed: crashes.len() as u32,
             detection,
             undetected: end.undetected,
@@ -263,7 +293,9 @@ impl Report {
             false_suspicion_nodes: fs.nodes.len() as u32,
             false_suspicion_episodes: fs.episodes.len() as u32,
             false_suspicions_about_slow: fs.about_slow,
-            partition_failures: fp.across_partition,
+            partition_failures: fp.partition_pairs.len() as u64,
+            partition_failure_events: fp.across_partition,
+            failures_after_heal: fp.after_heal,
             broadcasts: checks
                 .broadcasts()
                 .iter()
@@ -275,7 +307,8 @@ impl Report {
                 .collect(),
             datagrams_sent: traffic.datagrams_sent,
             bytes_sent: traffic.bytes_sent,
-            datagrams_lost: traffic.lost,
+            datagrams_lost: traffic.lost + traffic.cut,
+            datagrams_cut: traffic.cut,
             datagrams_per_node_per_second: per_node(traffic.datagrams_sent),
             bytes_per_node_per_second: per_node(traffic.bytes_sent),
             peak_member_table: sim.peak_members(),
@@ -293,6 +326,15 @@ impl Report {
     pub fn to_json(&self) -> String {
         // Serialising plain numbers, strings and vectors cannot fail.
         serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The heal line of the summary, when there was a partition.
+    fn heal_after(&self) -> Option<String> {
+        self.partition?;
+        Some(match self.heal_seconds {
+            Some(t) => format!("after the partition healed, every live node saw every live node Alive in {t:.2} s"),
+            None => "after the partition healed, live nodes never all saw each other Alive".to_owned(),
+        })
     }
 
     /// The readable summary the CLI prints.
@@ -341,9 +383,10 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "converged at the end: {}; after faults stopped, agreement in {}",
+            "converged at the end: {}; after the faults stopped at {:.0} s, agreement in {}",
             if self.converged_at_end { "yes" } else { "no" },
-            opt(self.liveness_seconds)
+            self.faults_stopped_seconds,
+            opt(self.agreement_seconds)
         );
         let d = &self.detection;
         let _ = writeln!(s, "crashed {} nodes; detection (p50 / p99 / max):", self.crashed);
@@ -394,8 +437,15 @@ impl Report {
                 self.slow, self.false_positives_about_slow, self.false_suspicions_about_slow
             );
         }
-        if self.partition_failures > 0 {
-            let _ = writeln!(s, "Failed about live nodes cut off by a partition or clog: {}", self.partition_failures);
+        if self.partition_failure_events > 0 {
+            let _ = writeln!(
+                s,
+                "Failed about live nodes cut off by a partition or clog: {} pairs ({} events, {} after the heal)",
+                self.partition_failures, self.partition_failure_events, self.failures_after_heal
+            );
+        }
+        if let Some(h) = self.heal_after() {
+            let _ = writeln!(s, "{h}");
         }
         for b in &self.broadcasts {
             let _ = writeln!(

@@ -305,11 +305,8 @@ impl FromStr for LatencyRange {
         const WANT: &str = "MIN_MS..MAX_MS, e.g. 1..5";
         let (a, b) = s.split_once("..").ok_or(ParseError(WANT))?;
         let ms = |x: &str| seconds(x).map(|d| d / 1000).ok_or(ParseError(WANT));
-        let (min, max) = (ms(a)?, ms(b)?);
-        if max < min {
-            return Err(ParseError(WANT));
-        }
-        Ok(LatencyRange { min, max })
+        // The order is checked by `RunSpec::validate`, with a message that says so.
+        Ok(LatencyRange { min: ms(a)?, max: ms(b)? })
     }
 }
 
@@ -353,6 +350,100 @@ pub struct RunSpec {
     pub lifeguard: bool,
 }
 
+/// The most nodes a run may have: the checker keeps a few bytes per
+/// (observer, member) pair, and DESIGN's largest aim is 20,000 nodes in one
+/// process.
+pub const MAX_NODES: u32 = 20_000;
+
+/// A run parameter the simulator refuses before doing any work, naming the
+/// option and what it allows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpecError {
+    /// `--nodes` outside `1..=MAX_NODES`.
+    Nodes(u32),
+    /// `--loss` or `--duplicate` not a probability.
+    Probability {
+        /// The option.
+        option: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// `--latency` with its maximum below its minimum.
+    LatencyOrder(LatencyRange),
+    /// More crashes in all `--crash` options than nodes that may crash (all
+    /// but node 0, the seed).
+    CrashCount {
+        /// Crashes asked for, all options added up.
+        total: u64,
+        /// Nodes that may crash.
+        max: u32,
+    },
+    /// A `--crash` time after the end of the run.
+    CrashTime {
+        /// When the crash was asked for.
+        at: Duration,
+        /// The run's duration.
+        duration: Duration,
+    },
+    /// `--slow` above the nodes that may be slow (all but node 0).
+    SlowCount {
+        /// Slow nodes asked for.
+        count: u32,
+        /// Nodes that may be slow.
+        max: u32,
+    },
+    /// `--clog` with more nodes than may be clogged (all but node 0).
+    ClogCount {
+        /// Clogged nodes asked for.
+        count: u32,
+        /// Nodes that may be clogged.
+        max: u32,
+    },
+    /// A `--partition` or `--clog` window that starts after the run ends.
+    Window {
+        /// The option.
+        option: &'static str,
+        /// When the window starts.
+        start: Duration,
+        /// The run's duration.
+        duration: Duration,
+    },
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = |d: &Duration| d.as_secs_f64();
+        match self {
+            SpecError::Nodes(n) => write!(f, "--nodes {n}: must be within 1..={MAX_NODES}"),
+            SpecError::Probability { option, value } => {
+                write!(f, "--{option} {value}: must be a probability within 0.0..=1.0")
+            }
+            SpecError::LatencyOrder(l) => write!(f, "--latency {l}: MAX_MS must be at least MIN_MS"),
+            SpecError::CrashCount { total, max } => write!(
+                f,
+                "--crash: {total} crashes in all, but at most {max} nodes may crash (every node but node 0, the seed)"
+            ),
+            SpecError::CrashTime { at, duration } => {
+                write!(f, "--crash at {} s: must be within 0..={} s (the --duration)", s(at), s(duration))
+            }
+            SpecError::SlowCount { count, max } => {
+                write!(f, "--slow {count}: must be within 0..={max} (every node but node 0, the seed)")
+            }
+            SpecError::ClogCount { count, max } => {
+                write!(f, "--clog {count}@..: COUNT must be within 0..={max} (every node but node 0, the seed)")
+            }
+            SpecError::Window { option, start, duration } => write!(
+                f,
+                "--{option} starting at {} s: START must be within 0..={} s (the --duration)",
+                s(start),
+                s(duration)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SpecError {}
+
 /// One timed fault or command of the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -389,6 +480,46 @@ impl RunSpec {
         let mut c = self.profile.config();
         c.lifeguard = self.lifeguard;
         c
+    }
+
+    /// Check every parameter against what the simulator can run: a run
+    /// that would silently do something else (crash fewer nodes than asked,
+    /// crash after the end) is refused before any work.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if !(1..=MAX_NODES).contains(&self.nodes) {
+            return Err(SpecError::Nodes(self.nodes));
+        }
+        for (option, value) in [("loss", self.loss), ("duplicate", self.duplicate)] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(SpecError::Probability { option, value });
+            }
+        }
+        if self.latency.max < self.latency.min {
+            return Err(SpecError::LatencyOrder(self.latency));
+        }
+        let others = self.nodes - 1;
+        let total: u64 = self.crashes.iter().map(|c| u64::from(c.count)).sum();
+        if total > u64::from(others) {
+            return Err(SpecError::CrashCount { total, max: others });
+        }
+        if let Some(c) = self.crashes.iter().find(|c| c.count > 0 && c.at > self.duration) {
+            return Err(SpecError::CrashTime { at: c.at, duration: self.duration });
+        }
+        if self.slow > others {
+            return Err(SpecError::SlowCount { count: self.slow, max: others });
+        }
+        if let Some(c) = self.clog.filter(|c| c.count > 0) {
+            if c.count > others {
+                return Err(SpecError::ClogCount { count: c.count, max: others });
+            }
+            if c.start > self.duration {
+                return Err(SpecError::Window { option: "clog", start: c.start, duration: self.duration });
+            }
+        }
+        if let Some(p) = self.partition.filter(|p| p.start > self.duration) {
+            return Err(SpecError::Window { option: "partition", start: p.start, duration: self.duration });
+        }
+        Ok(())
     }
 
     /// The timed faults, in time order (ties in the order listed).
@@ -500,6 +631,35 @@ mod tests {
         assert_eq!("none".parse::<MaybeClog>().unwrap().0, None);
         assert!("2@90..60".parse::<MaybeClog>().is_err());
         assert!("nope".parse::<Profile>().is_err());
+    }
+
+    #[test]
+    fn options_the_run_cannot_honour_are_refused_naming_the_option() {
+        let ok = Scenario::Crash.spec(1);
+        assert_eq!(ok.validate(), Ok(()));
+        let refused = |f: &dyn Fn(&mut RunSpec)| {
+            let mut spec = Scenario::Crash.spec(1);
+            spec.nodes = 100;
+            f(&mut spec);
+            spec.validate().expect_err("refused").to_string()
+        };
+        assert!(refused(&|s| s.nodes = 0).starts_with("--nodes 0: must be within 1..="));
+        assert!(refused(&|s| s.crashes = vec![CrashSpec::new(400, 10.0)]).contains("at most 99 nodes may crash"));
+        assert!(refused(&|s| s.crashes = vec![CrashSpec::new(50, 10.0), CrashSpec::new(50, 20.0)])
+            .contains("100 crashes in all"));
+        let late = refused(&|s| {
+            s.crashes = vec![CrashSpec::new(2, 500.0)];
+            s.duration = Duration::from_secs(60);
+        });
+        assert!(late.contains("--crash at 500 s: must be within 0..=60 s"), "{late}");
+        assert!(refused(&|s| s.slow = 200).starts_with("--slow 200: must be within 0..=99"));
+        assert!(refused(&|s| s.loss = 1.5).starts_with("--loss 1.5"));
+        let inverted = LatencyRange { min: Duration::from_millis(5), max: Duration::from_millis(1) };
+        assert!(refused(&|s| s.latency = inverted).contains("MAX_MS must be at least MIN_MS"));
+        assert!(refused(
+            &|s| s.partition = Some(PartitionSpec { start: Duration::from_secs(900), end: Duration::from_secs(999) })
+        )
+        .starts_with("--partition starting at 900 s"));
     }
 
     #[test]

@@ -83,6 +83,27 @@ fn an_unmet_expectation_exits_non_zero_with_the_replay_command() {
 }
 
 #[test]
+fn options_the_run_cannot_honour_are_refused_before_it_starts() {
+    let dir = std::env::temp_dir().join(format!("swim-sim-cli-none-{}", std::process::id()));
+    let bad_json = dir.join("no").join("such").join("dir.json");
+    let bad_json = bad_json.to_str().expect("utf-8 path");
+    for (args, says) in [
+        (&["--nodes", "0"][..], "--nodes 0: must be within 1..="),
+        (&["--nodes", "100", "--crash", "400@10"][..], "at most 99 nodes may crash"),
+        (&["--crash", "2@500", "--duration", "60"][..], "--crash at 500 s: must be within 0..=60 s"),
+        (&["--nodes", "100", "--slow", "200"][..], "--slow 200: must be within 0..=99"),
+        (&["--latency", "5..1"][..], "--latency 5..1: MAX_MS must be at least MIN_MS"),
+        (&["--json", bad_json][..], "--json"),
+    ] {
+        let o = swim_sim(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}: refused before the run");
+    }
+}
+
+#[test]
 fn nonsense_options_are_refused() {
     assert!(!swim_sim(&["--loss", "2"]).status.success());
     assert!(!swim_sim(&["--crash", "3"]).status.success());

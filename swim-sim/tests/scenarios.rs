@@ -53,10 +53,30 @@ fn a_partition_into_halves_heals_into_one_view_after_it_ends() {
     let (sim, r) = run(spec);
     assert_clean(&r);
     assert!(r.partition_failures > 0, "each half declares the other failed while cut off");
+    assert!(r.partition_failures <= 2 * 20 * 20, "at most the ordered pairs across the cut");
+    assert!(r.datagrams_cut > 0 && r.datagrams_lost >= r.datagrams_cut, "the cut dropped traffic");
     assert!(r.converged_at_end, "one view again long before the end");
     assert_eq!(r.liveness_seconds, Some(0.0));
+    assert_eq!(r.faults_stopped_seconds, 90.0);
+    // The heal takes a push-pull or a refutation round: never instant.
+    let heal = r.heal_seconds.expect("healed within the run");
+    assert!(heal > 0.0 && heal < 150.0, "{heal}");
+    let agreement = r.agreement_seconds.expect("agreed within the run");
+    assert!(agreement > 0.0 && agreement <= heal, "members known (Alive or Suspect) no later than all Alive");
     assert_eq!(sim.checks().live_count(), 40);
     assert_eq!(r.false_positives, 0);
+}
+
+#[test]
+fn slow_members_that_keep_answering_do_not_hold_the_join_convergence_off() {
+    let mut spec = Scenario::Slow.spec(7);
+    spec.nodes = 30;
+    spec.slow = 3;
+    spec.duration = secs(60);
+    let (_, r) = run(spec);
+    assert!(r.false_suspicions_about_slow > 0, "the slow nodes are suspected again and again");
+    let joined = r.join_convergence_seconds.expect("the healthy nodes all see each other Alive");
+    assert!(joined < 10.0, "{joined}");
 }
 
 fn slow_run(seed: u64, lifeguard: bool) -> Report {
@@ -163,6 +183,14 @@ fn the_report_has_every_documented_json_field() {
         "messages_to_converge",
         "trace_hash",
         "invariant_violations",
+        "faults_stopped_seconds",
+        "agreement_seconds",
+        "heal_seconds",
+        "partition_failures",
+        "partition_failure_events",
+        "failures_after_heal",
+        "datagrams_lost",
+        "datagrams_cut",
     ] {
         assert!(json.get(field).is_some(), "missing {field}");
     }

@@ -125,6 +125,12 @@ impl Simulation {
             }
             Fault::PartitionStart | Fault::PartitionEnd => {
                 let on = fault == Fault::PartitionStart;
+                if on {
+                    self.healed_at = None;
+                    self.heal = None;
+                } else if self.network.is_partitioned() {
+                    self.healed_at = Some(now);
+                }
                 self.network.set_partitioned(on);
                 self.checks.on_partition(now, on);
             }

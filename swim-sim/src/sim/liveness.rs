@@ -26,6 +26,7 @@ impl Simulation {
             node_seconds: self.node_seconds(),
             converged: self.checks.converged(),
             undetected: self.checks.undetected().len() as u32,
+            settled_since: self.settled_since,
         });
         self.liveness_phase();
         self.end_checks();
@@ -35,6 +36,9 @@ impl Simulation {
     fn liveness_phase(&mut self) {
         let start = self.now;
         let settle = self.settle_bound();
+        if self.network.is_partitioned() {
+            self.healed_at = Some(start);
+        }
         self.network.calm();
         if self.network.is_partitioned() || self.spec.partition.is_some() {
             self.checks.on_partition(start, false);

@@ -64,7 +64,9 @@ pub struct Traffic {
 /// When the join first converged, and what it cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Convergence {
-    /// When every running node first saw every running node Alive.
+    /// When every running node first saw every running node as a member
+    /// and every healthy node saw every healthy node Alive (see
+    /// [`Checks::joined`]).
     pub at: Instant,
     /// Datagrams sent until then.
     pub datagrams: u64,
@@ -86,6 +88,9 @@ pub struct PhaseEnd {
     pub converged: bool,
     /// Crashed or left nodes some running node still believed live.
     pub undetected: u32,
+    /// Since when the cluster had been settled (every running node seeing
+    /// every running node as a member, no stopped node as live), if it was.
+    pub settled_since: Option<Instant>,
 }
 
 /// A whole simulated cluster.
@@ -110,6 +115,9 @@ pub struct Simulation {
     convergence: Option<Convergence>,
     membership: Option<Convergence>,
     last_disturbance: Instant,
+    settled_since: Option<Instant>,
+    healed_at: Option<Instant>,
+    heal: Option<Duration>,
     peak_members: u32,
     violations_dropped: u64,
     phase_end: Option<PhaseEnd>,
@@ -157,6 +165,9 @@ impl Simulation {
             convergence: None,
             membership: None,
             last_disturbance: Instant::ZERO,
+            settled_since: None,
+            healed_at: None,
+            heal: None,
             peak_members: 0,
             violations_dropped: 0,
             phase_end: None,
@@ -231,7 +242,8 @@ impl Simulation {
         self.traffic
     }
 
-    /// When every running node first saw every running node Alive.
+    /// When the join first converged: every running node saw every running
+    /// node as a member and every healthy node every healthy node Alive.
     pub fn convergence(&self) -> Option<Convergence> {
         self.convergence
     }
@@ -284,6 +296,51 @@ impl Simulation {
         self.last_disturbance
     }
 
+    /// When the partition healed (its end, or the end of the fault phase
+    /// if it was still in force), if there was one.
+    pub fn healed_at(&self) -> Option<Instant> {
+        self.healed_at
+    }
+
+    /// How long after the partition healed every running node first saw
+    /// every running node Alive; `None` if it never did (or no partition).
+    pub fn heal(&self) -> Option<Duration> {
+        self.heal
+    }
+
+    /// Since when the cluster has been settled without a break (see
+    /// [`Checks::settled`]), if it is now.
+    pub fn settled_since(&self) -> Option<Instant> {
+        self.settled_since
+    }
+
+    /// When the faults stopped: the last fault that disturbs membership,
+    /// or the end of the fault phase for faults that last the whole phase
+    /// (loss, duplication, slow nodes) or a partition still in force then.
+    pub fn faults_stopped(&self) -> Instant {
+        let s = &self.spec;
+        let whole_phase = s.loss > 0.0 || s.duplicate > 0.0 || s.slow > 0;
+        let end = self.phase_end.as_ref().map_or(self.end, |p| p.at);
+        if whole_phase || self.healed_at.is_some_and(|h| h >= end) {
+            end
+        } else {
+            self.last_disturbance.min(end)
+        }
+    }
+
+    /// How long after the faults stopped the cluster settled for good: the
+    /// start of the settled stretch the fault phase ended in, or the
+    /// liveness phase's agreement; `None` if neither (after
+    /// [`Simulation::finish`]).
+    pub fn agreement(&self) -> Option<Duration> {
+        let end = self.phase_end.as_ref()?;
+        let stopped = self.faults_stopped();
+        match end.settled_since {
+            Some(t) => Some(t.max(stopped) - stopped),
+            None => self.liveness.map(|l| (end.at + l) - stopped),
+        }
+    }
+
     /// How long after a crash every live node must have failed it.
     pub fn detection_bound(&self) -> Duration {
         let extra = if self.spec.slow > 0 { self.network.config().slow_delay } else { Duration::ZERO };
@@ -319,9 +376,10 @@ impl Simulation {
             if self.membership.is_none() && self.checks.members_known() {
                 self.membership = Some(reached);
             }
-            if self.convergence.is_none() && self.checks.converged() {
+            if self.convergence.is_none() && self.checks.joined() {
                 self.convergence = Some(reached);
             }
+            self.track_agreement();
         }
         self.now = self.now.max(until);
         self.collect_violations();
@@ -332,6 +390,21 @@ impl Simulation {
     /// checks ([`Simulation::finish`]).
     pub fn run(&mut self) {
         self.finish();
+    }
+
+    /// After each step: whether the cluster is settled, and whether it has
+    /// healed from the partition.
+    fn track_agreement(&mut self) {
+        if !self.checks.settled() {
+            self.settled_since = None;
+        } else if self.settled_since.is_none() {
+            self.settled_since = Some(self.now);
+        }
+        if let Some(healed) = self.healed_at {
+            if self.heal.is_none() && self.checks.converged() {
+                self.heal = Some(self.now - healed);
+            }
+        }
     }
 
     fn collect_violations(&mut self) {
