@@ -10,10 +10,13 @@ use swim_core::{Event, Instant, NodeId, State};
 
 pub use crate::beliefs::Belief;
 use crate::beliefs::Beliefs;
+use crate::invariants::{Invariant, Invariants, Limits, NodeReport};
 use crate::network::Network;
 
 /// Mistakes described in words, per kind.
 const MAX_EXAMPLES: usize = 10;
+/// Violations kept in full; later ones are only counted.
+pub const MAX_VIOLATIONS: usize = 100;
 
 /// What a node really is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +68,38 @@ pub struct Departure {
 pub struct Violation {
     /// When it was seen.
     pub at: Instant,
-    /// What went wrong, in words.
+    /// Which named invariant, for those of [`crate::invariants`].
+    pub invariant: Option<Invariant>,
+    /// What went wrong, in words (starting with `[name]` for a named one).
     pub what: String,
+}
+
+/// How much of the protocol's failure handling a run exercised, so that
+/// a run which held every invariant because nothing happened says so.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Exercised {
+    /// Suspected events, counted at every node (true or false).
+    pub suspicions: u64,
+    /// Failed events, counted at every node (true or false).
+    pub deaths: u64,
+    /// Times a node took a higher incarnation of its own (refuting, or
+    /// coming back).
+    pub refutations: u64,
+    /// Graceful leaves started.
+    pub leaves: u64,
+    /// Crashes.
+    pub crashes: u64,
+    /// Processes restarted under an id that had run before.
+    pub restarts: u64,
+    /// Partitions or clogs that really cut off traffic.
+    pub partitions: u64,
+}
+
+impl Exercised {
+    /// Whether no failure handling at all was exercised.
+    pub fn nothing(&self) -> bool {
+        *self == Exercised::default()
+    }
 }
 
 /// One application broadcast and its spread.
@@ -166,15 +199,27 @@ pub struct Checks {
     /// Suspected events about live nodes.
     pub false_suspicions: Mistakes,
     violations: Vec<Violation>,
+    violations_dropped: u64,
     broadcasts: Vec<BroadcastRecord>,
     samples: Vec<ViewSample>,
+    invariants: Invariants,
+    /// What the run exercised.
+    pub exercised: Exercised,
 }
 
 impl Checks {
     /// A checker for `n` node ids, none started. `partition_grace` is how
-    /// long after a partition heals mistakes are still blamed on it.
+    /// long after a partition heals mistakes are still blamed on it. The
+    /// queue bounds are those of `Config::lan()`.
     pub fn new(n: usize, partition_grace: Duration) -> Self {
+        Self::with_limits(n, partition_grace, Limits::of(&swim_core::Config::lan()))
+    }
+
+    /// Like [`Checks::new`], checking queues against `limits`.
+    pub fn with_limits(n: usize, partition_grace: Duration, limits: Limits) -> Self {
         Checks {
+            invariants: Invariants::new(n, limits),
+            exercised: Exercised::default(),
             n,
             now: Instant::ZERO,
             beliefs: Beliefs::new(n),
@@ -190,6 +235,7 @@ impl Checks {
             false_positives: Mistakes::default(),
             false_suspicions: Mistakes::default(),
             violations: Vec::new(),
+            violations_dropped: 0,
             broadcasts: Vec::new(),
             samples: Vec::new(),
         }
@@ -296,7 +342,46 @@ impl Checks {
 
     /// Record a broken invariant.
     pub fn violate(&mut self, at: Instant, what: String) {
-        self.violations.push(Violation { at, what });
+        self.keep(Violation { at, invariant: None, what });
+    }
+
+    /// Record a broken named invariant.
+    pub fn violate_invariant(&mut self, at: Instant, invariant: Invariant, what: String) {
+        let what = format!("[{invariant}] {what}");
+        self.keep(Violation { at, invariant: Some(invariant), what });
+    }
+
+    /// Keep the first [`MAX_VIOLATIONS`] in full and count the rest: a
+    /// broken invariant may break again at every input.
+    fn keep(&mut self, v: Violation) {
+        if self.violations.len() < MAX_VIOLATIONS {
+            self.violations.push(v);
+        } else {
+            self.violations_dropped += 1;
+        }
+    }
+
+    /// Violations past the first [`MAX_VIOLATIONS`], only counted.
+    pub fn violations_dropped(&self) -> u64 {
+        self.violations_dropped
+    }
+
+    /// What node `id` says of itself after an input; `introduced` is how
+    /// many node ids were ever started.
+    pub fn on_report(&mut self, now: Instant, id: u32, report: &NodeReport, introduced: u32) {
+        self.now = now;
+        let (broken, rose) = self.invariants.on_report(id as usize, report, introduced);
+        if rose {
+            self.exercised.refutations += 1;
+        }
+        for (invariant, what) in broken {
+            self.violate_invariant(now, invariant, what);
+        }
+    }
+
+    /// A partition or clog ended that really cut off traffic.
+    pub fn on_cut_happened(&mut self) {
+        self.exercised.partitions += 1;
     }
 
     /// Move the checker's clock.
@@ -341,12 +426,17 @@ impl Checks {
         if let Some(i) = self.open[id].take() {
             self.departures[i].restarted = true;
         }
+        if self.life[id] != Life::NotStarted {
+            self.exercised.restarts += 1;
+        }
+        self.invariants.on_start(id);
         self.beliefs.reset_row(id);
         self.set_life(id, Life::Running);
     }
 
     /// A node crashes; `incarnation` is its last.
     pub fn on_crash(&mut self, now: Instant, id: u32, incarnation: u32) {
+        self.exercised.crashes += 1;
         self.depart(now, id, Life::Crashed, DepartureKind::Crash);
         if let Some(inc) = self.old_incarnation.get_mut(id as usize) {
             *inc = Some(inc.map_or(incarnation, |i| i.max(incarnation)));
@@ -355,6 +445,7 @@ impl Checks {
 
     /// A node starts leaving gracefully.
     pub fn on_leave(&mut self, now: Instant, id: u32) {
+        self.exercised.leaves += 1;
         self.depart(now, id, Life::Leaving, DepartureKind::Leave);
     }
 
@@ -474,9 +565,21 @@ impl Checks {
         let new = Belief::from_state(member.state);
         if m == o {
             if self.is_live(o) && !new.is_live() {
-                self.violate(now, format!("n{observer} believes itself {}", member.state.as_str()));
+                let what = format!("n{observer} announces itself {}", member.state.as_str());
+                self.violate_invariant(now, Invariant::SelfAlive, what);
             }
             return;
+        }
+        let old = self.belief(observer, m as u32);
+        for (invariant, what) in
+            self.invariants.on_change(now, o, m, old, member.state, member.incarnation, &member.meta)
+        {
+            self.violate_invariant(now, invariant, what);
+        }
+        match event {
+            Event::Suspected(_) => self.exercised.suspicions += 1,
+            Event::Failed(_) => self.exercised.deaths += 1,
+            _ => {}
         }
         match event {
             Event::Suspected(_) => {

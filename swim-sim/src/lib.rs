@@ -13,7 +13,8 @@
 //!   every machine ([`trace`]).
 //! - [`checks`] keeps who believes what about whom, from the nodes'
 //!   events, against the truth, and records false positives, detection
-//!   times, convergence and broken invariants.
+//!   times, convergence and broken invariants; [`invariants`] holds the
+//!   named safety invariants checked at every state change.
 //! - [`Report`] sums a run up as JSON and as text; [`plot`] draws it.
 //!
 //! ```
@@ -33,6 +34,7 @@ pub mod beliefs;
 pub mod bounds;
 pub mod checks;
 pub mod expect;
+pub mod invariants;
 pub mod network;
 pub mod plot;
 pub mod queue;

@@ -83,6 +83,11 @@ impl Network {
         }
     }
 
+    /// Whether some node is clogged.
+    pub fn is_clogged(&self) -> bool {
+        self.clogged.iter().any(|&c| c)
+    }
+
     /// Make a node slow (its inputs are handled late).
     pub fn set_slow(&mut self, id: u32, slow: bool) {
         if let Some(s) = self.slow.get_mut(id as usize) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::checks::DepartureKind;
+use crate::checks::{DepartureKind, Exercised};
 use crate::sim::{PhaseEnd, Simulation};
 
 /// Detection latencies of crashed nodes, in seconds; null where nothing crashed.
@@ -170,6 +170,9 @@ pub struct Report {
     pub wall_micros_per_node_second: f64,
     /// Hex FNV-1a hash over every delivered datagram and every event, in order.
     pub trace_hash: String,
+    /// How much failure handling the run exercised: a run that held every
+    /// invariant because nothing happened shows zeros here.
+    pub exercised: Exercised,
     /// Invariants broken, with the simulated time (at most 100 listed).
     pub invariant_violations: Vec<String>,
     /// Expectations given with `--expect` that the run did not hold.
@@ -316,6 +319,7 @@ impl Report {
             node_seconds_per_wall_second: if wall_seconds > 0.0 { node_seconds / wall_seconds } else { 0.0 },
             wall_micros_per_node_second: if node_seconds > 0.0 { wall_seconds * 1e6 / node_seconds } else { 0.0 },
             trace_hash: sim.trace_hash().hex(),
+            exercised: checks.exercised,
             invariant_violations: violations,
             expectations_failed: Vec::new(),
             replay: spec.replay_command(),
@@ -461,6 +465,13 @@ impl Report {
             "traffic per node: {:.2} datagrams/s, {:.0} bytes/s; peak member table {}",
             self.datagrams_per_node_per_second, self.bytes_per_node_per_second, self.peak_member_table
         );
+        let e = &self.exercised;
+        let _ = write!(
+            s,
+            "exercised: {} suspicions, {} deaths, {} refutations, {} leaves, {} crashes, {} restarts, {} partitions",
+            e.suspicions, e.deaths, e.refutations, e.leaves, e.crashes, e.restarts, e.partitions
+        );
+        let _ = writeln!(s, "{}", if e.nothing() { " (no failure handling was exercised)" } else { "" });
         let _ = writeln!(s, "trace hash {}", self.trace_hash);
         if self.invariant_violations.is_empty() {
             let _ = writeln!(s, "invariants: all held");

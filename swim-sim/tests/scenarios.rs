@@ -53,6 +53,7 @@ fn a_partition_into_halves_heals_into_one_view_after_it_ends() {
     let (sim, r) = run(spec);
     assert_clean(&r);
     assert!(r.partition_failures > 0, "each half declares the other failed while cut off");
+    assert_eq!(r.exercised.partitions, 1);
     assert!(r.partition_failures <= 2 * 20 * 20, "at most the ordered pairs across the cut");
     assert!(r.datagrams_cut > 0 && r.datagrams_lost >= r.datagrams_cut, "the cut dropped traffic");
     assert!(r.converged_at_end, "one view again long before the end");
@@ -191,6 +192,7 @@ fn the_report_has_every_documented_json_field() {
         "failures_after_heal",
         "datagrams_lost",
         "datagrams_cut",
+        "exercised",
     ] {
         assert!(json.get(field).is_some(), "missing {field}");
     }
@@ -208,15 +210,19 @@ fn the_report_has_every_documented_json_field() {
         assert!(json["detection"][field].is_number(), "detection.{field}");
     }
     assert_eq!(json["crashed"], 1);
+    assert_eq!(json["exercised"]["crashes"], 1);
+    assert!(json["exercised"]["deaths"].as_u64().is_some_and(|d| d > 0), "the crash was Failed");
     assert_eq!(json["trace_hash"].as_str().map(str::len), Some(16));
 }
 
 #[test]
-fn without_crashes_detection_is_null() {
+fn without_crashes_detection_is_null_and_the_report_says_nothing_was_exercised() {
     let mut spec = Scenario::Join.spec(81);
     spec.nodes = 10;
     spec.duration = secs(20);
     let (_, r) = run(spec);
+    assert!(r.exercised.nothing(), "{:?}", r.exercised);
+    assert!(r.summary().contains("(no failure handling was exercised)"));
     let json: serde_json::Value = serde_json::from_str(&r.to_json()).expect("valid JSON");
     assert!(json["detection"]["all_failed_p50"].is_null());
     assert!(json["join_convergence_seconds"].is_number());

@@ -18,6 +18,9 @@ impl Simulation {
             return;
         };
         let rng = seed::rng(self.spec.seed, Stream::Node { id, generation: slot.generation });
+        if slot.generation == 0 {
+            self.introduced += 1;
+        }
         slot.generation += 1;
         // The configuration was validated in `with_config`.
         let Ok(mut node) = Node::new(NodeId(id), self.config.clone(), rng, now) else {
@@ -32,6 +35,14 @@ impl Simulation {
         slot.wakeup = None;
         self.checks.on_start(now, id);
         self.after_input(id);
+    }
+
+    /// A partition or clog ends: count it as exercised if it cut anything off.
+    pub(super) fn count_cut(&mut self) {
+        if self.traffic.cut > self.cut_at_start {
+            self.checks.on_cut_happened();
+        }
+        self.cut_at_start = self.traffic.cut;
     }
 
     /// Stop a process: it handles nothing more; datagrams to it are dropped.
@@ -111,6 +122,7 @@ impl Simulation {
                 }
             }
             Fault::ClogStart(k) => {
+                self.cut_at_start = self.traffic.cut;
                 let victims = self.running(true);
                 for id in self.pick(victims, k) {
                     self.network.set_clogged(id, true);
@@ -118,6 +130,7 @@ impl Simulation {
                 }
             }
             Fault::ClogEnd => {
+                self.count_cut();
                 for id in 0..self.slots.len() as u32 {
                     self.network.set_clogged(id, false);
                     self.checks.on_clog(now, id, false);
@@ -128,8 +141,10 @@ impl Simulation {
                 if on {
                     self.healed_at = None;
                     self.heal = None;
+                    self.cut_at_start = self.traffic.cut;
                 } else if self.network.is_partitioned() {
                     self.healed_at = Some(now);
+                    self.count_cut();
                 }
                 self.network.set_partitioned(on);
                 self.checks.on_partition(now, on);

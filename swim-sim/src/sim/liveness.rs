@@ -30,7 +30,6 @@ impl Simulation {
         });
         self.liveness_phase();
         self.end_checks();
-        self.collect_violations();
     }
 
     fn liveness_phase(&mut self) {
@@ -38,6 +37,9 @@ impl Simulation {
         let settle = self.settle_bound();
         if self.network.is_partitioned() {
             self.healed_at = Some(start);
+        }
+        if self.network.is_partitioned() || self.network.is_clogged() {
+            self.count_cut();
         }
         self.network.calm();
         if self.network.is_partitioned() || self.spec.partition.is_some() {

@@ -10,6 +10,7 @@ mod liveness;
 
 use crate::bounds;
 use crate::checks::Checks;
+use crate::invariants::{Limits, NodeReport};
 use crate::network::{Network, NetworkConfig};
 use crate::queue::{Action, EventQueue};
 use crate::seed::{self, SimRng, Stream};
@@ -19,8 +20,6 @@ use crate::trace::TraceHash;
 /// A simulated node.
 pub type SimNode = Node<NodeId, SimRng>;
 
-/// Most violations kept in full; later ones are only counted.
-const MAX_VIOLATIONS: usize = 100;
 /// Longest a leaving node keeps running before it is stopped anyway.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time between samples of the view (for the time series and table sizes).
@@ -119,10 +118,17 @@ pub struct Simulation {
     healed_at: Option<Instant>,
     heal: Option<Duration>,
     peak_members: u32,
-    violations_dropped: u64,
+    /// Node ids started at least once.
+    introduced: u32,
+    /// Events drained from a node, checked before they are fed on.
+    events: Vec<Event<NodeId>>,
+    /// Traffic cut off when the partition or clog started.
+    cut_at_start: u64,
     phase_end: Option<PhaseEnd>,
     liveness: Option<Duration>,
     finished: bool,
+    #[cfg(test)]
+    pub(crate) tamper: Option<Tamper>,
 }
 
 impl Simulation {
@@ -153,7 +159,7 @@ impl Simulation {
             network: Network::new(network_config, ids as usize),
             net_rng: seed::rng(spec.seed, Stream::Network),
             fault_rng: seed::rng(spec.seed, Stream::Faults),
-            checks: Checks::new(ids as usize, grace),
+            checks: Checks::with_limits(ids as usize, grace, Limits::of(&config)),
             slots: (0..ids).map(|_| Slot::default()).collect(),
             queue: EventQueue::new(),
             trace: TraceHash::default(),
@@ -169,7 +175,11 @@ impl Simulation {
             healed_at: None,
             heal: None,
             peak_members: 0,
-            violations_dropped: 0,
+            introduced: 0,
+            events: Vec::new(),
+            cut_at_start: 0,
+            #[cfg(test)]
+            tamper: None,
             phase_end: None,
             liveness: None,
             finished: false,
@@ -266,7 +276,7 @@ impl Simulation {
 
     /// Violations found past the first hundred, which are not kept in full.
     pub fn violations_dropped(&self) -> u64 {
-        self.violations_dropped
+        self.checks.violations_dropped()
     }
 
     /// Simulated node-seconds: how long each process ran, added up.
@@ -382,7 +392,6 @@ impl Simulation {
             self.track_agreement();
         }
         self.now = self.now.max(until);
-        self.collect_violations();
         self.now < self.end
     }
 
@@ -404,14 +413,6 @@ impl Simulation {
             if self.heal.is_none() && self.checks.converged() {
                 self.heal = Some(self.now - healed);
             }
-        }
-    }
-
-    fn collect_violations(&mut self) {
-        // Checks keeps every violation; the simulation caps what it reports.
-        let n = self.checks.violations().len();
-        if n > MAX_VIOLATIONS {
-            self.violations_dropped = (n - MAX_VIOLATIONS) as u64;
         }
     }
 
@@ -464,14 +465,8 @@ impl Simulation {
         };
         node.handle_timeout(now);
         let next = node.poll_timeout();
-        let me = node.member(&NodeId(id)).map(|m| m.state);
-        let leaving = slot.leaving_since.is_some();
         if next.is_some_and(|t| t <= now) {
             self.violate_once(id, format!("n{id} asks to be woken at or before now after handle_timeout"));
-        }
-        if !leaving && me != Some(State::Alive) {
-            let state = me.map_or("absent", State::as_str);
-            self.violate_once(id, format!("n{id} believes itself {state}"));
         }
         self.after_input(id);
     }
@@ -515,9 +510,18 @@ impl Simulation {
                 self.traffic.duplicated += 1;
             }
         }
-        while let Some(event) = node.poll_event() {
-            hash_event(&mut self.trace, now, id, &event);
-            self.checks.on_event(now, id, &event);
+        #[cfg_attr(not(test), allow(unused_mut))]
+        let mut report = NodeReport::of(node, id, slot.leaving_since.is_some());
+        self.events.clear();
+        self.events.extend(std::iter::from_fn(|| node.poll_event()));
+        #[cfg(test)]
+        if let Some(tamper) = self.tamper.as_mut() {
+            (tamper.0)(now, id, &mut report, &mut self.events);
+        }
+        self.checks.on_report(now, id, &report, self.introduced);
+        for event in &self.events {
+            hash_event(&mut self.trace, now, id, event);
+            self.checks.on_event(now, id, event);
         }
         if let Some(t) = node.poll_timeout() {
             let t = t.max(now);
@@ -549,6 +553,48 @@ impl Simulation {
         }
     }
 }
+
+impl NodeReport {
+    /// What `node` (id `id`) says of itself now.
+    fn of(node: &SimNode, id: u32, leaving: bool) -> Self {
+        let me = node.member(&NodeId(id)).map(|m| m.state);
+        let gone = node.count(State::Dead) + node.count(State::Left);
+        let own_tomb = u32::from(matches!(me, Some(State::Dead | State::Left)));
+        NodeReport {
+            incarnation: node.incarnation(),
+            self_state: me,
+            leaving,
+            known: node.live_members() + gone,
+            tombstones: gone - own_tomb,
+            gossip_backlog: node.gossip_backlog(),
+            tombstones_evicted: node.stats().tombstones_evicted,
+        }
+    }
+}
+
+/// A test-only faulty node: corrupts what a node reports (its own report
+/// and its events) before the checks see it, so each checker can be shown
+/// to catch a planted bug.
+#[cfg(test)]
+pub(crate) struct Tamper(pub Box<dyn TamperFn>);
+
+/// What a [`Tamper`] does after each input: given the time, the node's id,
+/// its report and its events, change them.
+#[cfg(test)]
+pub(crate) trait TamperFn: FnMut(Instant, u32, &mut NodeReport, &mut Vec<Event<NodeId>>) {}
+
+#[cfg(test)]
+impl<F: FnMut(Instant, u32, &mut NodeReport, &mut Vec<Event<NodeId>>)> TamperFn for F {}
+
+#[cfg(test)]
+impl std::fmt::Debug for Tamper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tamper")
+    }
+}
+
+#[cfg(test)]
+mod tests;
 
 /// Feed one event into the trace hash.
 fn hash_event(trace: &mut TraceHash, at: Instant, node: u32, event: &Event<NodeId>) {
