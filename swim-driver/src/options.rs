@@ -34,6 +34,14 @@ pub struct Options {
     /// How long a driver's `Handle::leave` waits for the Left claim to be
     /// disseminated.
     pub leave_timeout: Duration,
+    /// How long swim-tokio's `Handle::join` waits for a seed to answer
+    /// before it returns a timeout error (the join goes on); `None` waits
+    /// as long as it takes.
+    pub join_timeout: Option<Duration>,
+    /// Join attempts (rounds of contacting every seed, or of resolving
+    /// their names) left unanswered after which swim-tokio's join gives up
+    /// and stops trying; `None` never gives up.
+    pub join_max_attempts: Option<u32>,
 }
 
 impl Options {
@@ -47,6 +55,8 @@ impl Options {
             rng_seed: None,
             event_capacity: 1024,
             leave_timeout: Duration::from_secs(5),
+            join_timeout: Some(Duration::from_secs(30)),
+            join_max_attempts: None,
         }
     }
 }

@@ -36,7 +36,33 @@ const COMMAND_CAPACITY: usize = 64;
 struct Resolved {
     generation: u64,
     addrs: Vec<SocketAddr>,
-    reply: Option<oneshot::Sender<Result<usize, Error>>>,
+}
+
+/// Where the current join stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Joining {
+    /// No join under way: joined, never asked, given up, or left.
+    Idle,
+    /// Resolving the seeds' names before the node's first attempt.
+    Resolving {
+        /// Resolution rounds that found no address.
+        failures: u32,
+    },
+    /// The node is contacting its seeds.
+    Contacting {
+        /// The node's `join_attempts` counter before this join's first attempt.
+        base: u64,
+        /// Resolution rounds that found no address.
+        failures: u32,
+        /// Unanswered attempts already logged.
+        warned: u32,
+    },
+}
+
+/// A caller of `Handle::join` waiting for the node to join.
+struct JoinWaiter {
+    deadline: Option<TokioInstant>,
+    reply: oneshot::Sender<Result<usize, Error>>,
 }
 
 /// What woke the loop.
@@ -59,6 +85,10 @@ struct Driver {
     join_attempts_seen: u64,
     re_resolve_at: Option<TokioInstant>,
     resolved_tx: mpsc::UnboundedSender<Resolved>,
+    joining: Joining,
+    join_waiters: Vec<JoinWaiter>,
+    join_timeout: Option<Duration>,
+    join_max_attempts: Option<u32>,
     /// Callers waiting in [`crate::Handle::leave`].
     leaves: PendingLeaves<oneshot::Sender<LeaveOutcome>>,
     recv_error_streak: u32,
@@ -92,6 +122,10 @@ pub(crate) async fn spawn(
         join_attempts_seen: 0,
         re_resolve_at: None,
         resolved_tx,
+        joining: Joining::Idle,
+        join_waiters: Vec::new(),
+        join_timeout: options.join_timeout,
+        join_max_attempts: options.join_max_attempts,
         leaves: PendingLeaves::default(),
         recv_error_streak: 0,
     };
@@ -138,6 +172,7 @@ impl Driver {
             self.flush().await;
             self.publish_events();
             self.settle_leaves();
+            self.watch_join();
             self.maybe_re_resolve();
         }
         let addr = self.node.identity();
@@ -150,13 +185,14 @@ impl Driver {
         }
     }
 
-    /// The earliest of the node's deadline, a leave's timeout and a seed
-    /// re-resolution.
+    /// The earliest of the node's deadline, a leave's timeout, a join's
+    /// timeout and a seed re-resolution.
     fn next_wake(&self) -> Option<TokioInstant> {
         let node = self.node.poll_timeout().map(|t| self.node.clock().to_std(t));
         let leave = self.leaves.next_deadline();
         let waits = [node, leave].into_iter().flatten().map(TokioInstant::from_std);
-        waits.chain(self.re_resolve_at).min()
+        let joins = self.join_waiters.iter().filter_map(|w| w.deadline);
+        waits.chain(self.re_resolve_at).chain(joins).min()
     }
 
     fn on_command(&mut self, cmd: Command) {
@@ -169,15 +205,22 @@ impl Driver {
                 self.re_resolve_at = None;
                 if self.seeds.is_empty() {
                     self.node.node_mut().join(now, &[]);
-                    let _ = reply.send(Ok(0));
+                    self.joining = Joining::Idle;
+                    let _ = reply.send(Ok(self.node.node().live_members() as usize));
                 } else {
-                    self.start_resolution(Some(reply));
+                    if self.joining == Joining::Idle {
+                        self.joining = Joining::Resolving { failures: 0 };
+                    }
+                    let deadline = self.join_timeout.map(|t| TokioInstant::now() + t);
+                    self.join_waiters.push(JoinWaiter { deadline, reply });
+                    self.start_resolution();
                 }
             }
             Command::Leave { timeout, reply } => {
                 self.seeds.clear();
                 self.generation += 1;
                 self.re_resolve_at = None;
+                self.end_join(Err(Error::JoinAborted));
                 self.node.node_mut().leave(now);
                 self.leaves.push(std::time::Instant::now() + timeout, reply);
             }
@@ -209,7 +252,7 @@ impl Driver {
 
     /// Resolve the seeds in a task of their own, so a slow resolver never
     /// holds up the protocol; the answer comes back as `Input::Resolved`.
-    fn start_resolution(&mut self, reply: Option<oneshot::Sender<Result<usize, Error>>>) {
+    fn start_resolution(&mut self) {
         self.resolving = true;
         self.re_resolve_at = None;
         self.stats.seed_resolutions += 1;
@@ -219,39 +262,95 @@ impl Driver {
         let tx = self.resolved_tx.clone();
         tokio::spawn(async move {
             let addrs = seed::resolve(&seeds, bound).await;
-            let _ = tx.send(Resolved { generation, addrs, reply });
+            let _ = tx.send(Resolved { generation, addrs });
         });
     }
 
     fn on_resolved(&mut self, r: Resolved) {
         if r.generation != self.generation {
             // A newer join or a leave replaced this one.
-            if let Some(reply) = r.reply {
-                let _ = reply.send(Ok(r.addrs.len()));
-            }
             return;
         }
         self.resolving = false;
         if r.addrs.is_empty() {
-            warn!(seeds = ?self.seeds, "no seed resolved; retrying");
+            warn!(seeds = ?self.seeds, "no seed resolved to a reachable address; retrying");
             self.re_resolve_at = Some(TokioInstant::now() + self.node.node().config().join_retry_interval);
-            if let Some(reply) = r.reply {
-                let _ = reply.send(Err(Error::NoSeedResolved));
+            match &mut self.joining {
+                Joining::Resolving { failures } | Joining::Contacting { failures, .. } => *failures += 1,
+                Joining::Idle => {}
             }
             return;
         }
-        let fresh = r.reply.is_some();
-        if fresh || r.addrs != self.resolved {
-            if !fresh {
+        let first = matches!(self.joining, Joining::Resolving { .. });
+        if first || r.addrs != self.resolved {
+            if !first {
                 info!(seeds = ?r.addrs, "seed addresses changed; joining through them");
             }
             self.resolved = r.addrs;
+            if let Joining::Resolving { failures } = self.joining {
+                let base = self.node.node().stats().join_attempts;
+                self.joining = Joining::Contacting { base, failures, warned: 0 };
+            }
             let now = self.node.now();
             self.node.node_mut().join(now, &self.resolved);
             self.join_attempts_seen = self.node.node().stats().join_attempts;
         }
-        if let Some(reply) = r.reply {
-            let _ = reply.send(Ok(self.resolved.len()));
+    }
+
+    /// Follow the join: log each attempt left unanswered with the seeds
+    /// tried, answer the callers once the node has joined (a seed answered),
+    /// time callers out, and give up after `join_max_attempts`.
+    fn watch_join(&mut self) {
+        let node = self.node.node();
+        let attempts = node.stats().join_attempts;
+        if self.joining == Joining::Idle && node.is_joining() {
+            // The node lost every other member and went back to its seeds.
+            info!(seeds = ?self.resolved, "no other member left; joining again through the seeds");
+            self.joining = Joining::Contacting { base: attempts.saturating_sub(1), failures: 0, warned: 0 };
+        }
+        let unanswered = match self.joining {
+            Joining::Idle => 0,
+            Joining::Resolving { failures } => failures,
+            Joining::Contacting { .. } if !node.is_joining() => {
+                let members = node.live_members() as usize;
+                info!(members, "joined: {members} members");
+                self.end_join(Ok(members));
+                return;
+            }
+            Joining::Contacting { base, failures, ref mut warned } => {
+                // The attempt under way is not unanswered yet.
+                let unanswered = (attempts.saturating_sub(base).saturating_sub(1) as u32).saturating_add(failures);
+                if unanswered > *warned {
+                    *warned = unanswered;
+                    warn!(seeds = ?self.resolved, attempt = unanswered, "no answer to the join from the seeds; retrying");
+                }
+                unanswered
+            }
+        };
+        if self.join_max_attempts.is_some_and(|max| unanswered >= max) {
+            warn!(seeds = ?self.seeds, attempts = unanswered, "giving up the join");
+            let now = self.node.now();
+            self.node.node_mut().join(now, &[]);
+            self.seeds.clear();
+            self.generation += 1;
+            self.re_resolve_at = None;
+            self.end_join(Err(Error::JoinGaveUp { attempts: unanswered }));
+            return;
+        }
+        let now = TokioInstant::now();
+        let (due, waiting): (Vec<_>, Vec<_>) =
+            self.join_waiters.drain(..).partition(|w| w.deadline.is_some_and(|d| d <= now));
+        self.join_waiters = waiting;
+        for w in due {
+            let _ = w.reply.send(Err(Error::JoinTimedOut { unanswered }));
+        }
+    }
+
+    /// The join is over: answer every waiting caller with `outcome`.
+    fn end_join(&mut self, outcome: Result<usize, Error>) {
+        self.joining = Joining::Idle;
+        for w in self.join_waiters.drain(..) {
+            let _ = w.reply.send(outcome.clone());
         }
     }
 
@@ -266,7 +365,7 @@ impl Driver {
         let retry_due = self.re_resolve_at.is_some_and(|t| t <= TokioInstant::now());
         if new_round || retry_due {
             self.join_attempts_seen = attempts;
-            self.start_resolution(None);
+            self.start_resolution();
         }
     }
 

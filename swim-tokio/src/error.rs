@@ -15,9 +15,21 @@ pub enum Error {
     Stopped,
     /// The node refused the command; its state is unchanged.
     Rejected(CommandError),
-    /// Seeds were given but none resolved to an address this node can
-    /// reach. The driver keeps re-resolving them in the background.
-    NoSeedResolved,
+    /// No seed answered within `Options::join_timeout`; the join goes on
+    /// in the background (the node joins when one answers).
+    JoinTimedOut {
+        /// Join attempts left unanswered so far (rounds of contacting the
+        /// seeds, or of resolving their names).
+        unanswered: u32,
+    },
+    /// `Options::join_max_attempts` attempts went unanswered: the join
+    /// stopped, and the node is a cluster of one.
+    JoinGaveUp {
+        /// Attempts left unanswered.
+        attempts: u32,
+    },
+    /// A leave ended the join before a seed answered.
+    JoinAborted,
 }
 
 impl fmt::Display for Error {
@@ -25,7 +37,11 @@ impl fmt::Display for Error {
         match self {
             Error::Stopped => f.write_str("the swim node has stopped"),
             Error::Rejected(e) => write!(f, "refused: {e}"),
-            Error::NoSeedResolved => f.write_str("no seed resolved to a reachable address (still retrying)"),
+            Error::JoinTimedOut { unanswered } => {
+                write!(f, "no seed answered in time ({unanswered} attempts unanswered); still trying")
+            }
+            Error::JoinGaveUp { attempts } => write!(f, "gave up joining after {attempts} unanswered attempts"),
+            Error::JoinAborted => f.write_str("the join was ended by a leave before a seed answered"),
         }
     }
 }

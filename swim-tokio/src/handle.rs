@@ -67,12 +67,18 @@ impl Handle {
         rx.await.map_err(|_| Error::Stopped)
     }
 
-    /// Join a cluster through `seeds` (addresses or `host:port` names).
-    /// Names are resolved now and again on each of the node's retry rounds;
-    /// when the addresses change, the join restarts with the new ones.
-    /// Returns how many seed addresses were found once the join has
-    /// started (not once it has succeeded: watch [`Handle::subscribe`] or
-    /// [`Handle::members`]). No seeds starts a new cluster.
+    /// Join a cluster through `seeds` (addresses or `host:port` names),
+    /// and wait until the node has joined: a seed answered with its member
+    /// list. Returns the live members then, this node included.
+    ///
+    /// Names are resolved now and again on each of the node's retry rounds
+    /// (one that does not resolve is retried, not an error); when the
+    /// addresses change, the join restarts with the new ones. Each attempt
+    /// left unanswered is logged as a warning. Fails with
+    /// [`Error::JoinTimedOut`] after `Options::join_timeout` (the join goes
+    /// on), [`Error::JoinGaveUp`] after `Options::join_max_attempts`
+    /// unanswered attempts (the join stops), or [`Error::JoinAborted`] when
+    /// a leave ends it. No seeds starts a new cluster: `Ok(1)`.
     pub async fn join<S: Into<Seed>>(&self, seeds: impl IntoIterator<Item = S>) -> Result<usize, Error> {
         let seeds: Vec<Seed> = seeds.into_iter().map(Into::into).collect();
         self.ask(|reply| Command::Join { seeds, reply }).await?

@@ -3,7 +3,6 @@
 
 mod common;
 use common::eventually;
-use std::fs::File;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -28,6 +27,7 @@ struct Agent {
     udp: SocketAddr,
     http: String,
     log: PathBuf,
+    args: Vec<String>,
 }
 
 impl Agent {
@@ -41,21 +41,41 @@ impl Agent {
         let udp = free_udp();
         let http = free_tcp();
         let log = std::env::temp_dir().join(format!("swim-agent-{}-{name}-{}.log", std::process::id(), udp.port()));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_swim"));
-        cmd.args(["agent", "--profile", "local"])
-            .env_remove("RUST_LOG")
-            .args(["--bind", &udp.to_string(), "--http", &http.to_string()])
-            .args(["--name", name, "--meta", "test=e2e"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(File::create(&log).unwrap()));
+        let mut args: Vec<String> = ["agent", "--profile", "local", "--bind", &udp.to_string()]
+            .into_iter()
+            .chain(["--http", &http.to_string(), "--name", name, "--meta", "test=e2e"])
+            .map(String::from)
+            .collect();
         if !join.is_empty() {
             let seeds: Vec<String> = join.iter().map(ToString::to_string).collect();
-            cmd.args(["--join", &seeds.join(",")]);
+            args.extend(["--join".to_owned(), seeds.join(",")]);
         }
-        cmd.args(extra);
-        let child = cmd.spawn().unwrap();
-        Agent { child, udp, http: http.to_string(), log }
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let child = Agent::spawn(&args, &log, false);
+        Agent { child, udp, http: http.to_string(), log, args }
+    }
+
+    fn spawn(args: &[String], log: &PathBuf, append: bool) -> Child {
+        let log = std::fs::OpenOptions::new().create(true).append(append).write(true).truncate(!append).open(log);
+        Command::new(env!("CARGO_BIN_EXE_swim"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log.unwrap()))
+            .spawn()
+            .unwrap()
+    }
+
+    /// SIGKILL it (no chance to leave).
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Start it again, same address, name and arguments, appending to its log.
+    fn restart(&mut self) {
+        self.child = Agent::spawn(&self.args, &self.log, true);
     }
 
     fn pid(&self) -> u32 {
@@ -141,9 +161,11 @@ async fn three_agents_converge_a_killed_one_fails_and_terminated_ones_leave() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 3);
 
+    assert!(b.log().contains("joined: 2 members"), "{}", b.log());
+    assert!(c.log().contains("joined: 3 members"), "{}", c.log());
+
     // SIGKILL: no chance to leave.
-    c.child.kill().unwrap();
-    c.child.wait().unwrap();
+    c.kill();
     eventually(Duration::from_secs(30), "c is failed at a and b", || async {
         a.sees(c.udp, "failed").await && b.sees(c.udp, "failed").await
     })
@@ -349,4 +371,81 @@ async fn sighup_reloads_tags_and_log_level_and_the_agent_keeps_running() {
     assert_eq!(out.lines().count(), 2, "{out}");
     assert!(out.contains("role=db"), "{out}");
     let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn a_join_nobody_answers_is_logged_per_attempt_and_retry_max_exits_with_an_error() {
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let seed = silent.local_addr().unwrap();
+    let mut a = Agent::start_with("a", &[seed], &["--retry-max", "2"]);
+    let status = a.wait_exit(Duration::from_secs(15)).await;
+    assert_eq!(status.code(), Some(1), "{}", a.log());
+    let log = a.log();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("no answer to the join from the seeds")).collect();
+    assert_eq!(warnings.len(), 2, "{log}");
+    assert!(warnings.iter().all(|l| l.contains(&seed.to_string())), "{log}");
+    assert!(log.contains("swim: cannot join the cluster: gave up joining after 2 unanswered attempts"), "{log}");
+}
+
+#[tokio::test]
+async fn a_name_held_by_a_live_member_is_refused_at_both_ends() {
+    let a = Agent::start("a", &[]);
+    let mut impostor = Agent::start("a", &[a.udp]);
+    let status = impostor.wait_exit(Duration::from_secs(15)).await;
+    assert_eq!(status.code(), Some(1), "{}", impostor.log());
+    let expected = format!("the name `a` is already held by the live member {}", a.udp);
+    assert!(impostor.log().contains(&expected), "{}", impostor.log());
+    eventually(Duration::from_secs(5), "a logs the clash", || async { a.log().contains("uses this agent's name `a`") })
+        .await;
+    // It left: gone from a's view as left, never failed.
+    eventually(Duration::from_secs(5), "the impostor is left at a", || a.sees(impostor.udp, "left")).await;
+}
+
+/// Milliseconds until `agents` all see `addr` alive.
+async fn millis_until_alive(agents: &[&Agent], addr: SocketAddr, limit: Duration) -> u128 {
+    let start = Instant::now();
+    eventually(limit, "the restarted agent is alive everywhere", || async {
+        for a in agents {
+            if !a.sees(addr, "alive").await {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    start.elapsed().as_millis()
+}
+
+#[tokio::test]
+async fn a_restarted_agent_is_alive_everywhere_within_a_second_every_time() {
+    // Periodic exchanges every 300 ms, so each process lives through
+    // several before it is killed.
+    let path = std::env::temp_dir().join(format!("swim-restart-{}.toml", std::process::id()));
+    std::fs::write(&path, "[protocol]\npush_pull_interval_ms = 300\n").unwrap();
+    let config = ["--config", path.to_str().unwrap()];
+    let a = Agent::start_with("a", &[], &config);
+    let b = Agent::start_with("b", &[a.udp], &config);
+    let mut c = Agent::start_with("c", &[a.udp], &config);
+    {
+        let all = [&a, &b, &c];
+        eventually(Duration::from_secs(20), "all three alive", || all_alive(&all)).await;
+    }
+    let mut took = Vec::new();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        c.kill();
+        // The others must have noticed, or "alive" would be the old view.
+        eventually(Duration::from_secs(20), "c is no longer alive at a and b", || async {
+            let down = |s: Option<Vec<(String, String)>>| {
+                s.is_some_and(|s| s.iter().any(|(addr, st)| *addr == c.udp.to_string() && st != "alive"))
+            };
+            down(a.states().await) && down(b.states().await)
+        })
+        .await;
+        c.restart();
+        took.push(millis_until_alive(&[&a, &b], c.udp, Duration::from_secs(20)).await);
+    }
+    let _ = std::fs::remove_file(&path);
+    eprintln!("restarted agent alive at both others after {took:?} ms");
+    assert!(took.iter().all(|&ms| ms <= 1000), "alive again after {took:?} ms");
 }

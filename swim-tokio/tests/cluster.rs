@@ -20,8 +20,9 @@ async fn cluster(ip: &str, n: usize) -> Vec<Handle> {
         nodes.push(Handle::start(options).await.unwrap());
     }
     let seed = nodes[0].local_addr();
-    for node in &nodes[1..] {
-        assert_eq!(node.join([seed]).await.unwrap(), 1);
+    for (i, node) in nodes[1..].iter().enumerate() {
+        // Resolves once joined: the seed's answer brought every member so far.
+        assert_eq!(node.join([seed]).await.unwrap(), i + 2);
     }
     nodes
 }
@@ -186,20 +187,45 @@ async fn seeds_given_by_name_are_resolved() {
     let a = Handle::start(Options::new("127.0.0.1:0".parse().unwrap(), Config::local())).await.unwrap();
     let b = Handle::start(Options::new("127.0.0.1:0".parse().unwrap(), Config::local())).await.unwrap();
     let name = format!("localhost:{}", a.local_addr().port());
-    assert_eq!(b.join([name.as_str()]).await.unwrap(), 1);
+    assert_eq!(b.join([name.as_str()]).await.unwrap(), 2);
     let nodes = [a, b];
     eventually(Duration::from_secs(10), "the two see each other", || converged(&nodes)).await;
 }
 
 #[tokio::test]
-async fn unresolvable_seeds_are_reported_and_the_node_keeps_running() {
-    let a = Handle::start(Options::new("127.0.0.1:0".parse().unwrap(), Config::local())).await.unwrap();
-    assert_eq!(a.join(["no-such-host.invalid:7946"]).await, Err(swim_tokio::Error::NoSeedResolved));
-    eventually(Duration::from_secs(5), "resolution is retried", || async {
-        a.stats().await.unwrap().driver.seed_resolutions >= 2
-    })
-    .await;
+async fn unresolvable_seeds_are_retried_until_the_join_times_out_and_the_node_keeps_running() {
+    let mut options = Options::new("127.0.0.1:0".parse().unwrap(), Config::local());
+    options.join_timeout = Some(Duration::from_millis(1500));
+    let a = Handle::start(options).await.unwrap();
+    match a.join(["no-such-host.invalid:7946"]).await {
+        Err(swim_tokio::Error::JoinTimedOut { unanswered }) => assert!(unanswered >= 1),
+        other => panic!("expected a join timeout, got {other:?}"),
+    }
+    assert!(a.stats().await.unwrap().driver.seed_resolutions >= 2);
     assert_eq!(a.members().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_join_nobody_answers_gives_up_after_its_attempts_and_a_leave_aborts_one() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut options = Options::new("127.0.0.1:0".parse().unwrap(), Config::local());
+    options.join_max_attempts = Some(2);
+    let a = Handle::start(options).await.unwrap();
+    assert_eq!(a.join([silent.local_addr().unwrap()]).await, Err(swim_tokio::Error::JoinGaveUp { attempts: 2 }));
+    // Given up: no more attempts.
+    let attempts = a.stats().await.unwrap().core.join_attempts;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(a.stats().await.unwrap().core.join_attempts, attempts);
+
+    let b = Handle::start(Options::new("127.0.0.1:0".parse().unwrap(), Config::local())).await.unwrap();
+    let waiting = {
+        let b = b.clone();
+        let seed = silent.local_addr().unwrap();
+        tokio::spawn(async move { b.join([seed]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.leave_within(Duration::from_millis(100)).await.unwrap();
+    assert_eq!(waiting.await.unwrap(), Err(swim_tokio::Error::JoinAborted));
 }
 
 #[tokio::test]
@@ -236,11 +262,10 @@ async fn seed_names_are_resolved_again_on_each_join_retry_round() {
     // Nobody listens at the seed, so the node keeps retrying its join.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let seed = format!("localhost:{}", silent.local_addr().unwrap().port());
-    let a = Handle::start(Options::new("127.0.0.1:0".parse().unwrap(), Config::local())).await.unwrap();
-    assert_eq!(a.join([seed.as_str()]).await.unwrap(), 1);
-    eventually(Duration::from_secs(10), "the name is resolved again", || async {
-        let stats = a.stats().await.unwrap();
-        stats.core.join_attempts >= 2 && stats.driver.seed_resolutions >= 2
-    })
-    .await;
+    let mut options = Options::new("127.0.0.1:0".parse().unwrap(), Config::local());
+    options.join_max_attempts = Some(3);
+    let a = Handle::start(options).await.unwrap();
+    assert!(matches!(a.join([seed.as_str()]).await, Err(swim_tokio::Error::JoinGaveUp { .. })));
+    let stats = a.stats().await.unwrap();
+    assert!(stats.core.join_attempts >= 2 && stats.driver.seed_resolutions >= 2, "{stats:?}");
 }

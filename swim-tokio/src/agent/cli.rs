@@ -59,6 +59,9 @@ pub struct AgentArgs {
     /// Members to join through, as ADDR or HOST:PORT, comma separated.
     #[arg(long, value_name = "ADDR,ADDR...", value_delimiter = ',')]
     pub join: Vec<String>,
+    /// Give up (and exit with an error) after N join attempts without an answer (default: never).
+    #[arg(long, value_name = "N")]
+    pub retry_max: Option<u32>,
     /// A name for this member, shown by others; unique among live members (default: the host name).
     #[arg(long)]
     pub name: Option<String>,

@@ -37,6 +37,15 @@ pub enum AgentError {
     Signals(io::Error),
     /// The node stopped on its own.
     Stopped,
+    /// The join did not succeed (`--retry-max` attempts went unanswered).
+    Join(Error),
+    /// Another live member already holds this agent's name.
+    DuplicateName {
+        /// The name.
+        name: String,
+        /// The member holding it.
+        holder: SocketAddr,
+    },
 }
 
 impl fmt::Display for AgentError {
@@ -46,6 +55,11 @@ impl fmt::Display for AgentError {
             AgentError::Http { addr, source } => write!(f, "cannot serve HTTP on {addr}: {source}"),
             AgentError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
             AgentError::Stopped => f.write_str("the swim node stopped unexpectedly"),
+            AgentError::Join(e) => write!(f, "cannot join the cluster: {e}"),
+            AgentError::DuplicateName { name, holder } => write!(
+                f,
+                "the name `{name}` is already held by the live member {holder}: give this agent another `--name`"
+            ),
         }
     }
 }
@@ -61,6 +75,10 @@ pub async fn run(args: AgentArgs, mut settings: Settings, log: LogControl) -> Re
     options.metadata = settings.meta_bytes.clone();
     options.rng_seed = settings.rng_seed;
     options.leave_timeout = settings.leave_timeout;
+    // The agent waits for its join as long as it takes, unless told to
+    // give up; each unanswered attempt is logged.
+    options.join_timeout = None;
+    options.join_max_attempts = settings.retry_max;
     let handle = Handle::start(options).await.map_err(AgentError::Start)?;
     let events = handle.subscribe().map_err(|_| AgentError::Stopped)?;
     let mut signals = Signals::install().map_err(AgentError::Signals)?;
@@ -69,7 +87,7 @@ pub async fn run(args: AgentArgs, mut settings: Settings, log: LogControl) -> Re
         name = settings.meta.name.as_deref().unwrap_or(""),
         "agent running"
     );
-    tokio::spawn(log_events(events));
+    tokio::spawn(log_events(events, settings.meta.name.clone(), handle.local_addr()));
 
     let (stop_http, http_stopped) = watch::channel(false);
     let http = match settings.http {
@@ -91,20 +109,28 @@ pub async fn run(args: AgentArgs, mut settings: Settings, log: LogControl) -> Re
         None => None,
     };
 
-    if !settings.join.is_empty() {
-        match handle.join(settings.join.iter()).await {
-            Ok(n) => info!(seeds = ?settings.join, addresses = n, "joining"),
-            Err(Error::NoSeedResolved) => {
-                warn!(seeds = ?settings.join, "no seed resolved yet; retrying in the background");
-            }
-            Err(e) => warn!(error = %e, "join failed"),
-        }
-    }
-
+    // The join runs beside the signals: a stop or a reload must not wait
+    // for a seed to answer.
+    let mut joined = std::pin::pin!(join(handle.clone(), settings.join.clone(), settings.meta.name.clone()));
+    let mut joining = true;
     let which = loop {
-        match signals.wait().await {
-            Signal::Reload => reload(&args, &mut settings, &log, &handle).await,
-            Signal::Stop(which) => break which,
+        tokio::select! {
+            result = &mut joined, if joining => {
+                joining = false;
+                if let Err(e) = result {
+                    if matches!(e, AgentError::DuplicateName { .. }) {
+                        // Tell the others this member goes away, not that it failed.
+                        let _ = handle.leave().await;
+                    }
+                    stop_http_task(&stop_http, http).await;
+                    handle.shutdown().await;
+                    return Err(e);
+                }
+            }
+            signal = signals.wait() => match signal {
+                Signal::Reload => reload(&args, &mut settings, &log, &handle).await,
+                Signal::Stop(which) => break which,
+            },
         }
     };
     info!(signal = which, "leaving the cluster");
@@ -115,15 +141,41 @@ pub async fn run(args: AgentArgs, mut settings: Settings, log: LogControl) -> Re
         },
         _ = tokio::signal::ctrl_c() => warn!("second interrupt: stopping without waiting for the leave"),
     }
-    let _ = stop_http.send(true);
-    if let Some(mut task) = http {
-        // Open keep-alive connections must not hold the exit up.
+    stop_http_task(&stop_http, http).await;
+    handle.shutdown().await;
+    Ok(())
+}
+
+/// Stop serving HTTP; open keep-alive connections must not hold the exit up.
+async fn stop_http_task(stop: &watch::Sender<bool>, task: Option<tokio::task::JoinHandle<()>>) {
+    let _ = stop.send(true);
+    if let Some(mut task) = task {
         if tokio::time::timeout(HTTP_DRAIN, &mut task).await.is_err() {
             task.abort();
         }
     }
-    handle.shutdown().await;
-    Ok(())
+}
+
+/// Join through the configured seeds (none: a new cluster), then refuse to
+/// go on under a name another live member already holds.
+async fn join(handle: Handle, seeds: Vec<String>, name: Option<String>) -> Result<(), AgentError> {
+    if seeds.is_empty() {
+        return Ok(());
+    }
+    info!(?seeds, "joining");
+    handle.join(seeds.iter()).await.map_err(AgentError::Join)?;
+    let Some(name) = name.as_deref() else {
+        return Ok(());
+    };
+    let me = handle.local_addr();
+    let members = handle.members().await.map_err(|_| AgentError::Stopped)?;
+    let holder = members
+        .iter()
+        .find(|m| m.addr != me && m.state.is_live() && AgentMeta::decode(&m.meta).0.as_deref() == Some(name));
+    match holder {
+        Some(m) => Err(AgentError::DuplicateName { name: name.to_owned(), holder: m.addr }),
+        None => Ok(()),
+    }
 }
 
 /// SIGHUP: read the settings again and apply the tags and the log level;
@@ -214,11 +266,24 @@ impl Signals {
     }
 }
 
-/// Log every membership change as one readable line.
-async fn log_events(mut events: Events) {
+/// Log every membership change as one readable line, and a member that
+/// shows up under this agent's own name as an error.
+async fn log_events(mut events: Events, name: Option<String>, me: SocketAddr) {
     loop {
         match events.recv().await {
-            Ok(event) => log_event(&event),
+            Ok(event) => {
+                log_event(&event);
+                if let (Some(name), Some(m)) = (&name, event.member()) {
+                    let live = matches!(event, Event::Joined(_) | Event::Updated(_) | Event::Alive(_));
+                    if live && m.addr != me && AgentMeta::decode(&m.meta).0.as_deref() == Some(name.as_str()) {
+                        error!(
+                            member = %m.addr,
+                            "member {} uses this agent's name `{name}`: names must be unique, it is refused",
+                            m.addr
+                        );
+                    }
+                }
+            }
             Err(RecvError::Lagged(n)) => warn!(skipped = n, "event log fell behind"),
             Err(RecvError::Closed) => return,
         }

@@ -28,6 +28,8 @@ pub struct FileConfig {
     /// `join = ["10.0.0.2:7946", "seed.example:7946"]`, or one string.
     #[serde(default, deserialize_with = "one_or_many")]
     pub join: Option<Vec<String>>,
+    /// `retry_max = 5`: give up after this many unanswered join attempts.
+    pub retry_max: Option<u32>,
     /// `name = "web-1"`.
     pub name: Option<String>,
     /// `[meta]` table of string tags.
@@ -305,6 +307,8 @@ pub struct Settings {
     pub advertise: Option<SocketAddr>,
     /// Seeds.
     pub join: Vec<String>,
+    /// Unanswered join attempts after which the agent gives up and exits.
+    pub retry_max: Option<u32>,
     /// Name and tags.
     pub meta: AgentMeta,
     /// The encoded metadata.
@@ -402,6 +406,7 @@ impl Settings {
             bind,
             advertise,
             join: join.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+            retry_max: args.retry_max.or(file.retry_max),
             meta,
             meta_bytes,
             http: args.http.or(file.http),
@@ -434,6 +439,7 @@ impl Settings {
         check(self.bind != new.bind, "bind");
         check(self.advertise != new.advertise, "advertise");
         check(self.join != new.join, "join");
+        check(self.retry_max != new.retry_max, "retry_max");
         check(self.meta.name != new.meta.name, "name");
         check(self.http != new.http, "http");
         check(self.leave_timeout != new.leave_timeout, "leave_timeout_ms");
