@@ -22,6 +22,19 @@ pub trait Address: Clone + Ord + Debug {
     fn encode(&self, w: &mut Writer<'_>) -> Result<(), NoRoom>;
     /// Read the wire form, checking every length.
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+
+    /// A fixed, well-mixed 64-bit hash of the address. It places members in
+    /// the member index and in digest buckets, so it MUST be the same on
+    /// every node and in every process (no random keys). The default is
+    /// FNV-1a over the wire encoding followed by SplitMix64's finaliser.
+    fn hash64(&self) -> u64 {
+        let mut buf = [0u8; 64];
+        let mut w = Writer::new(&mut buf);
+        match self.encode(&mut w) {
+            Ok(()) => crate::digest::mix64(w.written()),
+            Err(_) => 0,
+        }
+    }
 }
 
 /// A small integer identity, used by the simulator where every node is a number.
@@ -39,6 +52,11 @@ impl Address for NodeId {
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         r.varint_u32().map(NodeId)
+    }
+    /// SplitMix64 of the id: a simulator hashes ids millions of times a
+    /// second, and an integer needs no byte-wise pass.
+    fn hash64(&self) -> u64 {
+        crate::digest::finalize(u64::from(self.0).wrapping_add(0x9e37_79b9_7f4a_7c15))
     }
 }
 

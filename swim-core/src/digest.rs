@@ -10,8 +10,8 @@
 //! change always comes with a higher incarnation.
 
 use crate::addr::Address;
-use crate::member::{Entry, Members, State};
-use crate::wire::{Writer, MAX_DIGEST_LOG2};
+use crate::member::{Members, State};
+pub(crate) use crate::wire::MAX_DIGEST_LOG2;
 
 /// The most buckets a digest has.
 pub(crate) const MAX_BUCKETS: usize = 1 << MAX_DIGEST_LOG2;
@@ -30,20 +30,15 @@ pub(crate) fn mix64(bytes: &[u8]) -> u64 {
     finalize(h)
 }
 
-fn finalize(mut h: u64) -> u64 {
+pub(crate) fn finalize(mut h: u64) -> u64 {
     h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     h ^ (h >> 31)
 }
 
-/// The hash of an address's wire encoding.
+/// An address's hash ([`Address::hash64`]).
 pub(crate) fn addr_hash<A: Address>(addr: &A) -> u64 {
-    let mut buf = [0u8; 64];
-    let mut w = Writer::new(&mut buf);
-    match addr.encode(&mut w) {
-        Ok(()) => mix64(w.written()),
-        Err(_) => 0,
-    }
+    addr.hash64()
 }
 
 /// Buckets for a table of `members`: about 8 members a bucket, a power of
@@ -53,28 +48,37 @@ pub(crate) fn bucket_log2(members: usize) -> u8 {
     (want.trailing_zeros() as u8).min(MAX_DIGEST_LOG2)
 }
 
-/// Which bucket a member with this address hash falls in.
+/// Which bucket a member with this address hash falls in: the hash's top
+/// `log2` bits, so the buckets of a coarser digest are unions of adjacent
+/// finer ones and each is one run of the member index.
 pub(crate) fn bucket(addr_hash: u64, log2: u8) -> usize {
-    (addr_hash >> 40) as usize & ((1usize << log2) - 1)
+    match log2 {
+        0 => 0,
+        l => (addr_hash >> (64 - u32::from(l.min(MAX_DIGEST_LOG2)))) as usize,
+    }
 }
 
-fn record_hash<A>(addr_hash: u64, e: &Entry<A>) -> u32 {
-    let state = match e.state {
+/// A member's contribution to its bucket's sum.
+pub(crate) fn record_hash(addr_hash: u64, incarnation: u32, state: State) -> u32 {
+    let state = match state {
         State::Alive => 0u64,
         State::Suspect => 1,
         State::Dead => 2,
         State::Left => 3,
     };
-    (finalize(addr_hash ^ (u64::from(e.incarnation) << 2 | state)) >> 32) as u32
+    (finalize(addr_hash ^ (u64::from(incarnation) << 2 | state)) >> 32) as u32
 }
 
-/// The bucket hashes of a table, written as the wire carries them.
+/// The bucket hashes of a table, written as the wire carries them: the
+/// table's finest sums (kept current with every claim) folded to `2^log2`
+/// buckets. O(buckets), whatever the table's size.
 pub(crate) fn summarize<A: Address>(members: &Members<A>, log2: u8, out: &mut [u8; 4 * MAX_BUCKETS]) -> usize {
+    let log2 = log2.min(MAX_DIGEST_LOG2);
+    let shift = MAX_DIGEST_LOG2 - log2;
     let mut sums = [0u32; MAX_BUCKETS];
-    for (_, e) in members.iter() {
-        let h = addr_hash(&e.addr);
-        if let Some(sum) = sums.get_mut(bucket(h, log2)) {
-            *sum = sum.wrapping_add(record_hash(h, e));
+    for (i, fine) in members.bucket_sums().iter().enumerate() {
+        if let Some(sum) = sums.get_mut(i >> shift) {
+            *sum = sum.wrapping_add(*fine);
         }
     }
     let n = 1usize << log2;
@@ -113,10 +117,34 @@ impl BucketSet {
         self.bits.iter().all(|&w| w == 0)
     }
 
-    /// Whether a member with this address belongs to a differing bucket.
-    pub fn contains<A: Address>(&self, addr: &A) -> bool {
-        let i = bucket(addr_hash(addr), self.log2);
+    fn has(&self, i: usize) -> bool {
         self.bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    /// Whether a member with this address hash belongs to a differing bucket.
+    pub fn contains_hash(&self, addr_hash: u64) -> bool {
+        self.has(bucket(addr_hash, self.log2))
+    }
+
+    /// Whether a member with this address belongs to a differing bucket.
+    #[cfg(test)]
+    pub fn contains<A: Address>(&self, addr: &A) -> bool {
+        self.contains_hash(addr_hash(addr))
+    }
+
+    /// The smallest hash at or after `from` that falls in a differing
+    /// bucket, or `None` when no differing bucket is left.
+    pub fn next_bucket_start(&self, from: u64) -> Option<u64> {
+        let n = 1usize << self.log2;
+        let first = bucket(from, self.log2);
+        if self.has(first) {
+            return Some(from);
+        }
+        let next = (first + 1..n).find(|&i| self.has(i))?;
+        Some(match self.log2 {
+            0 => 0,
+            l => (next as u64) << (64 - u32::from(l)),
+        })
     }
 }
 
@@ -129,7 +157,7 @@ mod tests {
         let mut m = Members::new();
         for id in 0..n {
             let incarnation = if Some(id) == bump { 1 } else { 0 };
-            m.insert(Entry { addr: NodeId(id), incarnation, instance: 0, state: State::Alive, meta: None });
+            m.insert(NodeId(id), incarnation, 0, State::Alive, &[]);
         }
         m
     }
@@ -139,7 +167,7 @@ mod tests {
         let a = table(500, None);
         let mut b = Members::new();
         for id in (0..500).rev() {
-            b.insert(Entry { addr: NodeId(id), incarnation: 0, instance: 9, state: State::Alive, meta: None });
+            b.insert(NodeId(id), 0, 9, State::Alive, &[]);
         }
         let log2 = bucket_log2(a.len());
         assert_eq!(log2, 6);

@@ -312,11 +312,10 @@ impl<A: Clone> Dissemination<A> {
     }
 }
 
-/// A destination's two bits for [`Dissemination::fill`], from a well-mixed
-/// hash of its wire encoding (a destination whose bits were nearly always
-/// set would never be sent anything).
-pub(crate) fn destination_bits(encoded: &[u8]) -> u128 {
-    let h = crate::digest::mix64(encoded);
+/// A destination's two bits for [`Dissemination::fill`], from its
+/// well-mixed address hash (a destination whose bits were nearly always set
+/// would never be sent anything).
+pub(crate) fn destination_bits(h: u64) -> u128 {
     (1u128 << (h & 127)) | (1u128 << ((h >> 7) & 127))
 }
 
@@ -381,11 +380,7 @@ mod tests {
         // Every bit should be used by some of 1,000 small ids, none by many.
         let mut uses = [0u32; 128];
         for id in 0u32..1000 {
-            let mut enc = [0u8; 5];
-            let mut w = crate::wire::Writer::new(&mut enc);
-            w.varint(u64::from(id)).unwrap();
-            let n = w.len();
-            let bits = destination_bits(&enc[..n]);
+            let bits = destination_bits(crate::Address::hash64(&crate::NodeId(id)));
             for (i, u) in uses.iter_mut().enumerate() {
                 if bits & (1 << i) != 0 {
                     *u += 1;

@@ -78,6 +78,7 @@ mod dissemination;
 mod event;
 mod member;
 mod node;
+mod order;
 mod stats;
 mod suspicion;
 mod time;

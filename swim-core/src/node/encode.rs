@@ -99,7 +99,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let Some(e) = self.members.get(h) else { return false };
         let mark = w.len();
         let accuser = accuser_of(&self.suspicions, h, &self.addr);
-        if wire::encode_update(w, &e.addr, e.state, e.incarnation, e.instance, e.meta(), Some(accuser)).is_err() {
+        let meta = self.members.meta(h);
+        if wire::encode_update(w, &e.addr, e.state, e.incarnation, e.instance, meta, Some(accuser)).is_err() {
             w.truncate(mark);
             return false;
         }
@@ -113,12 +114,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let suspicions = &self.suspicions;
         let addr = &self.addr;
         let mut sent = 0u64;
-        let mut encoded = [0u8; 64];
-        let mut dw = Writer::new(&mut encoded);
-        let destination = match to.encode(&mut dw) {
-            Ok(()) => crate::dissemination::destination_bits(dw.written()),
-            Err(_) => 0,
-        };
+        let destination = crate::dissemination::destination_bits(to.hash64());
         self.gossip.fill(limit, destination, |item| {
             if w.remaining() < SMALLEST_UPDATE {
                 return Offer::Full;
@@ -136,7 +132,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
                         return Offer::Known;
                     }
                     let accuser = accuser.as_ref().unwrap_or_else(|| accuser_of(suspicions, *handle, addr));
-                    wire::encode_update(w, &e.addr, e.state, e.incarnation, e.instance, e.meta(), Some(accuser))
+                    let meta = members.meta(*handle);
+                    wire::encode_update(w, &e.addr, e.state, e.incarnation, e.instance, meta, Some(accuser))
                 }
                 Item::User { id, origin, payload, source } => {
                     if source.as_ref() == Some(to) {
@@ -172,11 +169,12 @@ impl<A: Address, R: RngCore> Node<A, R> {
         mult.saturating_mul(digits).max(floor)
     }
 
-    /// The next datagram of the oldest full-state transfer. On `None` the
+    /// The next datagram of the oldest full-state transfer, walking the
+    /// table in address-hash order from the transfer's cursor (only the
+    /// differing buckets' runs, when answering a digest). On `None` the
     /// caller drops the transfer, so polling always makes progress.
     pub(super) fn encode_push_pull(&mut self, buf: &mut [u8]) -> Option<Transmit<A>> {
         let budget = buf.len().min(self.config.max_datagram_size);
-        let capacity = self.members.capacity();
         let send = self.push_pull_sends.front_mut()?;
         let space = buf.get_mut(..budget.saturating_sub(CHECKSUM_LEN))?;
         let mut w = Writer::new(space);
@@ -186,29 +184,32 @@ impl<A: Address, R: RngCore> Node<A, R> {
             return self.too_small();
         }
         let mut wrote_any = false;
-        while send.cursor < capacity {
-            let wanted = |e: &crate::member::Entry<A>| send.only.as_ref().is_none_or(|only| only.contains(&e.addr));
-            if let Some(e) = self.members.get(send.cursor).filter(|e| wanted(e)) {
-                let mark = w.len();
-                let accuser = accuser_of(&self.suspicions, send.cursor, &self.addr);
-                let r =
-                    wire::encode_update(&mut w, &e.addr, e.state, e.incarnation, e.instance, e.meta(), Some(accuser));
-                if r.is_err() {
-                    w.truncate(mark);
-                    if !wrote_any {
-                        // Cannot happen with a validated config (one update
-                        // always fits); skip rather than loop forever.
-                        send.cursor += 1;
-                        continue;
-                    }
-                    break;
+        while let Some(from) = send.cursor {
+            let Some((handle, hash)) = self.members.next_in_hash_order(from, send.only.as_ref()) else {
+                send.cursor = None;
+                break;
+            };
+            let Some(e) = self.members.get(handle) else {
+                send.cursor = hash.checked_add(1);
+                continue;
+            };
+            let mark = w.len();
+            let accuser = accuser_of(&self.suspicions, handle, &self.addr);
+            let meta = self.members.meta(handle);
+            if wire::encode_update(&mut w, &e.addr, e.state, e.incarnation, e.instance, meta, Some(accuser)).is_err() {
+                w.truncate(mark);
+                if wrote_any {
+                    break; // the datagram is full: resume here next time
                 }
+                // Cannot happen with a validated config (one update always
+                // fits); skip rather than loop forever.
+            } else {
                 wrote_any = true;
             }
-            send.cursor += 1;
+            send.cursor = hash.checked_add(1);
         }
         let to = send.to.clone();
-        let done = send.cursor >= capacity;
+        let done = send.cursor.is_none();
         if !wrote_any {
             return None; // nothing (more) in the wanted buckets: the caller drops it
         }

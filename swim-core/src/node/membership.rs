@@ -48,8 +48,10 @@ pub(crate) struct PushPullSend<A> {
     pub reply_wanted: bool,
     pub join: bool,
     pub exchange: u32,
-    /// The next member handle to encode.
-    pub cursor: u32,
+    /// Where the transfer resumes: the first member whose address hash is
+    /// at least this (the table is walked in hash order, so members learned
+    /// or reaped meanwhile neither stall nor repeat it); `None` when done.
+    pub cursor: Option<u64>,
     /// Only members in these buckets (answering a digest), or all.
     pub only: Option<BucketSet>,
 }
@@ -106,7 +108,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             reply_wanted: true,
             join,
             exchange: self.next_exchange,
-            cursor: 0,
+            cursor: Some(0),
             only: None,
         });
     }
@@ -147,7 +149,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             self.stats.push_pull_refused += 1;
             return;
         }
-        let send = PushPullSend { to: to.clone(), reply_wanted: false, join: false, exchange, cursor: 0, only };
+        let send = PushPullSend { to: to.clone(), reply_wanted: false, join: false, exchange, cursor: Some(0), only };
         self.push_pull_sends.push_back(send);
     }
 
@@ -296,6 +298,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 self.stats.tombstones_evicted += 1;
             }
             self.members.remove(t.handle);
+            self.place(t.handle);
             self.gossip.forget_member(t.handle);
             self.suspicions.remove(&t.handle);
         }

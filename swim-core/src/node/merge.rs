@@ -66,14 +66,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
             self.stats.members_refused += 1;
             return;
         }
-        let handle = self.members.insert(Entry {
-            addr: update.member,
-            incarnation: update.incarnation,
-            instance: update.instance,
-            state: State::Alive,
-            meta: (!update.meta.is_empty()).then(|| update.meta.into()),
-        });
-        self.add_to_probe_order(handle);
+        let handle = self.members.insert(update.member, update.incarnation, update.instance, State::Alive, update.meta);
+        self.place(handle);
         self.emit(Event::Joined(self.snapshot(handle)));
         if let Some(f) = self.follow_up.as_mut() {
             f.learned += 1;
@@ -91,16 +85,15 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
     /// Apply a claim that overrides what we believed.
     fn transition(&mut self, handle: u32, update: Update<'_, A>) {
-        let Some(entry) = self.members.get_mut(handle) else {
+        let Some(old) = self.members.get(handle).map(|e| e.state) else {
             return;
         };
-        let old = entry.state;
         match update.state {
             State::Alive => {
-                entry.incarnation = update.incarnation;
-                entry.instance = update.instance;
-                let meta_changed = entry.set_meta(update.meta);
-                self.members.set_state(handle, State::Alive);
+                self.members.set_incarnation(handle, update.incarnation);
+                self.members.set_instance(handle, update.instance);
+                let meta_changed = self.members.set_meta(handle, update.meta);
+                self.set_state(handle, State::Alive);
                 match old {
                     State::Alive if meta_changed => self.emit(Event::Updated(self.snapshot(handle))),
                     State::Alive => {}
@@ -108,10 +101,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                         self.suspicions.remove(&handle);
                         self.emit(Event::Alive(self.snapshot(handle)));
                     }
-                    State::Dead | State::Left => {
-                        self.add_to_probe_order(handle);
-                        self.emit(Event::Joined(self.snapshot(handle)));
-                    }
+                    State::Dead | State::Left => self.emit(Event::Joined(self.snapshot(handle))),
                 }
                 self.queue_gossip(handle, None);
             }
@@ -119,21 +109,20 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 let accuser = update.accuser.unwrap_or_else(|| self.addr.clone());
                 match old {
                     State::Suspect => {
-                        entry.incarnation = update.incarnation;
+                        self.members.set_incarnation(handle, update.incarnation);
                         self.confirm_suspicion(handle, accuser);
                     }
                     State::Alive => self.become_suspect(handle, update.incarnation, accuser),
                     State::Dead | State::Left => {
-                        entry.incarnation = update.incarnation;
-                        self.members.set_state(handle, State::Alive);
-                        self.add_to_probe_order(handle);
+                        self.members.set_incarnation(handle, update.incarnation);
+                        self.set_state(handle, State::Alive);
                         self.emit(Event::Joined(self.snapshot(handle)));
                         self.become_suspect(handle, update.incarnation, accuser);
                     }
                 }
             }
             State::Dead | State::Left => {
-                entry.incarnation = update.incarnation;
+                self.members.set_incarnation(handle, update.incarnation);
                 let accuser = update.accuser;
                 self.declare_gone(handle, update.state, accuser);
             }
@@ -142,11 +131,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
     /// Alive -> Suspect, with a Lifeguard suspicion timer.
     pub(super) fn become_suspect(&mut self, handle: u32, incarnation: u32, accuser: A) {
-        let Some(entry) = self.members.get_mut(handle) else {
+        if self.members.get(handle).is_none() {
             return;
-        };
-        entry.incarnation = incarnation;
-        self.members.set_state(handle, State::Suspect);
+        }
+        self.members.set_incarnation(handle, incarnation);
+        self.set_state(handle, State::Suspect);
         self.stats.suspicions += 1;
         let window = Window::new(
             self.config.suspicion_mult,
@@ -215,7 +204,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let Some(old) = self.members.get(handle).map(|e| e.state) else {
             return;
         };
-        self.members.set_state(handle, state);
+        self.set_state(handle, state);
         self.suspicions.remove(&handle);
         if old.is_live() {
             if state == State::Dead {
@@ -311,9 +300,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
     }
 
     fn set_own_incarnation(&mut self, incarnation: u32) {
-        if let Some(e) = self.members.get_mut(self.me) {
-            e.incarnation = e.incarnation.max(incarnation);
-        }
+        self.members.set_incarnation(self.me, self.incarnation().max(incarnation));
     }
 
     /// Deliver a broadcast once and pass it on.

@@ -23,7 +23,8 @@ use crate::awareness::Awareness;
 use crate::config::{Config, ConfigError};
 use crate::dissemination::Dissemination;
 use crate::event::{Event, Member};
-use crate::member::{Entry, Members, State};
+use crate::member::{Members, State};
+use crate::order::{Place, ProbeOrder};
 use crate::stats::Stats;
 use crate::suspicion::Suspicion;
 use crate::time::Instant;
@@ -210,8 +211,7 @@ pub struct Node<A: Address, R: RngCore> {
     members: Members<A>,
     awareness: Awareness,
 
-    probe_order: Vec<u32>,
-    probe_cursor: usize,
+    order: ProbeOrder,
     probe: Option<Probe<A>>,
     next_probe: Instant,
     next_seq: u32,
@@ -275,8 +275,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         // ignore its first requests.
         let first_exchange = rng.next_u32();
         let mut members = Members::new();
-        let me =
-            members.insert(Entry { addr: addr.clone(), incarnation: 0, instance, state: State::Alive, meta: None });
+        let me = members.insert(addr.clone(), 0, instance, State::Alive, &[]);
         let limits = Limits { max_meta: config.max_metadata_len, max_user_payload: config.max_broadcast_len };
         let awareness = Awareness::new(config.awareness_max_multiplier, config.lifeguard);
         let mut node = Node {
@@ -287,8 +286,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             now,
             members,
             awareness,
-            probe_order: Vec::new(),
-            probe_cursor: 0,
+            order: ProbeOrder::new(),
             probe: None,
             next_probe: now,
             next_seq: 0,
@@ -379,7 +377,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             addr: &e.addr,
             state: e.state,
             incarnation: e.incarnation,
-            meta: e.meta(),
+            meta: self.members.meta(h),
             is_local: h == self.me,
         })
     }
@@ -392,7 +390,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             addr: &e.addr,
             state: e.state,
             incarnation: e.incarnation,
-            meta: e.meta(),
+            meta: self.members.meta(h),
             is_local: h == self.me,
         })
     }
@@ -536,9 +534,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if self.leaving {
             self.leaving = false;
             let inc = self.incarnation().saturating_add(1);
-            if let Some(e) = self.members.get_mut(self.me) {
-                e.incarnation = inc;
-            }
+            self.members.set_incarnation(self.me, inc);
             self.members.set_state(self.me, State::Alive);
             self.next_probe = self.now + self.config.probe_interval;
         }
@@ -581,12 +577,10 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if meta.len() > self.config.max_metadata_len {
             return Err(CommandError::MetadataTooLarge { len: meta.len(), max: self.config.max_metadata_len });
         }
-        if let Some(e) = self.members.get_mut(self.me) {
-            if !e.set_meta(meta) {
-                return Ok(());
-            }
-            e.incarnation = e.incarnation.saturating_add(1);
+        if !self.members.set_meta(self.me, meta) {
+            return Ok(());
         }
+        self.members.set_incarnation(self.me, self.incarnation().saturating_add(1));
         self.queue_gossip(self.me, None);
         Ok(())
     }
@@ -731,7 +725,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 addr: e.addr.clone(),
                 state: e.state,
                 incarnation: e.incarnation,
-                meta: Bytes::copy_from_slice(e.meta()),
+                meta: Bytes::copy_from_slice(self.members.meta(handle)),
             },
             None => Member { addr: self.addr.clone(), state: State::Dead, incarnation: 0, meta: Bytes::new() },
         }
@@ -758,38 +752,53 @@ impl<A: Address, R: RngCore> Node<A, R> {
     }
 
     fn random_below(&mut self, bound: u32) -> u32 {
-        ((u64::from(self.rng.next_u32()) * u64::from(bound)) >> 32) as u32
+        random_below(&mut self.rng, bound)
+    }
+
+    /// Change a member's state in the table and its place in the probe
+    /// order together: the order holds exactly the live members.
+    fn set_state(&mut self, handle: u32, state: State) {
+        self.members.set_state(handle, state);
+        self.place(handle);
+    }
+
+    /// Put a member where its state says in the probe order (after it was
+    /// inserted, changed state, or was reaped).
+    fn place(&mut self, handle: u32) {
+        let place = match self.members.get(handle) {
+            Some(e) if handle != self.me => match e.state {
+                State::Alive | State::Suspect => Place::Live,
+                State::Dead => Place::Dead,
+                State::Left => Place::Neither,
+            },
+            _ => Place::Neither,
+        };
+        if self.order.place_of(handle) != place {
+            let random = if place == Place::Live { self.rng.next_u32() } else { 0 };
+            self.order.set(handle, place, random);
+        }
     }
 
     /// Up to `want` distinct random live members other than this node and
-    /// `exclude`, found by bounded random probing of the slab: O(want), not
-    /// O(N), at the price of sometimes finding fewer in a sparse table.
+    /// `exclude` (and members held dead too, if `allow_dead`), drawn
+    /// uniformly from the probe order's rosters: O(want), whatever the
+    /// table's size.
     fn random_peers(&mut self, want: usize, exclude: Option<u32>, allow_dead: bool) -> SmallVec<[u32; 16]> {
         let mut picked: SmallVec<[u32; 16]> = SmallVec::new();
-        let capacity = self.members.capacity();
-        if capacity == 0 || want == 0 {
-            return picked;
-        }
-        // This node is never a candidate: after a leave it is no longer
-        // counted among the live, so subtract it only while it is.
-        let me_live = self.members.get(self.me).is_some_and(|e| e.state.is_live());
-        let live_others = self.members.live().saturating_sub(u32::from(me_live)) as usize;
-        let eligible_total = live_others + if allow_dead { self.members.count(State::Dead) as usize } else { 0 };
-        let want = want.min(eligible_total).min(16);
+        let total = self.order.live_len() + if allow_dead { self.order.dead_len() } else { 0 };
+        let excluded = exclude.is_some_and(|h| match self.order.place_of(h) {
+            Place::Live => true,
+            Place::Dead => allow_dead,
+            Place::Neither => false,
+        });
+        let eligible = total - usize::from(excluded);
+        let want = want.min(eligible).min(16);
         let mut attempts = 4 * want + 16;
         while picked.len() < want && attempts > 0 {
             attempts -= 1;
-            let start = self.random_below(capacity);
-            let Some(h) = self.members.next_occupied(start).or_else(|| self.members.next_occupied(0)) else {
-                break;
-            };
-            if h == self.me || Some(h) == exclude || picked.contains(&h) {
-                continue;
-            }
-            let Some(e) = self.members.get(h) else {
-                continue;
-            };
-            if e.state.is_live() || (allow_dead && e.state == State::Dead) {
+            let i = self.random_below(total as u32) as usize;
+            let Some(h) = self.order.nth(i, allow_dead) else { continue };
+            if Some(h) != exclude && !picked.contains(&h) {
                 picked.push(h);
             }
         }
@@ -807,6 +816,12 @@ impl<A: Address, R: RngCore> Node<A, R> {
             Message::Update(_) | Message::User { .. } => k.gossip += 1,
         }
     }
+}
+
+/// A uniform draw below `bound` by Lemire's multiply-shift: unbiased enough
+/// for protocol choices and free of division.
+fn random_below<R: RngCore>(rng: &mut R, bound: u32) -> u32 {
+    ((u64::from(rng.next_u32()) * u64::from(bound)) >> 32) as u32
 }
 
 #[cfg(test)]
@@ -847,7 +862,7 @@ mod tests {
             while node.poll_event().is_some() {}
             assert!(node.tombstones.len() <= 16, "tombstone queue at {}", node.tombstones.len());
             assert!(node.suspicion_timers.len() <= 4 * node.suspicions.len() + 64);
-            assert!(node.probe_order.len() <= 2 * node.members.len() + 16);
+            assert!(node.order.live_len() + node.order.dead_len() <= node.members.len());
         }
         assert_eq!(node.member(&NodeId(1)).map(|m| m.state), Some(State::Dead));
     }

@@ -167,53 +167,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
         self.suspect(probe.target, accuser);
     }
 
-    /// The next live member in the shuffled round-robin order (SWIM §4.3),
-    /// reshuffling once per pass so every member is probed once per pass.
+    /// The next live member in the shuffled round-robin order (SWIM §4.3;
+    /// see [`crate::order`]).
     fn next_probe_target(&mut self) -> Option<u32> {
-        let mut reshuffled = false;
-        loop {
-            let Some(&h) = self.probe_order.get(self.probe_cursor) else {
-                if reshuffled {
-                    return None;
-                }
-                self.reshuffle_probe_order();
-                reshuffled = true;
-                continue;
-            };
-            self.probe_cursor += 1;
-            if h != self.me && self.members.get(h).is_some_and(|e| e.state.is_live()) {
-                return Some(h);
-            }
-        }
-    }
-
-    fn reshuffle_probe_order(&mut self) {
-        let me = self.me;
-        self.probe_order.clear();
-        self.probe_order.extend(self.members.iter().filter(|(h, e)| *h != me && e.state.is_live()).map(|(h, _)| h));
-        for i in (1..self.probe_order.len()).rev() {
-            let j = self.random_below(i as u32 + 1) as usize;
-            self.probe_order.swap(i, j);
-        }
-        self.probe_cursor = 0;
-    }
-
-    /// A new or returning member goes to a random place in the part of the
-    /// order not yet probed this pass, so it is probed within one pass.
-    pub(super) fn add_to_probe_order(&mut self, handle: u32) {
-        // A member that keeps coming back would otherwise be appended again
-        // each time; past twice the table, start a fresh pass instead.
-        if self.probe_order.len() >= 2 * self.members.len() + 16 {
-            self.reshuffle_probe_order();
-            return;
-        }
-        self.probe_order.push(handle);
-        let len = self.probe_order.len();
-        let unprobed = len.saturating_sub(self.probe_cursor) as u32;
-        if unprobed > 1 {
-            let j = self.probe_cursor + self.random_below(unprobed) as usize;
-            self.probe_order.swap(len - 1, j);
-        }
+        let rng = &mut self.rng;
+        self.order.next(|bound| super::random_below(rng, bound))
     }
 
     pub(super) fn next_seq(&mut self) -> u32 {
