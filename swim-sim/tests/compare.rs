@@ -46,7 +46,7 @@ fn run(seed: &str, name: &str) -> Value {
 }
 
 #[test]
-fn every_implementation_reports_every_figure_and_swim_converges_and_detects() {
+fn every_implementation_reports_every_figure_and_converges_and_swim_detects_the_crash() {
     let doc = run("3", "a.json");
     for name in ["swim", "foca", "kinship"] {
         let imp = &doc["implementations"][name];
@@ -55,6 +55,9 @@ fn every_implementation_reports_every_figure_and_swim_converges_and_detects() {
         }
         assert!(imp["settings"].is_object(), "{name} settings: {imp}");
         assert!(imp["peak_rss_mb"].as_f64().is_some_and(|mb| mb > 0.0), "{name}: {imp}");
+        // Under 5% loss a join message or its answer is lost now and then:
+        // each implementation's driver retries until the node joined.
+        assert!(imp["join_convergence_seconds"].as_f64().is_some(), "{name} did not converge: {imp}");
     }
     let swim = &doc["implementations"]["swim"];
     assert!(swim["join_convergence_seconds"].as_f64().is_some_and(|s| s < 10.0), "{swim}");

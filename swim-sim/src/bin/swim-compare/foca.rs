@@ -61,13 +61,32 @@ impl rand_core_010::TryRng for FocaRng {
 
 type Node = Foca<Id, PostcardCodec, FocaRng, foca::NoCustomBroadcast>;
 
+/// First wait before a join announce is sent again, doubling up to
+/// [`ANNOUNCE_RETRY_MAX`]: the same schedule as swim-core's join retries.
+const ANNOUNCE_RETRY: Nanos = 1_000_000_000;
+/// Longest wait between join announces.
+const ANNOUNCE_RETRY_MAX: Nanos = 30_000_000_000;
+
+/// What a timer carries: one of foca's, or the driver's own retry of the
+/// join announce (foca sends one `Announce` per call and leaves retries to
+/// the driver: a lost announce or a lost answer would leave the node alone).
+#[derive(Debug)]
+pub enum FocaTimer {
+    /// A timer foca asked for.
+    Foca(Timer<Id>),
+    /// Announce to the seed again unless foca reported `Active`; the wait
+    /// that led here.
+    Announce { seed: u32, waited: Nanos },
+}
+
 /// foca's Runtime for one call: sends, timers and notifications go
 /// straight into the harness's output.
 struct Rt<'a> {
     me: u32,
     now: Nanos,
-    out: &'a mut Out<Timer<Id>>,
+    out: &'a mut Out<FocaTimer>,
     suspected: &'a mut BTreeSet<(u32, u32, u16, u16)>,
+    active: &'a mut bool,
 }
 
 impl Runtime<Id> for Rt<'_> {
@@ -75,6 +94,10 @@ impl Runtime<Id> for Rt<'_> {
         let (who, belief) = match notification {
             Notification::MemberUp(id) => (id, Belief::Up),
             Notification::MemberDown(id) => (id, Belief::Down),
+            Notification::Active => {
+                *self.active = true;
+                return;
+            }
             _ => return,
         };
         if let Some(subject) = id_of(&who.addr) {
@@ -101,7 +124,7 @@ impl Runtime<Id> for Rt<'_> {
             }
         }
         let at = self.now.saturating_add(after.as_nanos() as Nanos);
-        self.out.timers.push((at, event));
+        self.out.timers.push((at, FocaTimer::Foca(event)));
     }
 }
 
@@ -110,6 +133,8 @@ pub struct FocaCluster {
     config: Config,
     seed: u64,
     nodes: Vec<Option<Node>>,
+    /// Whether each node's foca has reported `Active` (it joined).
+    active: Vec<bool>,
     suspected: BTreeSet<(u32, u32, u16, u16)>,
 }
 
@@ -117,16 +142,34 @@ impl FocaCluster {
     /// `n` nodes with foca's LAN preset for a cluster of `n`.
     pub fn new(n: u32, seed: u64) -> Self {
         let config = Config::new_lan(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
-        FocaCluster { config, seed, nodes: (0..n).map(|_| None).collect(), suspected: BTreeSet::new() }
+        FocaCluster {
+            config,
+            seed,
+            nodes: (0..n).map(|_| None).collect(),
+            active: vec![false; n as usize],
+            suspected: BTreeSet::new(),
+        }
     }
 
-    fn with<F>(&mut self, id: u32, now: Nanos, out: &mut Out<Timer<Id>>, f: F)
+    fn with<F>(&mut self, id: u32, now: Nanos, out: &mut Out<FocaTimer>, f: F)
     where
         F: FnOnce(&mut Node, Rt<'_>),
     {
         let Some(node) = self.nodes[id as usize].as_mut() else { return };
-        let rt = Rt { me: id, now, out, suspected: &mut self.suspected };
+        let active = &mut self.active[id as usize];
+        let rt = Rt { me: id, now, out, suspected: &mut self.suspected, active };
         f(node, rt);
+    }
+
+    /// Announce to `seed`, and try again after `wait` unless the node has
+    /// joined by then.
+    fn announce(&mut self, id: u32, seed: u32, now: Nanos, wait: Nanos, out: &mut Out<FocaTimer>) {
+        let to = Id { addr: addr(seed), bump: 0 };
+        // An error leaves foca's state as it was; the retry tries again.
+        self.with(id, now, out, |node, rt| {
+            let _ = node.announce(to, rt);
+        });
+        out.timers.push((now + wait, FocaTimer::Announce { seed, waited: wait }));
     }
 }
 
@@ -135,7 +178,7 @@ fn ms(d: Duration) -> u64 {
 }
 
 impl Protocol for FocaCluster {
-    type Timer = Timer<Id>;
+    type Timer = FocaTimer;
 
     fn settings(&self) -> serde_json::Value {
         let c = &self.config;
@@ -159,38 +202,42 @@ impl Protocol for FocaCluster {
             "periodic_announce": periodic(&c.periodic_announce),
             "periodic_announce_to_down_members": periodic(&c.periodic_announce_to_down_members),
             "notify_down_members": c.notify_down_members,
+            "join": "announce to the seed, again after 1 s, 2 s, 4 s ... (at most 30 s) until foca reports Active",
             "suspicions_counted": "only those a node raises itself (its probe failed): foca reports no others",
         })
     }
 
-    fn start(&mut self, id: u32, _: Nanos, _: &mut Out<Timer<Id>>) {
+    fn start(&mut self, id: u32, _: Nanos, _: &mut Out<FocaTimer>) {
         let rng = FocaRng(seed::rng(self.seed, Stream::Node { id, generation: 0 }));
         let me = Id { addr: addr(id), bump: 0 };
         self.nodes[id as usize] = Some(Foca::new(me, self.config.clone(), rng, PostcardCodec));
     }
 
-    fn join(&mut self, id: u32, seed: u32, now: Nanos, out: &mut Out<Timer<Id>>) {
-        let to = Id { addr: addr(seed), bump: 0 };
-        // An error leaves foca's state as it was; the join then fails and
-        // shows as missing convergence.
-        self.with(id, now, out, |node, rt| {
-            let _ = node.announce(to, rt);
-        });
+    fn join(&mut self, id: u32, seed: u32, now: Nanos, out: &mut Out<FocaTimer>) {
+        self.announce(id, seed, now, ANNOUNCE_RETRY, out);
     }
 
-    fn datagram(&mut self, id: u32, now: Nanos, _: u32, data: &[u8], out: &mut Out<Timer<Id>>) {
+    fn datagram(&mut self, id: u32, now: Nanos, _: u32, data: &[u8], out: &mut Out<FocaTimer>) {
         self.with(id, now, out, |node, rt| {
             let _ = node.handle_data(data, rt);
         });
     }
 
-    fn timer(&mut self, id: u32, now: Nanos, timer: Timer<Id>, out: &mut Out<Timer<Id>>) {
-        self.with(id, now, out, |node, rt| {
-            let _ = node.handle_timer(timer, rt);
-        });
+    fn timer(&mut self, id: u32, now: Nanos, timer: FocaTimer, out: &mut Out<FocaTimer>) {
+        match timer {
+            FocaTimer::Foca(timer) => self.with(id, now, out, |node, rt| {
+                let _ = node.handle_timer(timer, rt);
+            }),
+            FocaTimer::Announce { seed, waited } => {
+                if !self.active[id as usize] {
+                    let wait = (waited * 2).min(ANNOUNCE_RETRY_MAX);
+                    self.announce(id, seed, now, wait, out);
+                }
+            }
+        }
     }
 
-    fn stream(&mut self, _: u32, _: Nanos, _: u64, _: StreamEvent<'_>, _: &mut Out<Timer<Id>>) {
+    fn stream(&mut self, _: u32, _: Nanos, _: u64, _: StreamEvent<'_>, _: &mut Out<FocaTimer>) {
         // foca runs on datagrams only and never opens a stream.
     }
 

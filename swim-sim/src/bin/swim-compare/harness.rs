@@ -32,6 +32,9 @@ pub const MSS: usize = 1448;
 /// Delay one lost TCP segment costs before its retransmission (Linux's
 /// minimum RTO); it doubles for each further loss of the same segment.
 pub const RTO: Nanos = 200_000_000;
+/// Delay a lost SYN or SYN-ACK costs before it is sent again (Linux's
+/// initial RTO); it doubles for each further loss.
+pub const SYN_RTO: Nanos = SEC;
 /// How long a connect to a crashed host takes to fail (no RST comes back).
 pub const CONNECT_TIMEOUT: Nanos = 10 * SEC;
 
@@ -300,6 +303,8 @@ impl<T> Ord for Queued<T> {
 struct End {
     peer: u32,
     peer_conn: u64,
+    /// When this end may send data: the handshake is done.
+    ready: Nanos,
     /// When the last segment written this way arrives: TCP delivers in order.
     last_arrival: Nanos,
 }
@@ -582,32 +587,33 @@ impl<P: Protocol> Run<P> {
         self.route(node);
     }
 
-    /// The arrival time of `len` bytes written now from `from` to `to`:
-    /// one latency draw per segment, and for each lost transmission of a
-    /// segment a retransmit delay that doubles per repeat. Counts the
-    /// bytes of every transmission.
-    fn stream_arrival(&mut self, to: u32, len: usize) -> Nanos {
-        let segments = len.div_ceil(MSS).max(1);
-        let mut latest = self.now;
-        for s in 0..segments {
-            let seg = if s + 1 == segments { len - s * MSS } else { MSS };
-            let mut delay = 0;
-            let mut rto = RTO;
-            loop {
-                self.stream_bytes += seg as u64;
-                self.bytes += seg as u64;
-                match self.network.fate(&mut self.net_rng, to)[0] {
-                    Some(latency) => {
-                        delay += latency.as_nanos() as Nanos;
-                        break;
-                    }
-                    None => {
-                        delay += rto;
-                        rto = rto.saturating_mul(2);
-                    }
+    /// One trip of one segment of `seg` payload bytes to `to`: a latency
+    /// draw, and for each lost transmission a retransmit delay starting at
+    /// `rto` and doubling. Counts the bytes of every transmission.
+    fn trip(&mut self, to: u32, seg: usize, rto: Nanos) -> Nanos {
+        let mut delay = 0;
+        let mut rto = rto;
+        loop {
+            self.stream_bytes += seg as u64;
+            self.bytes += seg as u64;
+            match self.network.fate(&mut self.net_rng, to)[0] {
+                Some(latency) => return delay + latency.as_nanos() as Nanos,
+                None => {
+                    delay += rto;
+                    rto = rto.saturating_mul(2);
                 }
             }
-            latest = latest.max(self.now + delay);
+        }
+    }
+
+    /// When `len` bytes written at `start` reach `to`: each segment makes
+    /// its own trip, and the write is there when its last segment is.
+    fn stream_arrival(&mut self, to: u32, len: usize, start: Nanos) -> Nanos {
+        let segments = len.div_ceil(MSS).max(1);
+        let mut latest = start;
+        for s in 0..segments {
+            let seg = if s + 1 == segments { len - s * MSS } else { MSS };
+            latest = latest.max(start + self.trip(to, seg, RTO));
         }
         latest
     }
@@ -651,14 +657,18 @@ impl<P: Protocol> Run<P> {
                 let index = self.accepted[to as usize];
                 self.accepted[to as usize] += 1;
                 let peer_conn = self.proto.inbound_conn(index);
-                self.conns.insert((id, conn), End { peer: to, peer_conn, last_arrival: 0 });
-                self.conns.insert((to, peer_conn), End { peer: id, peer_conn: conn, last_arrival: 0 });
+                // The handshake: SYN there, SYN-ACK back; the connector's
+                // data follows it (the final ACK travels with the data).
+                let syn = self.now + self.trip(to, 0, SYN_RTO);
+                let done = syn + self.trip(id, 0, SYN_RTO);
+                self.conns.insert((id, conn), End { peer: to, peer_conn, ready: done, last_arrival: 0 });
+                self.conns.insert((to, peer_conn), End { peer: id, peer_conn: conn, ready: syn, last_arrival: 0 });
             }
             StreamOp::Write { conn, bytes } => {
                 let Some(end) = self.conns.get(&(id, conn)).copied() else { return };
-                // The handshake and the data share the first segment's trip:
-                // writes arrive in order, none before the previous one.
-                let arrival = self.stream_arrival(end.peer, bytes.len()).max(end.last_arrival);
+                // Writes arrive in order, none before the previous one.
+                let start = self.now.max(end.ready);
+                let arrival = self.stream_arrival(end.peer, bytes.len(), start).max(end.last_arrival);
                 if let Some(e) = self.conns.get_mut(&(id, conn)) {
                     e.last_arrival = arrival;
                 }
@@ -666,7 +676,8 @@ impl<P: Protocol> Run<P> {
             }
             StreamOp::Close { conn } => {
                 let Some(end) = self.conns.remove(&(id, conn)) else { return };
-                let arrival = self.stream_arrival(end.peer, 0).max(end.last_arrival);
+                let start = self.now.max(end.ready);
+                let arrival = self.stream_arrival(end.peer, 0, start).max(end.last_arrival);
                 self.push(arrival, Action::Stream { node: end.peer, conn: end.peer_conn, what: Delivery::Closed });
             }
         }

@@ -85,9 +85,7 @@ impl Protocol for Kinship {
             "push_pull_digest": c.push_pull_digest,
             "tcp_fallback_ping": c.tcp_fallback_ping,
             "tcp_timeout_s": c.tcp_timeout.as_secs(),
-            "streams": "joins, push-pulls and fallback pings run on modelled TCP: in order and reliable, \
-                        each segment of 1448 bytes takes one latency draw, each lost one costs a \
-                        retransmit delay of 200 ms doubling per repeat; a connect to a crashed node fails after 10 s",
+            "streams": "joins, push-pulls and fallback pings run on modelled TCP: see the scenario's `streams`",
         })
     }
 

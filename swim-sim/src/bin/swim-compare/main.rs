@@ -237,8 +237,10 @@ fn parent(args: &Args) -> ExitCode {
             "crash": "1% of the nodes (at least one, never node 0) at the end of the window, the same nodes for every implementation",
             "crash_phase_cap_seconds": harness::CRASH_CAP / harness::SEC,
             "streams": "kinship's TCP (joins, push-pulls, fallback pings) is modelled as a reliable in-order stream: \
-                        each 1448-byte segment takes one latency draw, each lost transmission costs a 200 ms \
-                        retransmit delay doubling per repeat",
+                        a connect takes the handshake (SYN there, SYN-ACK back, each lost one resent after 1 s, \
+                        doubling), each 1448-byte segment of data takes one latency draw and each lost transmission \
+                        of it costs a 200 ms retransmit delay, doubling per repeat; a connect to a crashed node fails \
+                        after 10 s. Bytes are payload bytes, as for datagrams: no IP, UDP or TCP headers, no ACKs",
             "cpu": "thread CPU time spent inside each implementation's calls in the steady window, \
                     less the cost of reading the clock, per node and probe interval",
             "false_suspicions": "swim and kinship count every time a node holds a running member Suspect, \
