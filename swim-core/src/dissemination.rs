@@ -10,20 +10,20 @@
 //! skipped when it surfaces, instead of searching a bucket for it.
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use smallvec::SmallVec;
 
-/// What is being disseminated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Item<A> {
+/// What is being disseminated, as the encoder is offered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Item<'a, A> {
     /// The current state of the member with this handle (encoded from the
-    /// member table when sent), with the accuser of the latest suspicion
-    /// confirmation, if any, and whom we heard it from (not told back).
-    Member { handle: u32, accuser: Option<A>, source: Option<A> },
-    /// An application broadcast, the member that broadcast it, and whom we
-    /// heard it from.
-    User { id: u64, origin: A, payload: Box<[u8]>, source: Option<A> },
+    /// member table when sent), with the handle of the accuser of the latest
+    /// suspicion confirmation, if any, and of the member we heard it from
+    /// (not told back).
+    Member { handle: u32, accuser: Option<u32>, source: Option<u32> },
+    /// An application broadcast: its id, the member that broadcast it, its
+    /// bytes, and whom we heard it from.
+    User { id: u64, origin: &'a A, payload: &'a [u8], source: Option<&'a A> },
 }
 
 /// What the encoder did with an item offered to it.
@@ -43,36 +43,69 @@ pub(crate) enum Offer {
     Drop,
 }
 
-#[derive(Debug)]
-struct Slot<A> {
-    item: Option<Item<A>>,
-    transmits: u32,
-    generation: u32,
-    /// The fill pass that last sent it, so one datagram carries it once.
-    stamp: u32,
+/// No slot, no handle.
+const NONE: u32 = u32::MAX;
+
+/// One queued item: 44 bytes, whatever the address type (member items name
+/// members by handle; broadcasts keep their bytes in a side list).
+#[derive(Debug, Clone)]
+struct Slot {
+    /// The member's handle, or the index into `users`.
+    subject: u32,
+    accuser: u32,
+    source: u32,
     /// Destinations already sent to, as a 128-bit Bloom filter (two bits per
     /// destination): a send to a member that has the item is wasted, so the
     /// item waits for another. A false positive only delays one send.
-    sent_to: u128,
+    sent_to: [u32; 4],
+    /// The neighbours in its transmit-count bucket.
+    prev: u32,
+    next: u32,
+    transmits: u8,
     /// Times it was held back for a repeated destination; past `limit` it
     /// counts such an offer as a send, so an item every reachable member has
     /// still retires.
-    repeats: u32,
+    repeats: u8,
+    user: bool,
+    live: bool,
+    /// The fill pass that last sent it, so one datagram carries it once.
+    stamp: u16,
 }
 
-/// Most skipped items remembered per bucket while filling one datagram.
+#[derive(Debug)]
+struct UserItem<A> {
+    id: u64,
+    origin: A,
+    payload: Box<[u8]>,
+    source: Option<A>,
+}
+
+/// Most skipped items per bucket while filling one datagram.
 const MAX_SKIPS: usize = 32;
 /// Transmit counts above this share the last bucket.
 const MAX_BUCKETS: usize = 64;
+/// Slab sizes below this are never compacted.
+const MIN_COMPACT: usize = 64;
 
+/// The queue. Items sit in buckets by transmit count, each a doubly linked
+/// list through the slab in queueing order; picking the least-sent is the
+/// head of the lowest non-empty bucket, O(1) per item sent, and re-queueing
+/// a member (a newer update replaces the older one) unlinks its slot in
+/// O(1): no stale entries linger anywhere. The slab is compacted when a
+/// quarter or less of it is in use, so the memory a join burst took is
+/// given back once its news has been sent.
 #[derive(Debug)]
 pub(crate) struct Dissemination<A> {
-    slots: Vec<Slot<A>>,
+    slots: Vec<Slot>,
     free: Vec<u32>,
-    buckets: Vec<VecDeque<(u32, u32)>>,
+    /// (head, tail) per transmit count.
+    buckets: Vec<(u32, u32)>,
+    /// Member handle -> slot.
     members: BTreeMap<u32, u32>,
+    users: Vec<Option<UserItem<A>>>,
+    free_users: Vec<u32>,
     live: usize,
-    stamp: u32,
+    stamp: u16,
 }
 
 impl<A: Clone> Dissemination<A> {
@@ -82,6 +115,8 @@ impl<A: Clone> Dissemination<A> {
             free: Vec::new(),
             buckets: Vec::new(),
             members: BTreeMap::new(),
+            users: Vec::new(),
+            free_users: Vec::new(),
             live: 0,
             stamp: 0,
         }
@@ -96,6 +131,12 @@ impl<A: Clone> Dissemination<A> {
         self.live == 0
     }
 
+    /// Slab slots held, used or free (for bound checks in tests).
+    #[cfg(test)]
+    pub fn slots_held(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Whether an update about this member is still being disseminated.
     pub fn has_member(&self, handle: u32) -> bool {
         self.members.contains_key(&handle)
@@ -103,46 +144,64 @@ impl<A: Clone> Dissemination<A> {
 
     /// Queue (or re-queue, resetting its count) the member's current state,
     /// as if already sent `head_start` times (low-priority news goes out
-    /// fewer times and after fresher news). Returns how many items were
-    /// evicted to stay within `max_items`.
+    /// fewer times and after fresher news). `accuser` and `source` are
+    /// member handles. Returns how many items were evicted to stay within
+    /// `max_items`.
     pub fn queue_member(
         &mut self,
         handle: u32,
-        accuser: Option<A>,
-        source: Option<A>,
+        accuser: Option<u32>,
+        source: Option<u32>,
         max_items: usize,
         head_start: u32,
     ) -> usize {
+        let head_start = head_start.min(u32::from(u8::MAX)) as u8;
         if let Some(&id) = self.members.get(&handle) {
+            self.unlink(id);
             if let Some(slot) = self.slots.get_mut(id as usize) {
-                slot.item = Some(Item::Member { handle, accuser, source });
+                slot.accuser = accuser.unwrap_or(NONE);
+                slot.source = source.unwrap_or(NONE);
                 slot.transmits = head_start;
-                slot.sent_to = 0;
+                slot.sent_to = [0; 4];
                 slot.repeats = 0;
-                slot.generation = slot.generation.wrapping_add(1);
-                let generation = slot.generation;
-                self.bucket(head_start as usize).push_back((id, generation));
-                return 0;
+                slot.stamp = self.stamp.wrapping_sub(1);
             }
+            self.link_tail(id, usize::from(head_start));
+            return 0;
         }
         let evicted = self.make_room(max_items);
-        let item = Item::Member { handle, accuser, source };
-        let id = self.push(item, head_start);
+        let id = self.push(handle, accuser.unwrap_or(NONE), source.unwrap_or(NONE), false, head_start);
         self.members.insert(handle, id);
+        self.maybe_compact();
         evicted
     }
 
     /// Queue an application broadcast. Returns how many items were evicted.
     pub fn queue_user(&mut self, id: u64, origin: A, payload: Box<[u8]>, source: Option<A>, max_items: usize) -> usize {
         let evicted = self.make_room(max_items);
-        self.push(Item::User { id, origin, payload, source }, 0);
+        let item = Some(UserItem { id, origin, payload, source });
+        let index = match self.free_users.pop() {
+            Some(i) => {
+                if let Some(u) = self.users.get_mut(i as usize) {
+                    *u = item;
+                }
+                i
+            }
+            None => {
+                self.users.push(item);
+                (self.users.len() - 1) as u32
+            }
+        };
+        self.push(index, NONE, NONE, true, 0);
+        self.maybe_compact();
         evicted
     }
 
     /// Stop disseminating anything about a member (it was reaped).
     pub fn forget_member(&mut self, handle: u32) {
-        if let Some(id) = self.members.remove(&handle) {
+        if let Some(&id) = self.members.get(&handle) {
             self.retire(id);
+            self.maybe_compact();
         }
     }
 
@@ -150,99 +209,114 @@ impl<A: Clone> Dissemination<A> {
     /// full or nothing is left. Items that reach `limit` transmissions retire.
     /// `destination` is the datagram's destination hashed to two bits (see
     /// [`destination_bits`]).
-    pub fn fill(&mut self, limit: u32, destination: u128, mut offer: impl FnMut(&Item<A>) -> Offer) {
+    pub fn fill(&mut self, limit: u32, destination: u128, mut offer: impl FnMut(Item<'_, A>) -> Offer) {
         if self.live == 0 {
-            self.clear_stale();
             return;
         }
         self.stamp = self.stamp.wrapping_add(1);
         let stamp = self.stamp;
+        let dest = bloom_words(destination);
+        let limit_u8 = limit.min(u32::from(u8::MAX)) as u8;
         let mut t = 0;
-        'buckets: while t < self.buckets.len() {
-            let mut skipped: SmallVec<[(u32, u32); MAX_SKIPS]> = SmallVec::new();
+        while t < self.buckets.len() {
+            let mut cur = self.buckets.get(t).map_or(NONE, |b| b.0);
+            let mut skips = 0;
             let mut full = false;
-            while let Some(&(id, generation)) = self.buckets.get(t).and_then(VecDeque::front) {
-                let (current, sent_this_pass, transmits, repeat) = match self.slots.get(id as usize) {
-                    Some(slot) => (
-                        slot.generation == generation && slot.item.is_some(),
-                        slot.stamp == stamp,
-                        slot.transmits,
-                        destination != 0 && slot.sent_to & destination == destination,
-                    ),
-                    None => (false, false, 0, false),
-                };
-                if !current {
-                    self.pop_front(t);
+            while let Some(slot) = self.slots.get(cur as usize) {
+                let next = slot.next;
+                if slot.stamp == stamp {
+                    break; // moved here by this very pass: everything behind it too
+                }
+                if u32::from(slot.transmits) >= limit {
+                    self.retire(cur);
+                    cur = next;
                     continue;
                 }
-                if sent_this_pass {
-                    break; // re-queued by this very pass: everything behind it too
-                }
-                self.pop_front(t);
-                if transmits >= limit {
-                    self.retire(id);
-                    continue;
-                }
-                let outcome = match self.slots.get_mut(id as usize) {
-                    Some(slot) if repeat && slot.repeats < limit => {
-                        slot.repeats += 1;
-                        Offer::Skip
+                let repeat = destination != 0 && slot.sent_to.iter().zip(dest).all(|(s, d)| s & d == d);
+                let outcome = if repeat && slot.repeats < limit_u8 {
+                    if let Some(s) = self.slots.get_mut(cur as usize) {
+                        s.repeats += 1;
                     }
-                    Some(_) if repeat => Offer::Known,
-                    Some(Slot { item: Some(item), .. }) => offer(item),
-                    _ => Offer::Drop,
+                    Offer::Skip
+                } else if repeat {
+                    Offer::Known
+                } else {
+                    match self.item(slot) {
+                        Some(item) => offer(item),
+                        None => Offer::Drop,
+                    }
                 };
                 match outcome {
-                    Offer::Sent | Offer::Known => self.sent(id, generation, limit, stamp, destination),
-                    Offer::Drop => self.retire(id),
+                    Offer::Sent | Offer::Known => self.sent(cur, limit, stamp, dest),
+                    Offer::Drop => self.retire(cur),
                     Offer::Skip => {
-                        skipped.push((id, generation));
-                        if skipped.len() == MAX_SKIPS {
+                        skips += 1;
+                        if skips == MAX_SKIPS {
                             full = true;
                             break;
                         }
                     }
                     Offer::Full => {
-                        skipped.push((id, generation));
                         full = true;
                         break;
                     }
                 }
-            }
-            if let Some(bucket) = self.buckets.get_mut(t) {
-                for entry in skipped.into_iter().rev() {
-                    bucket.push_front(entry);
-                }
+                cur = next;
             }
             if full {
-                break 'buckets;
+                break;
             }
             t += 1;
         }
+        self.maybe_compact();
     }
 
-    fn sent(&mut self, id: u32, generation: u32, limit: u32, stamp: u32, destination: u128) {
+    fn item<'s>(&'s self, slot: &Slot) -> Option<Item<'s, A>> {
+        let some = |h: u32| (h != NONE).then_some(h);
+        if !slot.user {
+            return Some(Item::Member { handle: slot.subject, accuser: some(slot.accuser), source: some(slot.source) });
+        }
+        let u = self.users.get(slot.subject as usize)?.as_ref()?;
+        Some(Item::User { id: u.id, origin: &u.origin, payload: &u.payload, source: u.source.as_ref() })
+    }
+
+    fn sent(&mut self, id: u32, limit: u32, stamp: u16, dest: [u32; 4]) {
+        // Out of its bucket first: the bucket is found by the old count.
+        self.unlink(id);
         let Some(slot) = self.slots.get_mut(id as usize) else {
             return;
         };
         slot.transmits = slot.transmits.saturating_add(1);
         slot.stamp = stamp;
-        slot.sent_to |= destination;
-        if slot.transmits >= limit {
+        for (s, d) in slot.sent_to.iter_mut().zip(dest) {
+            *s |= d;
+        }
+        let transmits = slot.transmits;
+        // Linked again even when it retires, so `retire` unlinks it cleanly.
+        self.link_tail(id, usize::from(transmits));
+        if u32::from(transmits) >= limit {
             self.retire(id);
-        } else {
-            let next = (slot.transmits as usize).min(MAX_BUCKETS - 1);
-            self.bucket(next).push_back((id, generation));
         }
     }
 
-    fn push(&mut self, item: Item<A>, head_start: u32) -> u32 {
-        let slot = Slot { item: Some(item), transmits: head_start, generation: 0, stamp: 0, sent_to: 0, repeats: 0 };
+    fn push(&mut self, subject: u32, accuser: u32, source: u32, user: bool, head_start: u8) -> u32 {
+        let slot = Slot {
+            subject,
+            accuser,
+            source,
+            sent_to: [0; 4],
+            prev: NONE,
+            next: NONE,
+            transmits: head_start,
+            repeats: 0,
+            user,
+            live: true,
+            stamp: self.stamp.wrapping_sub(1),
+        };
         let id = match self.free.pop() {
             Some(id) => {
-                let generation = self.slots.get(id as usize).map_or(0, |s| s.generation.wrapping_add(1));
                 if let Some(s) = self.slots.get_mut(id as usize) {
-                    *s = Slot { generation, ..slot };
+                    *s = slot;
                 }
                 id
             }
@@ -251,65 +325,137 @@ impl<A: Clone> Dissemination<A> {
                 (self.slots.len() - 1) as u32
             }
         };
-        let generation = self.slots.get(id as usize).map_or(0, |s| s.generation);
-        self.bucket(head_start as usize).push_back((id, generation));
+        self.link_tail(id, usize::from(head_start));
         self.live += 1;
         id
     }
 
     fn retire(&mut self, id: u32) {
-        let Some(slot) = self.slots.get_mut(id as usize) else {
+        let Some(slot) = self.slots.get(id as usize).filter(|s| s.live) else {
             return;
         };
-        let Some(item) = slot.item.take() else { return };
-        slot.generation = slot.generation.wrapping_add(1);
-        if let Item::Member { handle, .. } = item {
-            if self.members.get(&handle) == Some(&id) {
-                self.members.remove(&handle);
+        let (subject, user) = (slot.subject, slot.user);
+        self.unlink(id);
+        if let Some(s) = self.slots.get_mut(id as usize) {
+            s.live = false;
+        }
+        if user {
+            if let Some(u) = self.users.get_mut(subject as usize) {
+                *u = None;
+                self.free_users.push(subject);
             }
+        } else if self.members.get(&subject) == Some(&id) {
+            self.members.remove(&subject);
         }
         self.free.push(id);
         self.live -= 1;
+    }
+
+    /// Compact when a quarter or less of the slab is in use. Called at the
+    /// end of every public mutation, never inside [`Dissemination::fill`]'s
+    /// walk (compaction renumbers slots).
+    fn maybe_compact(&mut self) {
+        if self.slots.len() > MIN_COMPACT && 4 * self.live <= self.slots.len() {
+            self.compact();
+        }
     }
 
     /// Evict the most-sent (and, among those, oldest) items until one more fits.
     fn make_room(&mut self, max_items: usize) -> usize {
         let mut evicted = 0;
         while self.live >= max_items && self.live > 0 {
-            let Some(t) = self.buckets.iter().rposition(|b| !b.is_empty()) else {
+            let Some(head) = self.buckets.iter().rev().map(|b| b.0).find(|&h| h != NONE) else {
                 break;
             };
-            if let Some((id, generation)) = self.pop_front(t) {
-                if self.slots.get(id as usize).is_some_and(|s| s.generation == generation && s.item.is_some()) {
-                    self.retire(id);
-                    evicted += 1;
-                }
-            }
+            self.retire(head);
+            evicted += 1;
         }
         evicted
     }
 
-    fn pop_front(&mut self, t: usize) -> Option<(u32, u32)> {
-        self.buckets.get_mut(t).and_then(VecDeque::pop_front)
-    }
-
-    fn bucket(&mut self, t: usize) -> &mut VecDeque<(u32, u32)> {
+    fn link_tail(&mut self, id: u32, t: usize) {
         let t = t.min(MAX_BUCKETS - 1);
         if self.buckets.len() <= t {
-            self.buckets.resize_with(t + 1, VecDeque::new);
+            self.buckets.resize(t + 1, (NONE, NONE));
         }
-        // The resize above guarantees the index exists.
-        let last = self.buckets.len() - 1;
-        let t = t.min(last);
-        &mut self.buckets[t]
+        let Some(&(head, tail)) = self.buckets.get(t) else { return };
+        if let Some(s) = self.slots.get_mut(id as usize) {
+            s.prev = tail;
+            s.next = NONE;
+        }
+        match self.slots.get_mut(tail as usize) {
+            Some(last) => last.next = id,
+            None => debug_assert_eq!(head, NONE),
+        }
+        if let Some(b) = self.buckets.get_mut(t) {
+            *b = (if head == NONE { id } else { head }, id);
+        }
     }
 
-    /// With nothing live, every bucket entry is stale: drop them in one go.
-    fn clear_stale(&mut self) {
-        for b in &mut self.buckets {
-            b.clear();
+    fn unlink(&mut self, id: u32) {
+        let Some(s) = self.slots.get(id as usize) else { return };
+        let (prev, next) = (s.prev, s.next);
+        let t = usize::from(s.transmits).min(MAX_BUCKETS - 1);
+        match self.slots.get_mut(prev as usize) {
+            Some(p) => p.next = next,
+            None => {
+                if let Some(b) = self.buckets.get_mut(t) {
+                    b.0 = next;
+                }
+            }
+        }
+        match self.slots.get_mut(next as usize) {
+            Some(n) => n.prev = prev,
+            None => {
+                if let Some(b) = self.buckets.get_mut(t) {
+                    b.1 = prev;
+                }
+            }
+        }
+        if let Some(s) = self.slots.get_mut(id as usize) {
+            s.prev = NONE;
+            s.next = NONE;
         }
     }
+
+    /// Lay the live items out densely again, in bucket order (which keeps
+    /// every list's order), and give the rest of the memory back.
+    fn compact(&mut self) {
+        let mut slots = Vec::with_capacity(self.live + self.live / 4);
+        let mut buckets = Vec::with_capacity(self.buckets.len());
+        for &(head, _) in &self.buckets {
+            let first = slots.len() as u32;
+            let mut cur = head;
+            while let Some(s) = self.slots.get(cur as usize) {
+                let mut s = s.clone();
+                cur = s.next;
+                let id = slots.len() as u32;
+                s.prev = if id == first { NONE } else { id - 1 };
+                s.next = NONE;
+                if let Some(p) = slots.last_mut().filter(|_| id != first) {
+                    let p: &mut Slot = p;
+                    p.next = id;
+                }
+                if !s.user {
+                    self.members.insert(s.subject, id);
+                }
+                slots.push(s);
+            }
+            let last = slots.len() as u32;
+            buckets.push(if last == first { (NONE, NONE) } else { (first, last - 1) });
+        }
+        self.slots = slots;
+        self.buckets = buckets;
+        self.free = Vec::new();
+        if self.users.iter().all(Option::is_none) {
+            self.users = Vec::new();
+            self.free_users = Vec::new();
+        }
+    }
+}
+
+fn bloom_words(bits: u128) -> [u32; 4] {
+    [bits as u32, (bits >> 32) as u32, (bits >> 64) as u32, (bits >> 96) as u32]
 }
 
 /// A destination's two bits for [`Dissemination::fill`], from its
@@ -330,8 +476,8 @@ mod tests {
                 return Offer::Full;
             }
             match item {
-                Item::Member { handle, .. } => out.push(*handle),
-                Item::User { id, .. } => out.push(*id as u32 + 1000),
+                Item::Member { handle, .. } => out.push(handle),
+                Item::User { id, .. } => out.push(id as u32 + 1000),
             }
             Offer::Sent
         });
@@ -446,12 +592,75 @@ mod tests {
         let mut out = Vec::new();
         d.fill(5, 0, |item| match item {
             Item::User { id, payload, .. } if payload.len() < 50 => {
-                out.push(*id);
+                out.push(id);
                 Offer::Sent
             }
             _ => Offer::Skip,
         });
         assert_eq!(out, vec![2]);
         assert_eq!(sent_ids(&mut d, 5, 10), vec![1001, 1002]);
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+
+    fn drain(d: &mut Dissemination<u32>, limit: u32) {
+        for _ in 0..10_000 {
+            if d.is_empty() {
+                break;
+            }
+            d.fill(limit, 0, |_| Offer::Sent);
+        }
+    }
+
+    #[test]
+    fn a_join_burst_s_memory_is_given_back_once_its_news_is_sent() {
+        let mut d: Dissemination<u32> = Dissemination::new();
+        for h in 0..5_000 {
+            d.queue_member(h, None, None, 10_000, 0);
+        }
+        assert_eq!(d.len(), 5_000);
+        drain(&mut d, 3);
+        assert!(d.is_empty());
+        assert!(d.slots_held() <= MIN_COMPACT, "{} slots held after the burst", d.slots_held());
+    }
+
+    #[test]
+    fn requeueing_one_member_endlessly_holds_one_slot() {
+        let mut d: Dissemination<u32> = Dissemination::new();
+        for round in 0..10_000u32 {
+            d.queue_member(7, Some(round % 5), None, 100, round % 3);
+            if round % 7 == 0 {
+                d.fill(4, u128::from(round), |_| Offer::Sent);
+            }
+            assert!(d.len() <= 1);
+            assert!(d.slots_held() <= 1, "{} slots for one member", d.slots_held());
+        }
+    }
+
+    #[test]
+    fn compaction_keeps_every_queued_item_and_its_order() {
+        let mut d: Dissemination<u32> = Dissemination::new();
+        for h in 0..400 {
+            d.queue_member(h, None, None, 10_000, 0);
+        }
+        // Retire most of them (compacting), keep every tenth.
+        for h in (0..400).filter(|h| h % 10 != 0) {
+            d.forget_member(h);
+        }
+        assert!(d.slots_held() < 400);
+        let mut order = Vec::new();
+        d.fill(5, 0, |item| {
+            if let Item::Member { handle, .. } = item {
+                order.push(handle);
+            }
+            Offer::Sent
+        });
+        assert_eq!(order, (0..400).filter(|h| h % 10 == 0).collect::<Vec<_>>());
+        for h in (0..400).filter(|h| h % 10 == 0) {
+            assert!(d.has_member(h));
+        }
     }
 }

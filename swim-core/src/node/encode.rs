@@ -115,6 +115,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let addr = &self.addr;
         let mut sent = 0u64;
         let destination = crate::dissemination::destination_bits(to.hash64());
+        let to_handle = members.handle(to);
         self.gossip.fill(limit, destination, |item| {
             if w.remaining() < SMALLEST_UPDATE {
                 return Offer::Full;
@@ -122,24 +123,25 @@ impl<A: Address, R: RngCore> Node<A, R> {
             let mark = w.len();
             let result = match item {
                 Item::Member { handle, accuser, source } => {
-                    let Some(e) = members.get(*handle) else {
+                    let Some(e) = members.get(handle) else {
                         return Offer::Drop;
                     };
                     // Not back to whoever told us. (A member does hear
                     // claims about itself: it must, to refute suspicion or
                     // to notice another process claiming its address.)
-                    if source.as_ref() == Some(to) {
+                    if source.is_some() && source == to_handle {
                         return Offer::Known;
                     }
-                    let accuser = accuser.as_ref().unwrap_or_else(|| accuser_of(suspicions, *handle, addr));
-                    let meta = members.meta(*handle);
+                    let named = accuser.and_then(|h| members.get(h)).map(|a| &a.addr);
+                    let accuser = named.unwrap_or_else(|| accuser_of(suspicions, handle, addr));
+                    let meta = members.meta(handle);
                     wire::encode_update(w, &e.addr, e.state, e.incarnation, e.instance, meta, Some(accuser))
                 }
                 Item::User { id, origin, payload, source } => {
-                    if source.as_ref() == Some(to) {
+                    if source == Some(to) {
                         return Offer::Known;
                     }
-                    let m: Message<'_, A> = Message::User { id: *id, origin: origin.clone(), payload };
+                    let m: Message<'_, A> = Message::User { id, origin: origin.clone(), payload };
                     m.encode(w)
                 }
             };

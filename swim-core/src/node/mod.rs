@@ -314,7 +314,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             conflicted: SmallVec::new(),
             heard_from: None,
             corrected: false,
-            transmits: VecDeque::with_capacity(64),
+            transmits: VecDeque::with_capacity(KEPT_CAPACITY),
             events: VecDeque::new(),
             stats: Stats::default(),
             config,
@@ -637,12 +637,17 @@ impl<A: Address, R: RngCore> Node<A, R> {
             }
             self.push_pull_sends.pop_front();
         }
+        give_back(&mut self.transmits);
         None
     }
 
     /// The next event for the application, oldest first.
     pub fn poll_event(&mut self) -> Option<Event<A>> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() {
+            give_back(&mut self.events);
+        }
+        event
     }
 
     /// When [`Node::handle_timeout`] should next be called. `None` means no
@@ -711,9 +716,13 @@ impl<A: Address, R: RngCore> Node<A, R> {
         self.queue_gossip_with(handle, accuser, 0);
     }
 
-    /// Queue with a head start: see [`Dissemination::queue_member`].
+    /// Queue with a head start: see [`Dissemination::queue_member`]. The
+    /// accuser and the sender are named by handle (members we do not know
+    /// are not named: the encoder then names the suspicion's accuser, and
+    /// the news may go back to its sender).
     fn queue_gossip_with(&mut self, handle: u32, accuser: Option<A>, head_start: u32) {
-        let source = self.heard_from.clone();
+        let source = self.heard_from.as_ref().and_then(|a| self.members.handle(a));
+        let accuser = accuser.and_then(|a| self.members.handle(&a));
         let max = self.config.max_gossip_queue;
         let dropped = self.gossip.queue_member(handle, accuser, source, max, head_start);
         self.stats.gossip_dropped += dropped as u64;
@@ -815,6 +824,18 @@ impl<A: Address, R: RngCore> Node<A, R> {
             Message::PushPull { .. } | Message::Digest { .. } => k.push_pull += 1,
             Message::Update(_) | Message::User { .. } => k.gossip += 1,
         }
+    }
+}
+
+/// Queue capacity kept when a drained queue shrinks.
+const KEPT_CAPACITY: usize = 64;
+
+/// A drained queue that a burst (a join's thousand events, a flood of
+/// transmits) grew gives its memory back; below that size nothing is done,
+/// so steady-state polling allocates nothing.
+fn give_back<T>(queue: &mut VecDeque<T>) {
+    if queue.is_empty() && queue.capacity() > 4 * KEPT_CAPACITY {
+        queue.shrink_to(KEPT_CAPACITY);
     }
 }
 
