@@ -133,6 +133,8 @@ pub struct ViewSample {
     pub t: f64,
     /// Nodes really running.
     pub live: u32,
+    /// Node ids started at least once so far (running or not).
+    pub introduced: u32,
     /// The fewest members any running node sees Alive (itself included).
     pub min_alive_seen: u32,
     /// The mean over running nodes.
@@ -659,9 +661,11 @@ impl Checks {
         let seen = (0..self.n).filter(|&o| self.is_live(o)).map(|o| self.beliefs.alive_seen(o));
         let (min, max, sum) =
             seen.fold((u32::MAX, 0, 0u64), |(min, max, sum), x| (min.min(x), max.max(x), sum + u64::from(x)));
+        let introduced = self.life.iter().filter(|&&l| l != Life::NotStarted).count() as u32;
         self.samples.push(ViewSample {
             t: now.as_nanos() as f64 / 1e9,
             live,
+            introduced,
             min_alive_seen: if live == 0 { 0 } else { min },
             mean_alive_seen: if live == 0 { 0.0 } else { sum as f64 / f64::from(live) },
             max_alive_seen: max,

@@ -15,7 +15,8 @@
 //!   events, against the truth, and records false positives, detection
 //!   times, convergence and broken invariants; [`invariants`] holds the
 //!   named safety invariants checked at every state change.
-//! - [`Report`] sums a run up as JSON and as text; [`plot`] draws it.
+//! - [`Report`] sums a run up as JSON and as text; [`plot`] draws it;
+//!   [`sweep`] runs a range of seeds and tables them.
 //!
 //! ```
 //! use swim_sim::{Report, Scenario, Simulation};
@@ -42,6 +43,7 @@ pub mod report;
 pub mod seed;
 pub mod sim;
 pub mod spec;
+pub mod sweep;
 pub mod trace;
 
 pub use report::Report;

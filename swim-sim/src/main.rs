@@ -1,36 +1,79 @@
-//! `swim-sim`: run a simulated SWIM cluster and print a report.
+//! `swim-sim`: run a simulated SWIM cluster and print a report, or sweep a
+//! range of seeds (`swim-sim sweep --seeds A..B`).
 //!
 //! With no arguments it runs the demonstration scenario with a random seed,
 //! printed first (`SEED=...`) so the run can be replayed with `--seed`.
 
 use std::fs::File;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use swim_core::Instant;
 use swim_sim::expect::Expectation;
-use swim_sim::spec::{MaybeClog, MaybePartition};
-use swim_sim::{plot, CrashSpec, LatencyRange, Profile, Report, Scenario, Simulation};
+use swim_sim::spec::{MaybeClog, MaybePartition, CARGO_RUN};
+use swim_sim::sweep::{self, SeedRange};
+use swim_sim::{plot, CrashSpec, LatencyRange, Profile, Report, RunSpec, Scenario, Simulation};
 
 /// Simulate a SWIM + Lifeguard cluster of unmodified swim-core nodes on a
 /// virtual clock, inject faults, and report detection, accuracy and cost.
 /// Every option not given comes from the scenario; the run is fixed by the
 /// printed seed and options, and the replay command is printed on failure.
 #[derive(Debug, Parser)]
-#[command(name = "swim-sim", version)]
+#[command(name = "swim-sim", version, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Seed of every random choice; drawn and printed when not given.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write the JSON report to PATH.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Write an SVG plot (members not seen Alive over time, detection latencies) to PATH.
+    #[arg(long, value_name = "PATH")]
+    plot: Option<PathBuf>,
+    /// No progress on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every seed of a range with the same options; print a table and
+    /// the lowest failing seed with its replay command; exit 1 if any fails.
+    Sweep(SweepArgs),
+}
+
+#[derive(Debug, Args)]
+struct SweepArgs {
+    /// Seeds to run, FIRST..LAST, both included.
+    #[arg(long, value_name = "FIRST..LAST")]
+    seeds: SeedRange,
+    /// Runs at once (default: the machine's cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    jobs: Option<u32>,
+    #[command(flatten)]
+    run: RunArgs,
+    /// No progress on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// The options of one run, shared by a single run and a sweep.
+#[derive(Debug, Args)]
+struct RunArgs {
     /// Built-in scenario: demo, join, crash, loss, partition, slow, churn, leave.
     #[arg(long, default_value = "demo")]
     scenario: Scenario,
     /// Nodes at the start (all join through node 0).
     #[arg(long)]
     nodes: Option<u32>,
-    /// Seed of every random choice; drawn and printed when not given.
-    #[arg(long)]
-    seed: Option<u64>,
     /// Simulated seconds to run.
     #[arg(long)]
     duration: Option<f64>,
@@ -69,15 +112,63 @@ struct Cli {
     /// no-false-suspicions, detected (repeatable).
     #[arg(long, value_name = "WHAT")]
     expect: Vec<Expectation>,
-    /// Write the JSON report to PATH.
-    #[arg(long, value_name = "PATH")]
-    json: Option<PathBuf>,
-    /// Write an SVG plot (alive members seen over time, detection latencies) to PATH.
-    #[arg(long, value_name = "PATH")]
-    plot: Option<PathBuf>,
-    /// No progress line on stderr.
-    #[arg(long)]
-    quiet: bool,
+}
+
+impl RunArgs {
+    /// The run for `seed`: the scenario's parameters with the options
+    /// given, validated; or the message refusing them.
+    fn spec(&self, seed: u64) -> Result<RunSpec, String> {
+        let mut spec = self.scenario.spec(seed);
+        if let Some(n) = self.nodes {
+            spec.nodes = n;
+        }
+        if let Some(d) = self.duration {
+            if !(d.is_finite() && (0.0..1e9).contains(&d)) {
+                return Err(format!("--duration {d}: must be a number of seconds within 0..1e9"));
+            }
+            spec.duration = Duration::from_secs_f64(d);
+        }
+        if let Some(p) = self.profile {
+            spec.profile = p;
+        }
+        if let Some(l) = self.loss {
+            spec.loss = l;
+        }
+        if let Some(d) = self.duplicate {
+            spec.duplicate = d;
+        }
+        if let Some(l) = self.latency {
+            spec.latency = l;
+        }
+        if !self.crash.is_empty() {
+            spec.crashes = self.crash.iter().copied().filter(|c| c.count > 0).collect();
+        }
+        if let Some(p) = self.partition {
+            spec.partition = p.0;
+        }
+        if let Some(c) = self.clog {
+            spec.clog = c.0;
+        }
+        if let Some(s) = self.slow {
+            spec.slow = s;
+        }
+        if let Some(ms) = self.slow_delay {
+            if !(ms.is_finite() && (0.0..1e9).contains(&ms)) {
+                return Err(format!("--slow-delay {ms}: must be a number of milliseconds within 0..1e9"));
+            }
+            spec.slow_delay = Duration::from_secs_f64(ms / 1000.0);
+        }
+        if self.no_lifeguard {
+            spec.lifeguard = false;
+        }
+        spec.validate().map_err(|e| e.to_string())?;
+        Ok(spec)
+    }
+
+    /// The `--expect` options, as they are written back in a replay command.
+    fn expectations(&self) -> String {
+        self.expect.iter().map(|e| format!(" --expect {e}")).collect()
+    }
 }
 
 /// A seed from the system clock, for runs that were not given one.
@@ -87,87 +178,54 @@ fn fresh_seed() -> u64 {
     swim_sim::seed::derive(nanos, swim_sim::seed::Stream::Faults) % 1_000_000_000
 }
 
+/// How the user invoked the simulator, for replay commands: through cargo
+/// (cargo sets `CARGO` for what it runs, and the binary sits in its
+/// profile's folder), or the program path as typed.
+fn program() -> String {
+    let argv0 = std::env::args().next().unwrap_or_else(|| "swim-sim".to_owned());
+    let profile = Path::new(&argv0).parent().and_then(Path::file_name).and_then(|p| p.to_str());
+    match (std::env::var_os("CARGO").is_some(), profile) {
+        (true, Some("release")) => CARGO_RUN.to_owned(),
+        (true, Some("debug")) => CARGO_RUN.replace(" --release", ""),
+        _ if argv0.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c)) => argv0,
+        _ => format!("'{}'", argv0.replace('\'', r"'\''")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Sweep(args)) => run_sweep(&args),
+        None => run_one(&cli),
+    }
+}
+
+fn run_one(cli: &Cli) -> ExitCode {
     let seed = cli.seed.unwrap_or_else(fresh_seed);
-    let mut spec = cli.scenario.spec(seed);
-    if let Some(n) = cli.nodes {
-        spec.nodes = n;
-    }
-    if let Some(d) = cli.duration {
-        if !(d.is_finite() && d >= 0.0) {
-            eprintln!("--duration must be a non-negative number of seconds");
-            return ExitCode::from(2);
-        }
-        spec.duration = Duration::from_secs_f64(d);
-    }
-    if let Some(p) = cli.profile {
-        spec.profile = p;
-    }
-    if let Some(l) = cli.loss {
-        spec.loss = l;
-    }
-    if let Some(d) = cli.duplicate {
-        spec.duplicate = d;
-    }
-    if let Some(l) = cli.latency {
-        spec.latency = l;
-    }
-    if !cli.crash.is_empty() {
-        spec.crashes = cli.crash.into_iter().filter(|c| c.count > 0).collect();
-    }
-    if let Some(p) = cli.partition {
-        spec.partition = p.0;
-    }
-    if let Some(c) = cli.clog {
-        spec.clog = c.0;
-    }
-    if let Some(s) = cli.slow {
-        spec.slow = s;
-    }
-    if let Some(ms) = cli.slow_delay {
-        if !(ms.is_finite() && (0.0..1e9).contains(&ms)) {
-            eprintln!("--slow-delay must be a non-negative number of milliseconds");
-            return ExitCode::from(2);
-        }
-        spec.slow_delay = Duration::from_secs_f64(ms / 1000.0);
-    }
-    if cli.no_lifeguard {
-        spec.lifeguard = false;
-    }
-    if let Err(e) = spec.validate() {
-        eprintln!("{e}");
-        return ExitCode::from(2);
-    }
+    let spec = match cli.run.spec(seed) {
+        Ok(spec) => spec,
+        Err(e) => return refuse(&e),
+    };
     // Output files are opened before the run, so a path that cannot be
     // written is refused before any work.
     let json = match cli.json.as_deref().map(|p| create("--json", p)).transpose() {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return refuse(&e),
     };
     let plot_file = match cli.plot.as_deref().map(|p| create("--plot", p)).transpose() {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return refuse(&e),
     };
     println!("SEED={seed}");
-    let expectations: String = cli.expect.iter().map(|e| format!(" --expect {e}")).collect();
-    println!("{}{expectations}", spec.replay_command());
+    let replay = format!("{} {}{}", program(), spec.replay_args(), cli.run.expectations());
+    println!("{replay}");
 
     let started = std::time::Instant::now();
     let mut sim = match Simulation::new(spec) {
         Ok(sim) => sim,
-        Err(e) => {
-            eprintln!("invalid protocol configuration: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return refuse(&format!("invalid protocol configuration: {e}")),
     };
-    let mut progress = Progress::new(!cli.quiet);
+    let mut progress = Progress::new(!cli.quiet, &sim);
     let step = Duration::from_millis(100);
     let mut t = Instant::ZERO;
     loop {
@@ -178,23 +236,25 @@ fn main() -> ExitCode {
             break;
         }
     }
+    progress.phase("liveness phase: faults off, the live nodes must agree");
     sim.finish();
-    progress.clear();
+    progress.done();
     let mut report = Report::new(&sim, started.elapsed());
-    report.expectations_failed = cli.expect.iter().filter_map(|e| e.check(&report)).collect();
-    report.replay.push_str(&expectations);
+    report.expectations_failed = cli.run.expect.iter().filter_map(|e| e.check(&report)).collect();
+    report.replay = replay;
     print!("{}", report.summary());
 
     if let Some((path, mut file)) = json {
         if let Err(e) = file.write_all((report.to_json() + "\n").as_bytes()) {
-            eprintln!("--json {}: cannot write: {e}", path.display());
-            return ExitCode::from(2);
+            return refuse(&format!("--json {}: cannot write: {e}", path.display()));
         }
     }
     if let Some((path, mut file)) = plot_file {
-        if let Err(e) = file.write_all(plot::svg(&sim).as_bytes()) {
-            eprintln!("--plot {}: cannot write: {e}", path.display());
-            return ExitCode::from(2);
+        let written = plot::svg(&sim)
+            .map_err(|e| e.to_string())
+            .and_then(|svg| file.write_all(svg.as_bytes()).map_err(|e| format!("cannot write: {e}")));
+        if let Err(e) = written {
+            return refuse(&format!("--plot {}: {e}", path.display()));
         }
     }
     if report.invariant_violations.is_empty() && report.expectations_failed.is_empty() {
@@ -204,55 +264,99 @@ fn main() -> ExitCode {
     }
 }
 
+fn run_sweep(args: &SweepArgs) -> ExitCode {
+    // The options are checked once, before the first run: only the seed
+    // changes from run to run.
+    let base = match args.run.spec(args.seeds.first) {
+        Ok(spec) => spec,
+        Err(e) => return refuse(&e),
+    };
+    let jobs = args.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |j| j as usize);
+    let bar = if !args.quiet && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::with_draw_target(Some(args.seeds.len()), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("[{bar:30}] {pos}/{len} seeds  {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        if !args.quiet {
+            eprintln!("sweep: {} seeds ({}) on {jobs} threads", args.seeds.len(), args.seeds);
+        }
+        ProgressBar::hidden()
+    };
+    let spec_of = |seed: u64| RunSpec { seed, ..base.clone() };
+    let rows = sweep::sweep(args.seeds, jobs, &spec_of, &args.run.expect, &|| bar.inc(1));
+    bar.finish_and_clear();
+    print!("{}", sweep::table(args.seeds, &rows, &program(), &args.run.expectations()));
+    if rows.iter().any(sweep::SweepRow::failed) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Refuse to go on: the message on stderr, exit status 2.
+fn refuse(message: &str) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(2)
+}
+
 /// Create (or truncate) the output file `path` given to `option`.
 fn create<'a>(option: &str, path: &'a Path) -> Result<(&'a Path, File), String> {
     File::create(path).map(|f| (path, f)).map_err(|e| format!("{option} {}: cannot be written: {e}", path.display()))
 }
 
-/// A progress line on stderr, redrawn at most five times a second.
+/// Progress on stderr: a bar when stderr is a terminal, otherwise one plain
+/// line per phase; nothing with `--quiet`.
 struct Progress {
-    on: bool,
-    last: Option<std::time::Instant>,
+    bar: Option<ProgressBar>,
+    plain: bool,
 }
 
 impl Progress {
-    fn new(on: bool) -> Self {
-        Progress { on, last: None }
+    fn new(on: bool, sim: &Simulation) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let end = sim.end().as_nanos() / 1_000_000_000;
+        let bar = (on && terminal).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(end), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("[{bar:30}] {pos}/{len} s simulated  {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar
+        });
+        let progress = Progress { bar, plain: on && !terminal };
+        progress.phase(&format!("fault phase: {end} simulated seconds, {} nodes", sim.spec().nodes));
+        progress
     }
 
     fn show(&mut self, sim: &Simulation) {
-        if !self.on {
-            return;
+        if let Some(bar) = &self.bar {
+            let checks = sim.checks();
+            bar.set_position(sim.now().as_nanos() / 1_000_000_000);
+            bar.set_message(format!(
+                "live={}  converged={}  false+={}",
+                checks.live_count(),
+                if checks.converged() { "yes" } else { "no " },
+                checks.false_positives.count
+            ));
         }
-        let wall = std::time::Instant::now();
-        if self.last.is_some_and(|l| wall - l < Duration::from_millis(200)) {
-            return;
-        }
-        self.last = Some(wall);
-        let done = sim.now().as_nanos() as f64 / sim.end().as_nanos().max(1) as f64;
-        let width = 30;
-        let filled = ((done * width as f64) as usize).min(width);
-        let checks = sim.checks();
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r[{}{}] {:3.0}%  t={:.0}s  live={}  converged={}  false+={}  ",
-            "#".repeat(filled),
-            " ".repeat(width - filled),
-            done * 100.0,
-            sim.now().as_nanos() as f64 / 1e9,
-            checks.live_count(),
-            if checks.converged() { "yes" } else { "no " },
-            checks.false_positives.count
-        );
-        let _ = err.flush();
     }
 
-    fn clear(&self) {
-        if self.on && self.last.is_some() {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r{}\r", " ".repeat(90));
-            let _ = err.flush();
+    fn phase(&self, what: &str) {
+        if self.plain {
+            eprintln!("{what}");
+        } else if let Some(bar) = &self.bar {
+            bar.set_message(what.to_owned());
+        }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        if self.plain {
+            eprintln!("done");
         }
     }
 }

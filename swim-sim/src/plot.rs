@@ -1,19 +1,45 @@
-//! An SVG picture of a run: the alive-member count nodes saw over time,
-//! and the distribution of crash-detection latencies.
+//! An SVG picture of a run, drawn with plotters: how many members each
+//! live node does not see Alive over time (so 3 crashes of 300 show as a
+//! step to 3, not a dent in 0..300), with the fault windows shaded, and the
+//! distribution of crash-to-Failed-everywhere latencies.
 
-use std::fmt::Write as _;
+use std::fmt;
+use std::time::Duration;
+
+use plotters::prelude::*;
 
 use crate::checks::{DepartureKind, ViewSample};
 use crate::sim::Simulation;
+use crate::spec::Fault;
 
-const W: f64 = 800.0;
-const H: f64 = 300.0;
-const PAD: f64 = 50.0;
-/// Space above a panel's plot area for its title and y label.
-const HEAD: f64 = 45.0;
+const W: u32 = 900;
+const PANEL: u32 = 340;
+/// Bins of the detection histogram.
+const BINS: usize = 20;
+
+/// Drawing the picture failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlotError(String);
+
+impl fmt::Display for PlotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "drawing the plot failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for PlotError {}
+
+impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for PlotError {
+    fn from(e: DrawingAreaErrorKind<E>) -> Self {
+        PlotError(e.to_string())
+    }
+}
+
+/// A line of the members panel: its name, colour and value.
+type Series = (&'static str, RGBColor, fn(&ViewSample) -> f64);
 
 /// The picture of `sim`, as SVG text.
-pub fn svg(sim: &Simulation) -> String {
+pub fn svg(sim: &Simulation) -> Result<String, PlotError> {
     let samples = sim.checks().samples();
     let latencies: Vec<f64> = sim
         .checks()
@@ -22,78 +48,155 @@ pub fn svg(sim: &Simulation) -> String {
         .filter(|d| d.kind == DepartureKind::Crash && !d.restarted)
         .filter_map(|d| d.all_gone.map(|t| (t - d.at).as_secs_f64()))
         .collect();
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{}" font-family="sans-serif" font-size="12">"#,
-        2.0 * H + 20.0
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let title = format!("swim-sim {} seed {}: {} nodes", sim.spec().scenario, sim.spec().seed, sim.spec().nodes);
-    members_panel(&mut s, samples, &title);
-    histogram_panel(&mut s, &latencies, H + 20.0);
-    s.push_str("</svg>\n");
-    s
-}
-
-fn axes(s: &mut String, top: f64, title: &str, x_label: &str, y_label: &str, x_max: f64, y_max: f64) {
-    let (x0, y0, x1, y1) = (PAD, top + H - PAD, W - 20.0, top + HEAD);
-    let _ = writeln!(s, r#"<text x="{}" y="{}" font-size="14">{}</text>"#, PAD, top + 18.0, escape(title));
-    let _ = writeln!(s, r#"<path d="M{x0},{y1} L{x0},{y0} L{x1},{y0}" stroke="black" fill="none"/>"#);
-    let _ = writeln!(s, r#"<text x="{x1}" y="{}" text-anchor="end">{x_label} (max {x_max:.1})</text>"#, y0 + 30.0);
-    let _ = writeln!(s, r#"<text x="{x0}" y="{}">{y_label} (max {y_max:.0})</text>"#, y1 - 6.0);
-}
-
-/// A line of the members panel: its name, colour and value.
-type Series = (&'static str, &'static str, fn(&ViewSample) -> f64);
-
-fn members_panel(s: &mut String, samples: &[ViewSample], title: &str) {
-    let t_max = samples.last().map_or(1.0, |x| x.t).max(1.0);
-    let y_max = samples.iter().map(|x| x.max_alive_seen.max(x.live)).max().unwrap_or(1).max(1) as f64;
-    axes(s, 0.0, title, "simulated seconds", "alive members seen", t_max, y_max);
-    let px = |t: f64| PAD + (W - 20.0 - PAD) * t / t_max;
-    let py = |v: f64| (H - PAD) - (H - PAD - HEAD) * v / y_max;
-    let series: [Series; 4] = [
-        ("really live", "#999", |x| f64::from(x.live)),
-        ("min seen", "#d62728", |x| f64::from(x.min_alive_seen)),
-        ("mean seen", "#1f77b4", |x| x.mean_alive_seen),
-        ("max seen", "#2ca02c", |x| f64::from(x.max_alive_seen)),
-    ];
-    for (i, (name, color, f)) in series.iter().enumerate() {
-        let mut d = String::new();
-        for (j, x) in samples.iter().enumerate() {
-            let _ = write!(d, "{}{:.1},{:.1} ", if j == 0 { "M" } else { "L" }, px(x.t), py(f(x)));
+    let spec = sim.spec();
+    let windows: Vec<(&str, Duration, Duration)> = spec
+        .partition
+        .iter()
+        .map(|p| ("partition", p.start, p.end))
+        .chain(spec.clog.iter().filter(|c| c.count > 0).map(|c| ("clog", c.start, c.end)))
+        .collect();
+    let marks: Vec<Duration> = spec
+        .plan()
+        .iter()
+        .filter(|(_, f)| matches!(f, Fault::Crash(_) | Fault::Restart(_) | Fault::Join(_) | Fault::Leave(_)))
+        .map(|(t, _)| *t)
+        .collect();
+    let crashed = sim.checks().departures().iter().any(|d| d.kind == DepartureKind::Crash);
+    let height = if crashed { 2 * PANEL } else { PANEL + 40 };
+    let title = format!("swim-sim {} seed {}: {} nodes", spec.scenario, spec.seed, spec.nodes);
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (W, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (top, bottom) = root.split_vertically(PANEL);
+        // The join (everyone unseen at first) would dwarf a few crashes:
+        // the panel starts once the join converged.
+        let from = sim.convergence().map_or(0.0, |c| c.at.as_nanos() as f64 / 1e9);
+        let first = samples.iter().position(|x| x.t >= from).unwrap_or(0);
+        members_panel(&top, &samples[first..], &title, &windows, &marks)?;
+        if crashed {
+            histogram_panel(&bottom, &latencies)?;
+        } else {
+            bottom.draw(&Text::new(
+                "nothing crashed: no detection histogram",
+                (60, 12),
+                ("sans-serif", 14).into_font().color(&BLACK),
+            ))?;
         }
-        let _ = writeln!(s, r#"<path d="{d}" stroke="{color}" fill="none" stroke-width="1.5"/>"#);
-        let ly = HEAD + 15.0 + 15.0 * i as f64;
-        let _ = writeln!(s, r#"<text x="{}" y="{ly}" fill="{color}">{name}</text>"#, W - 120.0);
+        root.present()?;
     }
+    Ok(out)
 }
 
-fn histogram_panel(s: &mut String, latencies: &[f64], top: f64) {
+fn members_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    samples: &[ViewSample],
+    title: &str,
+    windows: &[(&str, Duration, Duration)],
+    marks: &[Duration],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let t_min = samples.first().map_or(0.0, |x| x.t);
+    let t_max = samples.last().map_or(1.0, |x| x.t).max(t_min + 1.0);
+    let series: [Series; 4] = [
+        ("really not live", RGBColor(120, 120, 120), |x| f64::from(x.introduced - x.live.min(x.introduced))),
+        ("most not seen (an observer)", RGBColor(214, 39, 40), |x| not_seen(x, x.min_alive_seen.into())),
+        ("mean not seen", RGBColor(31, 119, 180), |x| not_seen(x, x.mean_alive_seen)),
+        ("fewest not seen", RGBColor(44, 160, 44), |x| not_seen(x, x.max_alive_seen.into())),
+    ];
+    let y_max = samples.iter().flat_map(|x| series.iter().map(move |(_, _, f)| f(x))).fold(1.0_f64, f64::max) * 1.1;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(52)
+        .build_cartesian_2d(t_min..t_max, 0.0..y_max)?;
+    let x_desc = if t_min > 0.0 {
+        format!("simulated seconds (from {t_min:.0} s, once the join converged)")
+    } else {
+        "simulated seconds".to_owned()
+    };
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc("members not seen Alive, per observer")
+        .y_labels((y_max.ceil() as usize + 1).min(11))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .max_light_lines(1)
+        .draw()?;
+    let shade = RGBColor(255, 165, 0).mix(0.25);
+    for (i, (name, start, end)) in windows.iter().enumerate() {
+        let (a, b) = (start.as_secs_f64().max(t_min), end.as_secs_f64().min(t_max));
+        let rect = Rectangle::new([(a, 0.0), (b.max(a), y_max)], shade.filled());
+        let drawn = chart.draw_series(std::iter::once(rect))?;
+        if i == 0 || windows[..i].iter().all(|(n, _, _)| n != name) {
+            drawn
+                .label(format!("{name} in force"))
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], shade.filled()));
+        }
+    }
+    if !marks.is_empty() {
+        let grey = RGBColor(160, 160, 160);
+        chart
+            .draw_series(
+                marks
+                    .iter()
+                    .map(|t| t.as_secs_f64())
+                    .filter(|t| (t_min..=t_max).contains(t))
+                    .map(|t| PathElement::new(vec![(t, 0.0), (t, y_max)], grey.stroke_width(1))),
+            )?
+            .label("crash, restart, join or leave")
+            .legend(move |(x, y)| PathElement::new(vec![(x + 10, y - 6), (x + 10, y + 6)], grey));
+    }
+    for (name, color, f) in series {
+        chart
+            .draw_series(LineSeries::new(samples.iter().map(|x| (x.t, f(x))), color.stroke_width(2)))?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
+/// Members introduced so far that an observer seeing `alive` members Alive does not see so.
+fn not_seen(x: &ViewSample, alive: f64) -> f64 {
+    (f64::from(x.introduced) - alive).max(0.0)
+}
+
+fn histogram_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    latencies: &[f64],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let max = latencies.iter().copied().fold(0.0_f64, f64::max).max(1.0);
-    const BINS: usize = 20;
+    let width = max / BINS as f64;
     let mut counts = [0u32; BINS];
     for &l in latencies {
-        let b = ((l / max) * BINS as f64) as usize;
-        counts[b.min(BINS - 1)] += 1;
+        counts[((l / width) as usize).min(BINS - 1)] += 1;
     }
-    let c_max = f64::from(counts.iter().copied().max().unwrap_or(0).max(1));
+    let c_max = counts.iter().copied().max().unwrap_or(0).max(1);
     let title = format!("crash to Failed at every live node: {} crashes", latencies.len());
-    axes(s, top, &title, "seconds", "crashes", max, c_max);
-    let bw = (W - 20.0 - PAD) / BINS as f64;
-    for (i, &c) in counts.iter().enumerate() {
-        let h = (H - PAD - HEAD) * f64::from(c) / c_max;
-        let _ = writeln!(
-            s,
-            r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="#1f77b4"/>"##,
-            PAD + bw * i as f64 + 1.0,
-            top + H - PAD - h,
-            bw - 2.0
-        );
-    }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 16))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0.0..max * 1.02, 0u32..c_max + 1)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds")
+        .y_desc("crashes")
+        .max_light_lines(1)
+        .x_label_formatter(&|v| format!("{v:.1}"))
+        .draw()?;
+    let blue = RGBColor(31, 119, 180);
+    chart.draw_series(counts.iter().enumerate().filter(|(_, &c)| c > 0).map(|(i, &c)| {
+        let x0 = width * i as f64;
+        Rectangle::new([(x0, 0), (x0 + width, c)], blue.filled())
+    }))?;
+    Ok(())
 }

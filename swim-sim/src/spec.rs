@@ -444,6 +444,9 @@ impl fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {}
 
+/// How a replay command starts when the simulator is run through cargo.
+pub const CARGO_RUN: &str = "cargo run --release -p swim-sim --";
+
 /// One timed fault or command of the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -571,10 +574,16 @@ impl RunSpec {
         self.nodes.saturating_add(late)
     }
 
-    /// The command that replays this run exactly.
+    /// The command that replays this run exactly, through cargo.
     pub fn replay_command(&self) -> String {
+        format!("{CARGO_RUN} {}", self.replay_args())
+    }
+
+    /// The options that replay this run exactly: every parameter spelled
+    /// out, so the command holds even if a scenario's defaults change.
+    pub fn replay_args(&self) -> String {
         let mut cmd = format!(
-            "cargo run --release -p swim-sim -- --scenario {} --seed {} --nodes {} --duration {} --profile {} --loss {} --duplicate {} --latency {} --slow {} --slow-delay {}",
+            "--scenario {} --seed {} --nodes {} --duration {} --profile {} --loss {} --duplicate {} --latency {} --slow {} --slow-delay {}",
             self.scenario,
             self.seed,
             self.nodes,

@@ -6,6 +6,9 @@ fn swim_sim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_swim-sim")).args(args).arg("--quiet").output().expect("the binary runs")
 }
 
+/// A short run with slow nodes, whose healthy members suspect them.
+const SLOW_RUN: &[&str] = &["--scenario", "slow", "--nodes", "12", "--slow", "2", "--duration", "30"];
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -36,10 +39,12 @@ fn a_run_prints_its_seed_first_and_writes_the_json_report() {
     assert!(o.status.success(), "{}", stdout(&o));
     let out = stdout(&o);
     assert_eq!(out.lines().next(), Some("SEED=5"));
-    assert!(out
-        .lines()
-        .nth(1)
-        .is_some_and(|l| l.starts_with("cargo run --release -p swim-sim -- --scenario crash --seed 5")));
+    // Run by cargo's test harness, the binary counts as run through cargo.
+    let replay = out.lines().nth(1).expect("a replay line");
+    assert!(
+        replay.starts_with("cargo run ") && replay.contains("-p swim-sim -- --scenario crash --seed 5"),
+        "{replay}"
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("report written")).expect("JSON");
     assert_eq!(report["seed"], 5);
@@ -61,24 +66,12 @@ fn without_a_seed_one_is_drawn_and_printed() {
 
 #[test]
 fn an_unmet_expectation_exits_non_zero_with_the_replay_command() {
-    let o = swim_sim(&[
-        "--scenario",
-        "slow",
-        "--nodes",
-        "12",
-        "--slow",
-        "2",
-        "--duration",
-        "30",
-        "--seed",
-        "3",
-        "--expect",
-        "no-false-suspicions",
-    ]);
+    let o = swim_sim(&[SLOW_RUN, &["--seed", "3", "--expect", "no-false-suspicions"]].concat());
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     assert!(out.contains("NOT AS EXPECTED"), "{out}");
-    assert!(out.contains("replay: cargo run --release -p swim-sim -- --scenario slow --seed 3"), "{out}");
+    assert!(out.contains("-p swim-sim -- --scenario slow --seed 3"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("replay: cargo run ")), "{out}");
     assert!(out.trim_end().ends_with("--expect no-false-suspicions"), "{out}");
 }
 
@@ -108,4 +101,73 @@ fn nonsense_options_are_refused() {
     assert!(!swim_sim(&["--loss", "2"]).status.success());
     assert!(!swim_sim(&["--crash", "3"]).status.success());
     assert!(!swim_sim(&["--scenario", "meteor"]).status.success());
+}
+
+#[test]
+fn the_replay_command_names_the_program_as_it_was_invoked() {
+    let bin = env!("CARGO_BIN_EXE_swim-sim");
+    let o = Command::new(bin)
+        .args(["--scenario", "join", "--nodes", "4", "--duration", "3", "--seed", "9", "--quiet"])
+        .env_remove("CARGO")
+        .output()
+        .expect("the binary runs");
+    let out = stdout(&o);
+    let replay = out.lines().nth(1).expect("a replay line");
+    assert!(replay.starts_with(&format!("{bin} --scenario join --seed 9 --nodes 4")), "{replay}");
+}
+
+#[test]
+fn a_sweep_tables_every_seed_and_exits_zero_when_all_hold() {
+    let o = swim_sim(&[
+        "sweep",
+        "--seeds",
+        "1..3",
+        "--jobs",
+        "2",
+        "--scenario",
+        "crash",
+        "--nodes",
+        "6",
+        "--duration",
+        "30",
+        "--crash",
+        "1@10",
+    ]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.lines().next().is_some_and(|l| l.contains("seed") && l.contains("detection p99")), "{out}");
+    assert_eq!(out.lines().filter(|l| l.trim_start().starts_with(['1', '2', '3'])).count(), 3, "{out}");
+    assert!(out.contains("swept 3 seeds (1..3): 0 failing"), "{out}");
+}
+
+#[test]
+fn a_failing_sweep_names_its_lowest_failing_seed_and_exits_one() {
+    let o = swim_sim(&[&["sweep", "--seeds", "3..4"], SLOW_RUN, &["--expect", "no-false-suspicions"]].concat());
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("lowest failing seed: 3 (expected no false suspicion"), "{out}");
+    assert!(out.contains("-p swim-sim -- --scenario slow --seed 3 --nodes 12"), "{out}");
+    assert!(out.trim_end().ends_with("--expect no-false-suspicions"), "{out}");
+}
+
+#[test]
+fn a_sweep_refuses_options_the_runs_cannot_honour() {
+    let o = swim_sim(&["sweep", "--seeds", "1..2", "--nodes", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--nodes 0"));
+    assert!(!swim_sim(&["sweep", "--seeds", "5..1"]).status.success());
+}
+
+#[test]
+fn off_a_terminal_progress_is_one_plain_line_per_phase() {
+    let o = Command::new(env!("CARGO_BIN_EXE_swim-sim"))
+        .args(["--scenario", "join", "--nodes", "4", "--duration", "3", "--seed", "9"])
+        .output()
+        .expect("the binary runs");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        ["fault phase: 3 simulated seconds, 4 nodes", "liveness phase: faults off, the live nodes must agree", "done"]
+    );
+    assert!(!err.contains('\r'), "no bar redrawn over itself");
 }

@@ -235,10 +235,25 @@ fn the_plot_draws_the_member_counts_and_the_detection_histogram() {
     spec.duration = secs(60);
     spec.crashes = vec![CrashSpec::new(2, 20.0)];
     let (sim, _) = run(spec);
-    let svg = swim_sim::plot::svg(&sim);
+    let svg = swim_sim::plot::svg(&sim).expect("drawn");
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-    assert_eq!(svg.matches("<path d=\"M").count(), 2 + 4, "two axes, four lines");
-    assert!(svg.contains("2 crashes"));
+    for text in ["members not seen Alive, per observer", "simulated seconds", "most not seen", "2 crashes", "crashes"] {
+        assert!(svg.contains(text), "no {text}");
+    }
+    assert!(!svg.contains("partition in force"), "no fault window to shade");
+}
+
+#[test]
+fn the_plot_shades_the_partition_and_leaves_the_histogram_out_when_nothing_crashed() {
+    let mut spec = Scenario::Partition.spec(92);
+    spec.nodes = 10;
+    spec.duration = secs(60);
+    spec.partition = Some(PartitionSpec { start: secs(20), end: secs(30) });
+    let (sim, _) = run(spec);
+    let svg = swim_sim::plot::svg(&sim).expect("drawn");
+    assert!(svg.contains("partition in force"));
+    assert!(svg.contains("nothing crashed: no detection histogram"));
+    assert!(!svg.contains("crash to Failed"));
 }
 
 #[test]
