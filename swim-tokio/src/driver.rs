@@ -236,6 +236,10 @@ impl Driver {
             Command::Broadcast { payload, reply } => {
                 let _ = reply.send(self.node.node_mut().broadcast(now, &payload).map_err(Error::from));
             }
+            Command::ForceLeave { addr, reply } => {
+                let addr = swim_driver::addr::canonical(addr);
+                let _ = reply.send(self.node.node_mut().force_leave(now, &addr).map_err(Error::from));
+            }
             Command::Stats { reply } => {
                 let _ = reply.send(self.snapshot());
             }

@@ -27,6 +27,7 @@ pub(crate) enum Command {
     LocalMember { reply: oneshot::Sender<MemberInfo> },
     SetMetadata { meta: Vec<u8>, reply: oneshot::Sender<Result<(), Error>> },
     Broadcast { payload: Vec<u8>, reply: oneshot::Sender<Result<(), Error>> },
+    ForceLeave { addr: SocketAddr, reply: oneshot::Sender<Result<(), Error>> },
     Stats { reply: oneshot::Sender<Stats> },
     Shutdown { reply: oneshot::Sender<()> },
 }
@@ -118,6 +119,15 @@ impl Handle {
     pub async fn broadcast(&self, payload: impl Into<Vec<u8>>) -> Result<(), Error> {
         let payload = payload.into();
         self.ask(|reply| Command::Broadcast { payload, reply }).await?
+    }
+
+    /// Mark a member this node holds as failed as left, and tell the
+    /// cluster: every member reports it left and forgets it after
+    /// `tombstone_timeout` (Serf's force-leave). Refused
+    /// ([`Error::Rejected`]) for an unknown member or one that is not
+    /// failed; the state is then unchanged.
+    pub async fn force_leave(&self, addr: SocketAddr) -> Result<(), Error> {
+        self.ask(|reply| Command::ForceLeave { addr, reply }).await?
     }
 
     /// The node's counters, taken now.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// SWIM cluster membership: run an agent, or ask one about its members.
+/// SWIM cluster membership: run an agent, or ask one about its cluster or to change it.
 #[derive(Debug, Parser)]
 #[command(name = "swim", version, about)]
 pub struct Cli {
@@ -21,6 +21,111 @@ pub enum Command {
     Agent(AgentArgs),
     /// Ask a running agent (its --http address) for the members it knows.
     Members(MembersArgs),
+    /// Ask a running agent to join a cluster through these seeds.
+    Join(JoinArgs),
+    /// Ask a running agent to leave the cluster gracefully and exit.
+    Leave(ApiArgs),
+    /// Mark a failed member as left, so every member forgets it.
+    ForceLeave(ForceLeaveArgs),
+    /// Send a user event to every agent of the cluster.
+    Event(EventArgs),
+    /// Change a running agent's tags; the others see it updated.
+    Tags(TagsArgs),
+    /// Stream a running agent's membership and user events as they happen.
+    Monitor(MonitorArgs),
+    /// Show a running agent: name, address, incarnation, members by state, protocol, version.
+    Info(InfoArgs),
+}
+
+/// How a subcommand reaches its agent.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// The agent's HTTP address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7947")]
+    pub http: String,
+    /// The file holding the agent's HTTP token (default: the SWIM_HTTP_TOKEN environment variable).
+    #[arg(long, value_name = "FILE")]
+    pub http_token_file: Option<PathBuf>,
+}
+
+impl ApiArgs {
+    /// The token to send: the file's, else `SWIM_HTTP_TOKEN`'s, else none.
+    pub fn token(&self) -> Result<Option<String>, super::settings::SettingsError> {
+        match &self.http_token_file {
+            Some(path) => super::settings::read_token(path).map(Some),
+            None => Ok(std::env::var("SWIM_HTTP_TOKEN").ok().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())),
+        }
+    }
+}
+
+/// `swim join`.
+#[derive(Debug, clap::Args)]
+pub struct JoinArgs {
+    /// Where the agent is.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Members to join through, as ADDR or HOST:PORT.
+    #[arg(required = true, value_name = "ADDR")]
+    pub seeds: Vec<String>,
+}
+
+/// `swim force-leave`.
+#[derive(Debug, clap::Args)]
+pub struct ForceLeaveArgs {
+    /// Where the agent is.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// The failed member's name (or address).
+    pub node: String,
+}
+
+/// `swim event`.
+#[derive(Debug, clap::Args)]
+pub struct EventArgs {
+    /// Where the agent is.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// The event's name: letters, digits, `-`, `_`, `.`, `:`.
+    pub name: String,
+    /// Its payload (default empty).
+    #[arg(default_value = "")]
+    pub payload: String,
+}
+
+/// `swim tags`.
+#[derive(Debug, clap::Args)]
+pub struct TagsArgs {
+    /// Where the agent is.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// A tag to set, KEY=VALUE; repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// A tag to delete; repeatable.
+    #[arg(long, value_name = "KEY")]
+    pub delete: Vec<String>,
+}
+
+/// `swim monitor`.
+#[derive(Debug, clap::Args)]
+pub struct MonitorArgs {
+    /// Where the agent is.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Print each event as one line of JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `swim info`.
+#[derive(Debug, clap::Args)]
+pub struct InfoArgs {
+    /// Where the agent is.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Print the agent's JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The protocol timing presets.
@@ -36,6 +141,15 @@ pub enum Profile {
 }
 
 impl Profile {
+    /// Its name: `lan`, `wan` or `local`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Lan => "lan",
+            Profile::Wan => "wan",
+            Profile::Local => "local",
+        }
+    }
+
     /// The preset configuration.
     pub fn config(self) -> swim_core::Config {
         match self {
@@ -74,6 +188,11 @@ pub struct AgentArgs {
     /// Serve the HTTP API (/v1/members, /v1/self, /metrics, /healthz) here.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
+    /// A file holding the token the HTTP API's write operations require
+    /// (`Authorization: Bearer TOKEN`); without one they are refused
+    /// unless the API listens on loopback.
+    #[arg(long, value_name = "FILE")]
+    pub http_token_file: Option<PathBuf>,
     /// A TOML file with these settings and every protocol tunable.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -85,9 +204,9 @@ pub struct AgentArgs {
 /// `swim members`.
 #[derive(Debug, clap::Args)]
 pub struct MembersArgs {
-    /// The agent's HTTP address.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7947")]
-    pub http: String,
+    /// Where the agent is.
+    #[command(flatten)]
+    pub api: ApiArgs,
     /// Print the JSON the agent returned instead of a table.
     #[arg(long)]
     pub json: bool,

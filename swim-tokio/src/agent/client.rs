@@ -1,5 +1,6 @@
-//! A minimal HTTP/1.1 GET client for `swim members` and the tests: one
-//! request per connection, `Connection: close`, body read to the end.
+//! A minimal HTTP client for the `swim` subcommands and the tests: one
+//! request per connection, `Connection: close`, body read to the end; and
+//! a reader of the monitor's server-sent events.
 
 use std::fmt;
 use std::io;
@@ -43,18 +44,87 @@ impl fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
+/// How long a write may take: a join waits up to 10 s for a seed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// GET `path` from the agent at `addr` (`host:port`); the body of a 200.
 pub async fn get(addr: &str, path: &str) -> Result<String, ClientError> {
-    tokio::time::timeout(TIMEOUT, get_inner(addr, path)).await.map_err(|_| ClientError::TimedOut)?
+    tokio::time::timeout(TIMEOUT, exchange(addr, "GET", path, None, None)).await.map_err(|_| ClientError::TimedOut)?
 }
 
-async fn get_inner(addr: &str, path: &str) -> Result<String, ClientError> {
+/// POST the JSON `body` to `path`, with the bearer `token` if given; the
+/// body of a 200.
+pub async fn post(
+    addr: &str,
+    path: &str,
+    body: &serde_json::Value,
+    token: Option<&str>,
+) -> Result<String, ClientError> {
+    let body = body.to_string();
+    tokio::time::timeout(WRITE_TIMEOUT, exchange(addr, "POST", path, Some(&body), token))
+        .await
+        .map_err(|_| ClientError::TimedOut)?
+}
+
+fn head(method: &str, version: &str, addr: &str, path: &str, token: Option<&str>) -> String {
+    let mut request = format!("{method} {path} {version}\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    request
+}
+
+async fn exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> Result<String, ClientError> {
     let mut stream = TcpStream::connect(addr).await.map_err(ClientError::Io)?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n\r\n");
+    let mut request = head(method, "HTTP/1.1", addr, path, token);
+    if let Some(body) = body {
+        request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(body.unwrap_or(""));
     stream.write_all(request.as_bytes()).await.map_err(ClientError::Io)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.map_err(ClientError::Io)?;
     parse_response(&raw)
+}
+
+/// Follow the server-sent events at `path` (`/v1/monitor`), calling
+/// `on_data` with each event's data until the agent closes the stream or
+/// `on_data` returns false. Asked over HTTP/1.0, so the body is the raw
+/// stream, without chunked framing.
+pub async fn follow(addr: &str, path: &str, mut on_data: impl FnMut(&str) -> bool) -> Result<(), ClientError> {
+    use tokio::io::AsyncBufReadExt;
+    let mut stream = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ClientError::TimedOut)?
+        .map_err(ClientError::Io)?;
+    let request = head("GET", "HTTP/1.0", addr, path, None) + "\r\n";
+    stream.write_all(request.as_bytes()).await.map_err(ClientError::Io)?;
+    let mut lines = tokio::io::BufReader::new(stream).lines();
+    let status = lines.next_line().await.map_err(ClientError::Io)?.ok_or(ClientError::BadResponse)?;
+    let code: u16 = status.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or(ClientError::BadResponse)?;
+    while let Some(line) = lines.next_line().await.map_err(ClientError::Io)? {
+        if line.is_empty() {
+            break;
+        }
+    }
+    if code != 200 {
+        return Err(ClientError::Status(code, String::new()));
+    }
+    while let Some(line) = lines.next_line().await.map_err(ClientError::Io)? {
+        if let Some(data) = line.strip_prefix("data:") {
+            if !on_data(data.trim_start()) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The body of a complete HTTP/1.1 response, when its status is 200.

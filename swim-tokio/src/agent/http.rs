@@ -1,19 +1,42 @@
-//! The agent's HTTP API: `GET /v1/members`, `GET /v1/self`, `GET /metrics`,
-//! `GET /healthz`.
+//! The agent's HTTP API.
+//!
+//! Reads, open to anyone who can connect: `GET /v1/members` (filtered by
+//! `?status=&tag=`), `GET /v1/self`, `GET /v1/info`, `GET /v1/monitor`
+//! (server-sent events), `GET /metrics`, `GET /healthz`.
+//!
+//! Writes, which change the cluster and need the token when one is set or
+//! the API listens beyond loopback ([`super::state::WriteAccess`]): `POST /v1/join`
+//! `{"seeds": [...]}`, `POST /v1/leave`, `POST /v1/force-leave`
+//! `{"node": NAME}`, `POST /v1/event` `{"name": ..., "payload": ...}`,
+//! `POST /v1/tags` `{"set": {...}, "delete": [...]}`. Errors are plain
+//! text with a 4xx or 5xx status.
 
+use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{header, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::StreamExt;
 
 use super::meta::AgentMeta;
-use crate::{Handle, MemberInfo};
+use super::state::{AgentState, OpError};
+use crate::{Member, MemberInfo};
+
+/// How long `POST /v1/join` waits for a seed to answer.
+const JOIN_WAIT: Duration = Duration::from_secs(10);
 
 /// One member as `/v1/members` and `/v1/self` show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,14 +58,25 @@ pub struct MemberJson {
 
 impl From<&MemberInfo> for MemberJson {
     fn from(m: &MemberInfo) -> Self {
-        let (name, meta) = AgentMeta::decode(&m.meta);
+        MemberJson::new(m.addr, m.state, m.incarnation, &m.meta, m.is_local)
+    }
+}
+
+impl MemberJson {
+    /// The JSON of an event's member; `local` when it is this agent.
+    pub fn from_member(m: &Member, local: bool) -> Self {
+        MemberJson::new(m.addr, m.state, m.incarnation, &m.meta, local)
+    }
+
+    fn new(addr: SocketAddr, state: swim_core::State, incarnation: u32, meta: &[u8], local: bool) -> Self {
+        let (name, meta) = AgentMeta::decode(meta);
         MemberJson {
-            name: name.unwrap_or_else(|| m.addr.to_string()),
-            addr: m.addr.to_string(),
-            state: m.state.as_str().to_owned(),
-            incarnation: m.incarnation,
+            name: name.unwrap_or_else(|| addr.to_string()),
+            addr: addr.to_string(),
+            state: state.as_str().to_owned(),
+            incarnation,
             meta,
-            local: m.is_local,
+            local,
         }
     }
 }
@@ -90,63 +124,232 @@ impl MemberFilter {
     }
 }
 
-/// The routes, answering from `handle`.
-pub fn router(handle: Handle) -> Router {
+/// The routes, answering from `agent`.
+pub fn router(agent: Arc<AgentState>) -> Router {
     Router::new()
         .route("/v1/members", get(members))
         .route("/v1/self", get(local))
+        .route("/v1/info", get(info))
+        .route("/v1/monitor", get(monitor))
+        .route("/v1/join", post(join))
+        .route("/v1/leave", post(leave))
+        .route("/v1/force-leave", post(force_leave))
+        .route("/v1/event", post(event))
+        .route("/v1/tags", post(tags))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
-        .with_state(handle)
+        .with_state(agent)
 }
 
 /// Serve the API on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
-    handle: Handle,
+    agent: Arc<AgentState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router(handle)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(agent)).with_graceful_shutdown(shutdown).await
 }
 
-fn stopped() -> Response {
-    (StatusCode::SERVICE_UNAVAILABLE, "swim node stopped\n").into_response()
-}
-
-async fn members(State(handle): State<Handle>, Query(query): Query<Vec<(String, String)>>) -> Response {
-    let filter = match MemberFilter::from_pairs(&query) {
-        Ok(f) => f,
-        Err(why) => return (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response(),
-    };
-    match handle.members().await {
-        Ok(members) => {
-            let shown: Vec<MemberJson> = members.iter().map(MemberJson::from).filter(|m| filter.matches(m)).collect();
-            Json(shown).into_response()
+impl IntoResponse for OpError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            OpError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            OpError::Unauthorized => StatusCode::UNAUTHORIZED,
+            OpError::Forbidden(_) => StatusCode::FORBIDDEN,
+            OpError::NotFound(_) => StatusCode::NOT_FOUND,
+            OpError::Conflict(_) => StatusCode::CONFLICT,
+            OpError::TimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
+            OpError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let mut response = (status, format!("{self}\n")).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }
-        Err(_) => stopped(),
+        response
     }
 }
 
-async fn local(State(handle): State<Handle>) -> Response {
-    match handle.local_member().await {
-        Ok(m) => Json(MemberJson::from(&m)).into_response(),
-        Err(_) => stopped(),
+/// A write request: its token checked, then its JSON body read (an empty
+/// body reads as `{}`); refused with 401/403 or a 400 naming what is wrong.
+struct Write<T>(T);
+
+impl<T: serde::de::DeserializeOwned> FromRequest<Arc<AgentState>> for Write<T> {
+    type Rejection = OpError;
+
+    async fn from_request(req: Request, agent: &Arc<AgentState>) -> Result<Self, OpError> {
+        let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        agent.access.check(given)?;
+        let bytes = axum::body::Bytes::from_request(req, agent)
+            .await
+            .map_err(|e| OpError::BadRequest(format!("cannot read the request body: {e}")))?;
+        let bytes = if bytes.is_empty() { b"{}".as_slice() } else { &bytes[..] };
+        serde_json::from_slice(bytes).map(Write).map_err(|e| OpError::BadRequest(format!("invalid request body: {e}")))
     }
 }
 
-async fn metrics(State(handle): State<Handle>) -> Response {
-    match handle.stats().await {
-        Ok(stats) => {
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], super::metrics::render(&stats))
-                .into_response()
+/// The body of a write that takes no arguments.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArguments {}
+
+async fn members(
+    State(agent): State<Arc<AgentState>>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Response, OpError> {
+    let filter = MemberFilter::from_pairs(&query).map_err(OpError::BadRequest)?;
+    let members = agent.handle.members().await?;
+    let shown: Vec<MemberJson> = members.iter().map(MemberJson::from).filter(|m| filter.matches(m)).collect();
+    Ok(Json(shown).into_response())
+}
+
+async fn local(State(agent): State<Arc<AgentState>>) -> Result<Response, OpError> {
+    let m = agent.handle.local_member().await?;
+    Ok(Json(MemberJson::from(&m)).into_response())
+}
+
+/// `GET /v1/info`: this agent, its members by state, its protocol
+/// settings and version.
+async fn info(State(agent): State<Arc<AgentState>>) -> Result<Response, OpError> {
+    let me = agent.handle.local_member().await?;
+    let stats = agent.handle.stats().await?;
+    let meta = agent.meta().await;
+    let c = &agent.config;
+    let ms = |d: Duration| d.as_millis() as u64;
+    let counts = &stats.members;
+    Ok(Json(serde_json::json!({
+        "name": meta.name.unwrap_or_else(|| me.addr.to_string()),
+        "addr": me.addr.to_string(),
+        "incarnation": me.incarnation,
+        "state": me.state.as_str(),
+        "tags": meta.tags,
+        "members": {
+            "alive": counts.alive,
+            "suspect": counts.suspect,
+            "failed": counts.failed,
+            "left": counts.left,
+        },
+        "local_health": stats.local_health,
+        "protocol": {
+            "profile": agent.profile,
+            "probe_interval_ms": ms(c.probe_interval),
+            "probe_timeout_ms": ms(c.probe_timeout),
+            "indirect_checks": c.indirect_checks,
+            "suspicion_mult": c.suspicion_mult,
+            "gossip_interval_ms": ms(c.gossip_interval),
+            "push_pull_interval_ms": ms(c.push_pull_interval),
+            "lifeguard": c.lifeguard,
+        },
+        "writes": agent.access.as_str(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response())
+}
+
+/// `GET /v1/monitor`: every agent event as it happens, as server-sent
+/// events whose data is the event's JSON; a monitor that falls behind gets
+/// `{"event": "lagged", "skipped": N}` and reads on.
+async fn monitor(State(agent): State<Arc<AgentState>>) -> Response {
+    let local = agent.handle.local_addr();
+    let stream = BroadcastStream::new(agent.subscribe()).map(move |item| {
+        let json = match item {
+            Ok(event) => event.to_json(local),
+            Err(BroadcastStreamRecvError::Lagged(n)) => serde_json::json!({"event": "lagged", "skipped": n}),
+        };
+        Ok::<_, Infallible>(SseEvent::default().data(json.to_string()))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinBody {
+    seeds: Vec<String>,
+}
+
+/// `POST /v1/join {"seeds": [...]}`: join through them; answers once a
+/// seed answered, or 504 after 10 s (the join goes on).
+async fn join(
+    State(agent): State<Arc<AgentState>>,
+    Write(JoinBody { seeds }): Write<JoinBody>,
+) -> Result<Response, OpError> {
+    if seeds.is_empty() {
+        return Err(OpError::BadRequest("give at least one seed".to_owned()));
+    }
+    match tokio::time::timeout(JOIN_WAIT, agent.handle.join(seeds.iter())).await {
+        Ok(members) => Ok(Json(serde_json::json!({ "members": members? })).into_response()),
+        Err(_) => {
+            Err(OpError::TimedOut(format!("no seed answered within {} s; the join goes on", JOIN_WAIT.as_secs())))
         }
-        Err(_) => stopped(),
     }
 }
 
-async fn healthz(State(handle): State<Handle>) -> Response {
-    if handle.is_stopped() {
-        stopped()
+/// `POST /v1/leave`: leave gracefully; the agent then exits.
+async fn leave(State(agent): State<Arc<AgentState>>, _: Write<NoArguments>) -> Result<Response, OpError> {
+    agent.request_leave().await;
+    Ok(Json(serde_json::json!({ "leaving": true })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForceLeaveBody {
+    node: String,
+}
+
+/// `POST /v1/force-leave {"node": NAME}`: a failed member is marked left.
+async fn force_leave(
+    State(agent): State<Arc<AgentState>>,
+    Write(ForceLeaveBody { node }): Write<ForceLeaveBody>,
+) -> Result<Response, OpError> {
+    let addr: SocketAddr = agent.force_leave(&node).await?;
+    Ok(Json(serde_json::json!({ "node": node, "addr": addr.to_string() })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventBody {
+    name: String,
+    #[serde(default)]
+    payload: String,
+}
+
+/// `POST /v1/event {"name": ..., "payload": ...}`: a user event, once at
+/// every agent.
+async fn event(
+    State(agent): State<Arc<AgentState>>,
+    Write(EventBody { name, payload }): Write<EventBody>,
+) -> Result<Response, OpError> {
+    agent.send_event(&name, payload.as_bytes()).await?;
+    Ok(Json(serde_json::json!({ "name": name })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagsBody {
+    #[serde(default)]
+    set: BTreeMap<String, String>,
+    #[serde(default)]
+    delete: Vec<String>,
+}
+
+/// `POST /v1/tags {"set": {...}, "delete": [...]}`: change this agent's
+/// tags; the others see it updated. Answers with the tags now.
+async fn tags(
+    State(agent): State<Arc<AgentState>>,
+    Write(TagsBody { set, delete }): Write<TagsBody>,
+) -> Result<Response, OpError> {
+    let tags = agent.change_tags(&set, &delete).await?;
+    Ok(Json(serde_json::json!({ "tags": tags })).into_response())
+}
+
+async fn metrics(State(agent): State<Arc<AgentState>>) -> Result<Response, OpError> {
+    let stats = agent.handle.stats().await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], super::metrics::render(&stats))
+        .into_response())
+}
+
+async fn healthz(State(agent): State<Arc<AgentState>>) -> Response {
+    if agent.handle.is_stopped() {
+        OpError::Stopped.into_response()
     } else {
         (StatusCode::OK, "ok\n").into_response()
     }

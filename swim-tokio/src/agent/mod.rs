@@ -7,11 +7,13 @@
 
 pub mod cli;
 pub mod client;
+pub mod events;
 pub mod http;
 pub mod meta;
 pub mod metrics;
 pub mod run;
 pub mod settings;
+pub mod state;
 
 /// Changes the log filter of a running agent (SIGHUP reload).
 #[derive(Debug, Clone)]

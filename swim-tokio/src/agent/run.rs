@@ -12,9 +12,15 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
 use super::cli::AgentArgs;
+use super::events::AgentEvent;
 use super::meta::AgentMeta;
 use super::settings::Settings;
+use super::state::{AgentState, WriteAccess};
 use super::LogControl;
 use crate::{Error, Event, Events, Handle, Member, Options, StartError};
 
@@ -87,7 +93,18 @@ pub async fn run(args: AgentArgs, mut settings: Settings, log: LogControl) -> Re
         name = settings.meta.name.as_deref().unwrap_or(""),
         "agent running"
     );
-    tokio::spawn(log_events(events, settings.meta.name.clone(), handle.local_addr()));
+    let (leave_tx, mut leave_requests) = mpsc::channel(1);
+    let access =
+        WriteAccess::new(settings.http.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))), settings.http_token.clone());
+    let state = Arc::new(AgentState::new(
+        handle.clone(),
+        settings.meta.clone(),
+        access,
+        settings.profile.as_str(),
+        settings.config.clone(),
+        leave_tx,
+    ));
+    tokio::spawn(pump_events(events, state.clone(), settings.meta.name.clone()));
 
     let (stop_http, http_stopped) = watch::channel(false);
     let http = match settings.http {
@@ -99,9 +116,9 @@ pub async fn run(args: AgentArgs, mut settings: Settings, log: LogControl) -> Re
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
-            let h = handle.clone();
+            let s = state.clone();
             Some(tokio::spawn(async move {
-                if let Err(e) = super::http::serve(listener, h, shutdown).await {
+                if let Err(e) = super::http::serve(listener, s, shutdown).await {
                     error!(error = %e, "HTTP API stopped");
                 }
             }))
@@ -128,12 +145,13 @@ pub async fn run(args: AgentArgs, mut settings: Settings, log: LogControl) -> Re
                 }
             }
             signal = signals.wait() => match signal {
-                Signal::Reload => reload(&args, &mut settings, &log, &handle).await,
+                Signal::Reload => reload(&args, &mut settings, &log, &state).await,
                 Signal::Stop(which) => break which,
             },
+            Some(()) = leave_requests.recv() => break "a leave request",
         }
     };
-    info!(signal = which, "leaving the cluster");
+    info!(by = which, "leaving the cluster");
     tokio::select! {
         left = handle.leave() => match left {
             Ok(outcome) => info!(?outcome, "left the cluster"),
@@ -181,7 +199,7 @@ async fn join(handle: Handle, seeds: Vec<String>, name: Option<String>) -> Resul
 /// SIGHUP: read the settings again and apply the tags and the log level;
 /// log every other change as needing a restart. A file that does not
 /// validate is refused whole and the running settings stay.
-async fn reload(args: &AgentArgs, current: &mut Settings, log: &LogControl, handle: &Handle) {
+async fn reload(args: &AgentArgs, current: &mut Settings, log: &LogControl, state: &AgentState) {
     let new = match Settings::load(args) {
         Ok(new) => new,
         Err(e) => {
@@ -202,16 +220,10 @@ async fn reload(args: &AgentArgs, current: &mut Settings, log: &LogControl, hand
         }
     }
     if new.meta.tags != current.meta.tags {
-        let meta = AgentMeta { name: current.meta.name.clone(), tags: new.meta.tags };
-        let changed = match meta.encode(current.config.max_metadata_len) {
-            Ok(bytes) => handle.set_metadata(bytes.clone()).await.map(|()| bytes).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match changed {
-            Ok(bytes) => {
-                info!(tags = ?meta.tags, "tags changed");
-                current.meta = meta;
-                current.meta_bytes = bytes;
+        match state.replace_tags(new.meta.tags.clone()).await {
+            Ok(tags) => {
+                info!(?tags, "tags changed");
+                current.meta.tags = tags;
             }
             Err(e) => warn!("tags not changed: {e}"),
         }
@@ -266,9 +278,11 @@ impl Signals {
     }
 }
 
-/// Log every membership change as one readable line, and a member that
-/// shows up under this agent's own name as an error.
-async fn log_events(mut events: Events, name: Option<String>, me: SocketAddr) {
+/// Log every node event as one readable line (and a member that shows up
+/// under this agent's own name as an error), and hand the agent's events
+/// to its monitors and handlers.
+async fn pump_events(mut events: Events, state: Arc<AgentState>, name: Option<String>) {
+    let me = state.handle.local_addr();
     loop {
         match events.recv().await {
             Ok(event) => {
@@ -282,6 +296,9 @@ async fn log_events(mut events: Events, name: Option<String>, me: SocketAddr) {
                             m.addr
                         );
                     }
+                }
+                if let Some(e) = AgentEvent::from_node(&event) {
+                    state.publish(e);
                 }
             }
             Err(RecvError::Lagged(n)) => warn!(skipped = n, "event log fell behind"),
@@ -320,7 +337,10 @@ fn log_event(event: &Event) {
         Event::Alive(m) => info!("member alive again: {}", Shown(m)),
         Event::Failed(m) => warn!("member failed: {}", Shown(m)),
         Event::Left(m) => info!("member left: {}", Shown(m)),
-        Event::Broadcast { from, payload } => info!(%from, bytes = payload.len(), "broadcast received"),
+        Event::Broadcast { from, payload } => {
+            let (name, payload) = super::events::decode_user_event(payload);
+            info!(%from, name, bytes = payload.len(), "user event received");
+        }
         Event::Conflict { addr, other_instance, incarnation } => error!(
             %addr,
             other_instance,

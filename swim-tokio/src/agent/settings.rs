@@ -38,6 +38,8 @@ pub struct FileConfig {
     pub profile: Option<Profile>,
     /// `http = "127.0.0.1:7947"`.
     pub http: Option<SocketAddr>,
+    /// `http_token_file = "/etc/swim/token"`.
+    pub http_token_file: Option<PathBuf>,
     /// `log_level = "info"`.
     pub log_level: Option<String>,
     /// How long a graceful leave may take, in milliseconds.
@@ -208,6 +210,13 @@ pub enum SettingsError {
         /// The address it would be known by.
         addr: SocketAddr,
     },
+    /// The HTTP token file cannot be read, or is empty.
+    TokenFile {
+        /// The file.
+        path: String,
+        /// Why.
+        why: String,
+    },
     /// No name was given and the host name cannot be read.
     NoHostName(std::io::Error),
     /// A value from the config file `path` was refused.
@@ -239,6 +248,9 @@ impl fmt::Display for SettingsError {
                 "this agent would be known by {addr}, which other members cannot send to: give \
                  `--advertise ADDR` (or `advertise` in the config file), or `--bind` a specific address"
             ),
+            SettingsError::TokenFile { path, why } => {
+                write!(f, "invalid value for `http_token_file`: cannot use {path}: {why}")
+            }
             SettingsError::NoHostName(e) => {
                 write!(f, "no `--name` given and the host name cannot be read ({e}): give `--name NAME`")
             }
@@ -290,6 +302,18 @@ pub fn check_log_level(key: &'static str, value: &str) -> Result<(), SettingsErr
     Ok(())
 }
 
+/// Read a token file: its first line, trimmed, which must not be empty.
+pub fn read_token(path: &Path) -> Result<String, SettingsError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SettingsError::TokenFile { path: shown.clone(), why: e.to_string() })?;
+    let token = text.lines().next().unwrap_or("").trim().to_owned();
+    if token.is_empty() {
+        return Err(SettingsError::TokenFile { path: shown, why: "the file is empty".to_owned() });
+    }
+    Ok(token)
+}
+
 /// The name of this host, the default member name.
 pub fn host_name() -> std::io::Result<String> {
     let name = hostname::get()?;
@@ -315,6 +339,9 @@ pub struct Settings {
     pub meta_bytes: Vec<u8>,
     /// HTTP API address.
     pub http: Option<SocketAddr>,
+    /// The token the API's write operations require, read from
+    /// `http_token_file`.
+    pub http_token: Option<String>,
     /// Log filter, if set by the command line or the file (checked with
     /// [`check_log_level`]).
     pub log_level: Option<String>,
@@ -322,6 +349,8 @@ pub struct Settings {
     pub leave_timeout: Duration,
     /// RNG seed, if fixed.
     pub rng_seed: Option<u64>,
+    /// The timing profile the protocol configuration starts from.
+    pub profile: Profile,
     /// The protocol configuration, validated.
     pub config: Config,
 }
@@ -410,9 +439,14 @@ impl Settings {
             meta,
             meta_bytes,
             http: args.http.or(file.http),
+            http_token: match args.http_token_file.as_ref().or(file.http_token_file.as_ref()) {
+                Some(p) => Some(read_token(p)?),
+                None => None,
+            },
             log_level,
             leave_timeout: Duration::from_millis(file.leave_timeout_ms.unwrap_or(5_000)),
             rng_seed: file.rng_seed,
+            profile,
             config,
         })
     }
@@ -442,6 +476,7 @@ impl Settings {
         check(self.retry_max != new.retry_max, "retry_max");
         check(self.meta.name != new.meta.name, "name");
         check(self.http != new.http, "http");
+        check(self.http_token != new.http_token, "http_token_file");
         check(self.leave_timeout != new.leave_timeout, "leave_timeout_ms");
         check(self.rng_seed != new.rng_seed, "rng_seed");
         check(self.config != new.config, "profile / [protocol]");

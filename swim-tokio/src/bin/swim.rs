@@ -1,15 +1,22 @@
-//! `swim`: run a SWIM cluster agent, or ask one about its members.
+//! `swim`: run a SWIM cluster agent, or ask one about its cluster or to
+//! change it.
 //!
 //! ```text
 //! swim agent --bind 127.0.0.1:7946 --name a --http 127.0.0.1:7947
 //! swim agent --bind 127.0.0.1:7956 --join 127.0.0.1:7946 --meta role=web
 //! swim members --http 127.0.0.1:7947
+//! swim event --http 127.0.0.1:7947 deploy v1.2
+//! swim monitor --http 127.0.0.1:7957
 //! ```
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use swim_tokio::agent::cli::{Cli, Command, MembersArgs};
+use std::io::Write as _;
+
+use serde_json::json;
+use swim_tokio::agent::cli::{AgentArgs, ApiArgs, Cli, Command, MembersArgs};
+use swim_tokio::agent::meta::parse_tag;
 use swim_tokio::agent::settings::Settings;
 use swim_tokio::agent::{client, init_logging, run};
 
@@ -24,57 +31,218 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
-        Command::Agent(args) => {
-            let settings = match Settings::load(&args) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("swim: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let log = match init_logging(settings.log_level.as_deref()) {
-                Ok(log) => log,
-                Err(e) => {
-                    eprintln!("swim: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            // Printed once, here; the run loop does not log it too.
-            match runtime.block_on(run::run(args, settings, log)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("swim: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+    runtime.block_on(operate(cli.command))
+}
+
+/// `swim agent`: settings and logging are checked before anything starts
+/// (exit 2); a failure while running exits 1. Printed once, here; the run
+/// loop does not log it too.
+async fn agent(args: AgentArgs) -> ExitCode {
+    let settings = match Settings::load(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("swim: {e}");
+            return ExitCode::from(2);
         }
-        Command::Members(args) => runtime.block_on(members(args)),
+    };
+    let log = match init_logging(settings.log_level.as_deref()) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("swim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run::run(args, settings, log).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("swim: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
+/// Print a failed request once, naming the agent.
+fn failed(http: &str, e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("swim: {http}: {e}");
+    ExitCode::FAILURE
+}
+
 async fn members(args: MembersArgs) -> ExitCode {
+    let http = &args.api.http;
     if args.json {
-        match client::get(&args.http, &args.path()).await {
+        match client::get(http, &args.path()).await {
             Ok(body) => {
                 println!("{body}");
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("swim: {}: {e}", args.http);
-                ExitCode::FAILURE
-            }
+            Err(e) => failed(http, e),
         }
     } else {
-        match client::members_at(&args.http, &args.path()).await {
+        match client::members_at(http, &args.path()).await {
             Ok(members) => {
                 print!("{}", client::table(&members));
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("swim: {}: {e}", args.http);
-                ExitCode::FAILURE
-            }
+            Err(e) => failed(http, e),
         }
     }
+}
+
+/// POST `body` to `path` with the token of `api`; print `done` with the
+/// answer's JSON on success.
+async fn write(
+    api: &ApiArgs,
+    path: &str,
+    body: serde_json::Value,
+    done: impl FnOnce(&serde_json::Value) -> String,
+) -> ExitCode {
+    let token = match api.token() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("swim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match client::post(&api.http, path, &body, token.as_deref()).await {
+        Ok(answer) => {
+            let json = serde_json::from_str(&answer).unwrap_or(serde_json::Value::Null);
+            println!("{}", done(&json));
+            ExitCode::SUCCESS
+        }
+        Err(e) => failed(&api.http, e),
+    }
+}
+
+async fn operate(command: Command) -> ExitCode {
+    match command {
+        Command::Agent(args) => agent(args).await,
+        Command::Members(args) => members(args).await,
+        Command::Join(args) => {
+            write(&args.api, "/v1/join", json!({ "seeds": args.seeds }), |a| {
+                format!("joined: {} members", a["members"])
+            })
+            .await
+        }
+        Command::Leave(api) => write(&api, "/v1/leave", json!({}), |_| "leaving".to_owned()).await,
+        Command::ForceLeave(args) => {
+            write(&args.api, "/v1/force-leave", json!({ "node": args.node }), |a| {
+                format!("forced out: {} {}", a["node"].as_str().unwrap_or(""), a["addr"].as_str().unwrap_or(""))
+            })
+            .await
+        }
+        Command::Event(args) => {
+            let body = json!({ "name": args.name, "payload": args.payload });
+            write(&args.api, "/v1/event", body, |a| format!("event sent: {}", a["name"].as_str().unwrap_or(""))).await
+        }
+        Command::Tags(args) => {
+            let mut set = serde_json::Map::new();
+            for tag in &args.set {
+                match parse_tag(tag) {
+                    Ok((k, v)) => {
+                        set.insert(k, v.into());
+                    }
+                    Err(e) => {
+                        eprintln!("swim: --set: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            write(&args.api, "/v1/tags", json!({ "set": set, "delete": args.delete }), |a| {
+                let tags = a["tags"].as_object().map(|t| {
+                    t.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(" ")
+                });
+                format!("tags: {}", tags.unwrap_or_default())
+            })
+            .await
+        }
+        Command::Monitor(args) => {
+            let json = args.json;
+            let result = client::follow(&args.api.http, "/v1/monitor", |data| {
+                let line = if json { data.to_owned() } else { monitor_line(data) };
+                let mut out = std::io::stdout().lock();
+                // Stop when nobody reads the output any more.
+                writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+            })
+            .await;
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => failed(&args.api.http, e),
+            }
+        }
+        Command::Info(args) => match client::get(&args.api.http, "/v1/info").await {
+            Ok(body) if args.json => {
+                println!("{body}");
+                ExitCode::SUCCESS
+            }
+            Ok(body) => match serde_json::from_str::<serde_json::Value>(&body) {
+                Ok(info) => {
+                    print!("{}", info_text(&info));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => failed(&args.api.http, e),
+            },
+            Err(e) => failed(&args.api.http, e),
+        },
+    }
+}
+
+/// `key=value` pairs of a JSON object, space separated.
+fn pairs(v: &serde_json::Value) -> String {
+    v.as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::String(s) => format!("{k}={s}"),
+                    other => format!("{k}={other}"),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// One monitor event as a line of text.
+fn monitor_line(data: &str) -> String {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else {
+        return data.to_owned();
+    };
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+    match v["event"].as_str().unwrap_or("") {
+        "user" => format!("user {} from {}: {}", s(&v["name"]), s(&v["from"]), s(&v["payload"])),
+        "lagged" => format!("lagged: {} events skipped", v["skipped"]),
+        kind => {
+            let m = &v["member"];
+            let tags = pairs(&m["meta"]);
+            format!(
+                "{kind} {} {} {} incarnation {} {tags}",
+                s(&m["name"]),
+                s(&m["addr"]),
+                s(&m["state"]),
+                m["incarnation"]
+            )
+            .trim_end()
+            .to_owned()
+        }
+    }
+}
+
+/// `swim info` as aligned lines.
+fn info_text(v: &serde_json::Value) -> String {
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let rows = [
+        ("name", s(&v["name"])),
+        ("addr", s(&v["addr"])),
+        ("state", s(&v["state"])),
+        ("incarnation", s(&v["incarnation"])),
+        ("members", pairs(&v["members"])),
+        ("tags", pairs(&v["tags"])),
+        ("local_health", s(&v["local_health"])),
+        ("protocol", pairs(&v["protocol"])),
+        ("writes", s(&v["writes"])),
+        ("version", s(&v["version"])),
+    ];
+    rows.iter().map(|(k, v)| format!("{k:<13}{v}\n")).collect()
 }
