@@ -9,6 +9,13 @@ use swim_sim::seed::{self, Stream};
 
 use crate::harness::{addr, id_of, Belief, Nanos, Out, Protocol, StreamEvent, StreamOp, Wakes};
 
+/// The epoch every node starts its life with. kinship's own driver passes
+/// the wall-clock milliseconds of the process start; a node without an
+/// epoch neither advertises nor sends digest push-pulls and falls back to
+/// whole-table exchanges, which is not how kinship runs. A fixed value
+/// keeps the run deterministic (2025-12-02T00:00:00Z).
+const EPOCH: u64 = 1_764_633_600_000;
+
 /// Every kinship node of the run.
 pub struct Kinship {
     config: Config,
@@ -71,7 +78,7 @@ impl Protocol for Kinship {
         let c = &self.config;
         serde_json::json!({
             "preset": "Config::lan(Security::InsecurePlaintext)",
-            "identity": "name \"n<id>\" and SocketAddr",
+            "identity": "name \"n<id>\" and SocketAddr, epoch set (as kinship's driver does), so digest push-pull is on",
             "probe_interval_ms": c.probe_interval.as_millis() as u64,
             "probe_timeout_ms": c.probe_timeout.as_millis() as u64,
             "indirect_checks": c.indirect_checks,
@@ -96,8 +103,9 @@ impl Protocol for Kinship {
         let node_seed = rng.next_u64();
         // The name and the preset are valid by construction: a failure is a
         // bug in this driver, not an input.
-        let me =
-            Identity::new(format!("n{id}"), addr(id)).unwrap_or_else(|e| panic!("kinship refused name n{id}: {e:?}"));
+        let me = Identity::new(format!("n{id}"), addr(id))
+            .unwrap_or_else(|e| panic!("kinship refused name n{id}: {e:?}"))
+            .with_epoch(EPOCH);
         let node = Node::new(self.config.clone(), me, Instant::from_nanos(now), node_seed, &nonce_key)
             .unwrap_or_else(|e| panic!("kinship refused its LAN preset: {e:?}"));
         self.nodes[id as usize] = Some(node);
