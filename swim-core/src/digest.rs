@@ -16,8 +16,10 @@ pub(crate) use crate::wire::MAX_DIGEST_LOG2;
 /// The most buckets a digest has.
 pub(crate) const MAX_BUCKETS: usize = 1 << MAX_DIGEST_LOG2;
 
-/// Tables this small are exchanged whole: one datagram either way.
-pub(crate) const MIN_MEMBERS: usize = 64;
+/// Tables this small are exchanged whole: one datagram either way. Above
+/// it a whole table takes a datagram or more each way, and two nodes that
+/// agree (the usual case) exchange two digests of 16 to 32 bytes instead.
+pub(crate) const MIN_MEMBERS: usize = 32;
 
 /// FNV-1a over `bytes`, then SplitMix64's finaliser for avalanche (FNV alone
 /// mixes the high bits of short inputs poorly). Deterministic everywhere.

@@ -139,6 +139,8 @@ pub struct Stats {
     pub buffer_too_small: u64,
     /// Full-state exchanges started by this node (joins and periodic).
     pub push_pulls: u64,
+    /// Digests sent (each leg of a digest exchange counts one).
+    pub digests_sent: u64,
     /// Join attempts (one per round of seeds).
     pub join_attempts: u64,
     /// Corrections sent to members whose accusation was at an outdated

@@ -1,6 +1,7 @@
 //! In steady state, handling a datagram and producing the reply allocate
 //! nothing: a counting global allocator watches a converged pair of nodes
-//! probing each other.
+//! probing each other, and a 50-member cluster whose datagrams carry
+//! piggybacked updates, indirect probes and periodic digest exchanges.
 
 // A global allocator is the one place unsafe is unavoidable; it only counts
 // and forwards to the system allocator.
@@ -109,4 +110,118 @@ fn steady_state_probing_allocates_nothing() {
     assert!(exchanged >= 50, "the pair kept probing each other ({exchanged} datagrams)");
     assert_eq!(allocations, 0, "{allocations} allocations over {exchanged} datagrams in steady state");
     assert_eq!(nodes[0].member(&NodeId(1)).map(|m| m.state), Some(State::Alive));
+}
+
+/// `n` nodes on a zero-latency network where datagrams from each node `a` to
+/// node `a + 7` are lost, so every node reaches one member only through
+/// indirect probes (and no member is ever unreachable through them); the
+/// seed, node 1, is reachable from everyone so every join gets through.
+struct Net {
+    nodes: Vec<TestNode>,
+    now: Instant,
+    buf: Vec<u8>,
+}
+
+impl Net {
+    fn new(n: u32, config: &Config) -> Net {
+        let nodes = (0..n)
+            .map(|id| {
+                let rng = Xoshiro256PlusPlus::seed_from_u64(u64::from(id) + 100);
+                Node::new(NodeId(id), config.clone(), rng, Instant::ZERO).unwrap()
+            })
+            .collect();
+        Net { nodes, now: Instant::ZERO, buf: vec![0u8; 1400] }
+    }
+
+    fn run(&mut self, end: Instant) -> u64 {
+        let mut delivered = 0;
+        loop {
+            let mut progressed = false;
+            for a in 0..self.nodes.len() {
+                while let Some(tx) = self.nodes[a].poll_transmit(&mut self.buf) {
+                    progressed = true;
+                    if tx.to != NodeId(1) && tx.to.0 as usize == (a + 7) % self.nodes.len() {
+                        continue;
+                    }
+                    let b = tx.to.0 as usize;
+                    let _ = self.nodes[b].handle_datagram(self.now, NodeId(a as u32), &self.buf[..tx.len]);
+                    delivered += 1;
+                }
+                while self.nodes[a].poll_event().is_some() {}
+            }
+            if progressed {
+                continue;
+            }
+            let next = self.nodes.iter().filter_map(Node::poll_timeout).min().unwrap();
+            if next > end {
+                return delivered;
+            }
+            self.now = self.now.max(next);
+            let now = self.now;
+            for n in &mut self.nodes {
+                n.handle_timeout(now);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_cluster_with_piggybacked_news_indirect_probes_and_digests_allocates_nothing() {
+    let mut config = Config::lan();
+    config.push_pull_interval = Duration::from_secs(5);
+    let n = 50u32;
+    let mut net = Net::new(n, &config);
+    let seeds = [NodeId(1)];
+    for id in 0..n {
+        if id != 1 {
+            net.nodes[id as usize].join(Instant::ZERO, &seeds);
+        }
+    }
+    // Converge, let every queue reach its working size, and warm up.
+    net.run(Instant::from_secs(120));
+    for node in &net.nodes {
+        let missing: Vec<_> = (0..n)
+            .filter(|&id| node.member(&NodeId(id)).is_none_or(|m| !m.state.is_live()))
+            .map(|id| (id, node.member(&NodeId(id)).map(|m| (m.state, m.incarnation))))
+            .collect();
+        assert!(missing.is_empty(), "{:?} misses {missing:?}", node.local_addr());
+    }
+
+    // News every node already holds and passes on: member 3 refuted an
+    // accusation (Alive one incarnation up). Every node learns it at once, so
+    // what follows only piggybacks it (the merge of news already known).
+    let refuted = net.nodes[3].incarnation() + 1;
+    let alive = swim_core::wire::Message::Update(swim_core::wire::Update {
+        member: NodeId(3),
+        state: State::Alive,
+        incarnation: refuted,
+        instance: net.nodes[3].instance(),
+        meta: &[],
+        accuser: None,
+    });
+    let mut datagram = vec![0u8; 256];
+    let len = swim_core::wire::encode_datagram(&mut datagram, b"", &[alive]).unwrap();
+    let now = net.now;
+    for node in net.nodes.iter_mut().filter(|node| *node.local_addr() != NodeId(3)) {
+        node.handle_datagram(now, NodeId(3), &datagram[..len]).unwrap();
+    }
+    let backlog: usize = net.nodes.iter().map(Node::gossip_backlog).sum();
+    assert!(backlog >= n as usize - 1, "the news is queued everywhere ({backlog} items)");
+
+    let before: Vec<_> = net.nodes.iter().map(|node| node.stats().clone()).collect();
+    let end = net.now + Duration::from_secs(30);
+    let (delivered, allocations) = counted(|| net.run(end));
+    let sum = |f: fn(&swim_core::Stats) -> u64| -> u64 {
+        net.nodes.iter().zip(&before).map(|(node, b)| f(node.stats()) - f(b)).sum()
+    };
+    let piggybacked = sum(|s| s.updates_sent);
+    let indirect = sum(|s| s.indirect_probes);
+    let exchanges = sum(|s| s.digests_sent);
+    assert!(piggybacked >= 200, "{piggybacked} updates piggybacked");
+    assert!(indirect >= 10, "{indirect} indirect probes");
+    assert!(exchanges >= 20, "{exchanges} digests");
+    assert_eq!(allocations, 0, "{allocations} allocations over {delivered} datagrams in steady state");
+    for node in &net.nodes {
+        assert_eq!(node.live_members(), n);
+    }
 }

@@ -59,6 +59,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 let written = w.len();
                 let len = wire::seal_in_place(buf, written)?;
                 self.stats.sent.push_pull += 1;
+                self.stats.digests_sent += 1;
                 return Some(self.count_out(to, len));
             }
         };
