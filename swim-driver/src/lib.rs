@@ -12,7 +12,8 @@
 //! - [`node`]: the loop's steps: start the node, feed it, drain its
 //!   datagrams and events, snapshot its counters.
 //! - [`member`], [`stats`], [`options`], [`error`]: the types both
-//!   drivers' handles answer with, start from and fail to start with.
+//!   drivers' handles answer with, start from and fail to start with;
+//!   [`Member`] is the one member type of events and member lists.
 //! - [`meta`]: the name-and-tags metadata convention of the `swim` agent.
 //!
 //! No async runtime, no poller: sockets, channels, timers and logging stay
@@ -29,12 +30,13 @@ pub mod stats;
 
 pub use clock::Clock;
 pub use error::StartError;
-pub use member::{LeaveOutcome, MemberInfo, PendingLeaves};
+pub use member::{LeaveOutcome, PendingLeaves};
 pub use node::{DriverNode, Outgoing, SwimNode};
 pub use options::Options;
 pub use stats::{MemberCounts, Stats};
 
 /// A membership event about members known by their socket address.
 pub type Event = swim_core::Event<std::net::SocketAddr>;
-/// A member as an event reports it.
+/// A member known by its socket address, as events and member lists
+/// (`Handle::members`) report it: one type for both.
 pub type Member = swim_core::Member<std::net::SocketAddr>;

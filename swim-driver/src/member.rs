@@ -1,25 +1,7 @@
-//! What a driver's handle answers about members and a graceful leave, and
-//! the leaves waiting for their answer.
+//! How a graceful leave ends, and the leaves waiting for their answer.
+//! (Members, in events and snapshots alike, are [`crate::Member`].)
 
-use std::net::SocketAddr;
 use std::time::Instant as StdInstant;
-
-use swim_core::{Bytes, State};
-
-/// One member as a node sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberInfo {
-    /// Its address, which is its identity.
-    pub addr: SocketAddr,
-    /// What this node believes about it.
-    pub state: State,
-    /// Its incarnation.
-    pub incarnation: u32,
-    /// Its metadata.
-    pub meta: Bytes,
-    /// Whether it is this node.
-    pub is_local: bool,
-}
 
 /// How a graceful leave ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,6 @@ use swim_core::{Event, Node, Rejected, State};
 use crate::addr;
 use crate::clock::Clock;
 use crate::error::StartError;
-use crate::member::MemberInfo;
 use crate::options::Options;
 use crate::stats::{MemberCounts, Stats};
 
@@ -141,24 +140,23 @@ impl DriverNode {
         }
     }
 
-    /// Every member this node knows, itself included.
-    pub fn members(&self) -> Vec<MemberInfo> {
+    /// Every member this node knows, itself included (its address is
+    /// [`DriverNode::identity`]).
+    pub fn members(&self) -> Vec<crate::Member> {
         self.node
             .members()
-            .map(|m| MemberInfo {
+            .map(|m| swim_core::Member {
                 addr: *m.addr,
                 state: m.state,
                 incarnation: m.incarnation,
                 meta: swim_core::Bytes::copy_from_slice(m.meta),
-                is_local: m.is_local,
             })
             .collect()
     }
 
     /// This node as the others see it.
-    pub fn local_member(&self) -> MemberInfo {
-        let m = self.node.local_member();
-        MemberInfo { addr: m.addr, state: m.state, incarnation: m.incarnation, meta: m.meta, is_local: true }
+    pub fn local_member(&self) -> crate::Member {
+        self.node.local_member()
     }
 
     /// Everything the node counts, with the driver's counters `driver`.

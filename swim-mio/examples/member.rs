@@ -76,7 +76,7 @@ fn print_members(swim: &Handle) {
     };
     println!("{:<22} {:<7} {:>11}  META", "ADDR", "STATE", "INCARNATION");
     for m in members {
-        let addr = if m.is_local { format!("{} (self)", m.addr) } else { m.addr.to_string() };
+        let addr = if m.addr == swim.local_addr() { format!("{} (self)", m.addr) } else { m.addr.to_string() };
         println!("{addr:<22} {:<7} {:>11}  {}", m.state.as_str(), m.incarnation, meta::describe(&m.meta));
     }
 }

@@ -9,7 +9,7 @@ use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
 
 use mio::Waker;
-use swim_driver::{LeaveOutcome, MemberInfo, Options};
+use swim_driver::{LeaveOutcome, Member, Options};
 
 use crate::driver::{self, Sink};
 use crate::error::{Error, StartError};
@@ -28,8 +28,8 @@ pub type Events = Receiver<Event>;
 pub(crate) enum Command {
     Join { seeds: Vec<SocketAddr>, reply: SyncSender<()> },
     Leave { timeout: Duration, reply: SyncSender<LeaveOutcome> },
-    Members { reply: SyncSender<Vec<MemberInfo>> },
-    LocalMember { reply: SyncSender<MemberInfo> },
+    Members { reply: SyncSender<Vec<Member>> },
+    LocalMember { reply: SyncSender<Member> },
     SetMetadata { meta: Vec<u8>, reply: SyncSender<Result<(), Error>> },
     Broadcast { payload: Vec<u8>, reply: SyncSender<Result<(), Error>> },
     Stats { reply: SyncSender<Stats> },
@@ -182,12 +182,12 @@ impl Handle {
     }
 
     /// Every member this node knows, itself and tombstones included.
-    pub fn members(&self) -> Result<Vec<MemberInfo>, Error> {
+    pub fn members(&self) -> Result<Vec<Member>, Error> {
         self.ask(|reply| Command::Members { reply })
     }
 
     /// This node as the cluster sees it.
-    pub fn local_member(&self) -> Result<MemberInfo, Error> {
+    pub fn local_member(&self) -> Result<Member, Error> {
         self.ask(|reply| Command::LocalMember { reply })
     }
 

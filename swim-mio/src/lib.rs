@@ -45,4 +45,4 @@ pub use stats::{DriverStats, MemberCounts, Stats};
 pub use swim_core::{Config, State};
 pub use swim_driver::meta;
 pub use swim_driver::{Event, Member};
-pub use swim_driver::{LeaveOutcome, MemberInfo, Options};
+pub use swim_driver::{LeaveOutcome, Options};

@@ -1,30 +1,77 @@
 //! The application's side: a cloneable [`Handle`] that sends commands to
 //! the node's task and waits for the answers.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use swim_core::Event;
-use swim_driver::{LeaveOutcome, MemberInfo, Options};
+use swim_driver::{LeaveOutcome, Member, Options};
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
 
 use crate::error::{Error, StartError};
 use crate::seed::Seed;
 use crate::stats::Stats;
 
-/// A stream of membership events. A subscriber that falls more than
-/// `Options::event_capacity` events behind gets
-/// [`broadcast::error::RecvError::Lagged`] and skips ahead; the protocol
-/// never waits for it. Ends (`Closed`) when the node stops.
-pub type Events = broadcast::Receiver<Event<SocketAddr>>;
+/// The node's events as a [`Stream`](tokio_stream::Stream): each item is
+/// an event, or [`Lagged`] when this subscriber fell more than
+/// `Options::event_capacity` events behind and the oldest were skipped; the
+/// stream goes on after a lag (the protocol never waits for a slow
+/// subscriber). It ends when the node stops.
+///
+/// ```no_run
+/// use swim_tokio::StreamExt;
+/// # async fn run(swim: swim_tokio::Handle) -> Result<(), swim_tokio::Error> {
+/// let mut events = swim.subscribe()?;
+/// while let Some(item) = events.next().await {
+///     match item {
+///         Ok(event) => println!("{}", event.name()),
+///         Err(lag) => eprintln!("{lag}"),
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Events {
+    inner: BroadcastStream<Event<SocketAddr>>,
+}
+
+/// Events skipped because a subscriber fell behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lagged {
+    /// How many.
+    pub skipped: u64,
+}
+
+impl fmt::Display for Lagged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "fell behind: {} events skipped", self.skipped)
+    }
+}
+
+impl std::error::Error for Lagged {}
+
+impl tokio_stream::Stream for Events {
+    type Item = Result<Event<SocketAddr>, Lagged>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inner)
+            .poll_next(cx)
+            .map(|item| item.map(|r| r.map_err(|BroadcastStreamRecvError::Lagged(skipped)| Lagged { skipped })))
+    }
+}
 
 /// What the application asks of the node's task.
 #[derive(Debug)]
 pub(crate) enum Command {
     Join { seeds: Vec<Seed>, reply: oneshot::Sender<Result<usize, Error>> },
     Leave { timeout: Duration, reply: oneshot::Sender<LeaveOutcome> },
-    Members { reply: oneshot::Sender<Vec<MemberInfo>> },
-    LocalMember { reply: oneshot::Sender<MemberInfo> },
+    Members { reply: oneshot::Sender<Vec<Member>> },
+    LocalMember { reply: oneshot::Sender<Member> },
     SetMetadata { meta: Vec<u8>, reply: oneshot::Sender<Result<(), Error>> },
     Broadcast { payload: Vec<u8>, reply: oneshot::Sender<Result<(), Error>> },
     ForceLeave { addr: SocketAddr, reply: oneshot::Sender<Result<(), Error>> },
@@ -98,12 +145,12 @@ impl Handle {
     }
 
     /// Every member this node knows, itself and tombstones included.
-    pub async fn members(&self) -> Result<Vec<MemberInfo>, Error> {
+    pub async fn members(&self) -> Result<Vec<Member>, Error> {
         self.ask(|reply| Command::Members { reply }).await
     }
 
     /// This node as the cluster sees it.
-    pub async fn local_member(&self) -> Result<MemberInfo, Error> {
+    pub async fn local_member(&self) -> Result<Member, Error> {
         self.ask(|reply| Command::LocalMember { reply }).await
     }
 
@@ -137,7 +184,8 @@ impl Handle {
 
     /// Events from now on.
     pub fn subscribe(&self) -> Result<Events, Error> {
-        self.events.upgrade().map(|tx| tx.subscribe()).ok_or(Error::Stopped)
+        let rx = self.events.upgrade().map(|tx| tx.subscribe()).ok_or(Error::Stopped)?;
+        Ok(Events { inner: BroadcastStream::new(rx) })
     }
 
     /// Stop the node's task (without leaving: call [`Handle::leave`] first

@@ -5,14 +5,19 @@
 //! what it polls out. A cloneable [`Handle`] talks to the task.
 //!
 //! ```no_run
-//! use swim_tokio::{Handle, Options};
+//! use swim_tokio::{Handle, Options, StreamExt};
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let options = Options::new("127.0.0.1:7946".parse()?, swim_tokio::Config::lan());
 //! let swim = Handle::start(options).await?;
 //! let mut events = swim.subscribe()?;
-//! swim.join(["10.0.0.2:7946", "seed.example:7946"]).await?;
-//! while let Ok(event) = events.recv().await {
-//!     println!("{} {:?}", event.name(), event.member().map(|m| m.addr));
+//! // Resolves once a seed answered: the node has joined.
+//! let members = swim.join(["10.0.0.2:7946", "seed.example:7946"]).await?;
+//! println!("joined: {members} members");
+//! while let Some(item) = events.next().await {
+//!     match item {
+//!         Ok(event) => println!("{} {:?}", event.name(), event.member().map(|m| m.addr)),
+//!         Err(lag) => eprintln!("{lag}"), // the stream goes on
+//!     }
 //! }
 //! swim.leave().await?;
 //! swim.shutdown().await;
@@ -29,12 +34,14 @@
 //! bounded broadcast channel (a slow subscriber lags, the protocol never
 //! waits), and waiting out a graceful leave.
 //!
-//! With the default `agent` feature the crate also holds the `swim` agent
-//! binary's parts in [`agent`].
+//! Member names and tags in the form the `swim` agent shows them are read
+//! and written with [`meta::NameTags`]. With the default `agent` feature
+//! the crate also holds the `swim` agent binary's parts in [`agent`].
 
 mod driver;
 mod error;
 mod handle;
+pub mod meta;
 mod seed;
 mod stats;
 
@@ -42,9 +49,11 @@ mod stats;
 pub mod agent;
 
 pub use error::{Error, StartError};
-pub use handle::{Events, Handle};
+pub use handle::{Events, Handle, Lagged};
 pub use seed::Seed;
 pub use stats::{DriverStats, MemberCounts, Stats};
 pub use swim_core::{Config, State};
 pub use swim_driver::{Event, Member};
-pub use swim_driver::{LeaveOutcome, MemberInfo, Options};
+pub use swim_driver::{LeaveOutcome, Options};
+/// To read [`Events`]: `events.next().await`.
+pub use tokio_stream::{Stream, StreamExt};

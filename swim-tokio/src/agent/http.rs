@@ -31,9 +31,9 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt;
 
-use super::meta::AgentMeta;
 use super::state::{AgentState, OpError};
-use crate::{Member, MemberInfo};
+use crate::meta::NameTags;
+use crate::Member;
 
 /// How long `POST /v1/join` waits for a seed to answer.
 const JOIN_WAIT: Duration = Duration::from_secs(10);
@@ -49,32 +49,22 @@ pub struct MemberJson {
     pub state: String,
     /// Its incarnation.
     pub incarnation: u32,
-    /// Its tags (see [`super::meta`]).
+    /// Its tags (see [`crate::meta`]).
     pub meta: serde_json::Map<String, serde_json::Value>,
     /// Whether it is the agent answering.
     #[serde(default)]
     pub local: bool,
 }
 
-impl From<&MemberInfo> for MemberJson {
-    fn from(m: &MemberInfo) -> Self {
-        MemberJson::new(m.addr, m.state, m.incarnation, &m.meta, m.is_local)
-    }
-}
-
 impl MemberJson {
-    /// The JSON of an event's member; `local` when it is this agent.
+    /// The JSON of a member; `local` when it is this agent.
     pub fn from_member(m: &Member, local: bool) -> Self {
-        MemberJson::new(m.addr, m.state, m.incarnation, &m.meta, local)
-    }
-
-    fn new(addr: SocketAddr, state: swim_core::State, incarnation: u32, meta: &[u8], local: bool) -> Self {
-        let (name, meta) = AgentMeta::decode(meta);
+        let (name, meta) = NameTags::decode(&m.meta);
         MemberJson {
-            name: name.unwrap_or_else(|| addr.to_string()),
-            addr: addr.to_string(),
-            state: state.as_str().to_owned(),
-            incarnation,
+            name: name.unwrap_or_else(|| m.addr.to_string()),
+            addr: m.addr.to_string(),
+            state: m.state.as_str().to_owned(),
+            incarnation: m.incarnation,
             meta,
             local,
         }
@@ -198,13 +188,15 @@ async fn members(
 ) -> Result<Response, OpError> {
     let filter = MemberFilter::from_pairs(&query).map_err(OpError::BadRequest)?;
     let members = agent.handle.members().await?;
-    let shown: Vec<MemberJson> = members.iter().map(MemberJson::from).filter(|m| filter.matches(m)).collect();
+    let me = agent.handle.local_addr();
+    let shown: Vec<MemberJson> =
+        members.iter().map(|m| MemberJson::from_member(m, m.addr == me)).filter(|m| filter.matches(m)).collect();
     Ok(Json(shown).into_response())
 }
 
 async fn local(State(agent): State<Arc<AgentState>>) -> Result<Response, OpError> {
     let m = agent.handle.local_member().await?;
-    Ok(Json(MemberJson::from(&m)).into_response())
+    Ok(Json(MemberJson::from_member(&m, true)).into_response())
 }
 
 /// `GET /v1/info`: this agent, its members by state, its protocol

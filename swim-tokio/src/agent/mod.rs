@@ -1,6 +1,7 @@
 //! The `swim` agent's parts: the command line, settings from flags and a
-//! TOML file, the metadata format, the HTTP API with Prometheus metrics, a
-//! small client for `swim members`, and the run loop.
+//! TOML file, the HTTP API with Prometheus metrics and its operations, the
+//! agent's events, a small client for the subcommands, and the run loop.
+//! The name-and-tags metadata format is [`crate::meta`].
 //!
 //! The binary in `src/bin/swim.rs` only parses the command line and calls
 //! into here.
@@ -9,7 +10,6 @@ pub mod cli;
 pub mod client;
 pub mod events;
 pub mod http;
-pub mod meta;
 pub mod metrics;
 pub mod run;
 pub mod settings;

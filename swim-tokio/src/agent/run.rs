@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
@@ -18,11 +17,11 @@ use tokio::sync::mpsc;
 
 use super::cli::AgentArgs;
 use super::events::AgentEvent;
-use super::meta::AgentMeta;
 use super::settings::Settings;
 use super::state::{AgentState, WriteAccess};
 use super::LogControl;
-use crate::{Error, Event, Events, Handle, Member, Options, StartError};
+use crate::meta::NameTags;
+use crate::{Error, Event, Events, Handle, Member, Options, StartError, StreamExt};
 
 /// How long open HTTP connections may take to finish at exit.
 const HTTP_DRAIN: Duration = Duration::from_secs(2);
@@ -189,7 +188,7 @@ async fn join(handle: Handle, seeds: Vec<String>, name: Option<String>) -> Resul
     let members = handle.members().await.map_err(|_| AgentError::Stopped)?;
     let holder = members
         .iter()
-        .find(|m| m.addr != me && m.state.is_live() && AgentMeta::decode(&m.meta).0.as_deref() == Some(name));
+        .find(|m| m.addr != me && m.state.is_live() && NameTags::decode(&m.meta).0.as_deref() == Some(name));
     match holder {
         Some(m) => Err(AgentError::DuplicateName { name: name.to_owned(), holder: m.addr }),
         None => Ok(()),
@@ -283,13 +282,13 @@ impl Signals {
 /// to its monitors and handlers.
 async fn pump_events(mut events: Events, state: Arc<AgentState>, name: Option<String>) {
     let me = state.handle.local_addr();
-    loop {
-        match events.recv().await {
+    while let Some(item) = events.next().await {
+        match item {
             Ok(event) => {
                 log_event(&event);
                 if let (Some(name), Some(m)) = (&name, event.member()) {
                     let live = matches!(event, Event::Joined(_) | Event::Updated(_) | Event::Alive(_));
-                    if live && m.addr != me && AgentMeta::decode(&m.meta).0.as_deref() == Some(name.as_str()) {
+                    if live && m.addr != me && NameTags::decode(&m.meta).0.as_deref() == Some(name.as_str()) {
                         error!(
                             member = %m.addr,
                             "member {} uses this agent's name `{name}`: names must be unique, it is refused",
@@ -301,8 +300,7 @@ async fn pump_events(mut events: Events, state: Arc<AgentState>, name: Option<St
                     state.publish(e);
                 }
             }
-            Err(RecvError::Lagged(n)) => warn!(skipped = n, "event log fell behind"),
-            Err(RecvError::Closed) => return,
+            Err(lag) => warn!(skipped = lag.skipped, "event log fell behind"),
         }
     }
 }
@@ -313,7 +311,7 @@ struct Shown<'a>(&'a Member);
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.0;
-        let (name, tags) = AgentMeta::decode(&m.meta);
+        let (name, tags) = NameTags::decode(&m.meta);
         match name {
             Some(name) => write!(f, "{name} {}", m.addr)?,
             None => write!(f, "{}", m.addr)?,

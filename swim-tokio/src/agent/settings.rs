@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer};
 use swim_core::{Bytes, Config};
 
 use super::cli::{AgentArgs, Profile};
-use super::meta::{self, AgentMeta, MetaError};
+use crate::meta::{self, MetaError, NameTags};
 
 /// The default UDP port (memberlist's).
 pub const DEFAULT_PORT: u16 = 7946;
@@ -334,7 +334,7 @@ pub struct Settings {
     /// Unanswered join attempts after which the agent gives up and exits.
     pub retry_max: Option<u32>,
     /// Name and tags.
-    pub meta: AgentMeta,
+    pub meta: NameTags,
     /// The encoded metadata.
     pub meta_bytes: Vec<u8>,
     /// HTTP API address.
@@ -408,7 +408,7 @@ impl Settings {
             Some(name) => name,
             None => host().map_err(SettingsError::NoHostName)?,
         };
-        let meta = AgentMeta { name: Some(name), tags };
+        let meta = NameTags { name: Some(name), tags };
         let meta_bytes = meta.encode(config.max_metadata_len).map_err(SettingsError::Meta)?;
 
         let log_level = match (&args.log_level, file.log_level) {

@@ -10,7 +10,7 @@ use swim_core::{Bytes, CommandError, Config};
 use tokio::sync::{broadcast, mpsc, Mutex};
 
 use super::events::{self, AgentEvent};
-use super::meta::{self, AgentMeta};
+use crate::meta::{self, NameTags};
 use crate::{Error, Handle};
 
 /// Events buffered for each monitor and the handler runner; one further
@@ -128,7 +128,7 @@ pub struct AgentState {
     pub profile: &'static str,
     /// The protocol settings, for `swim info`.
     pub config: Config,
-    meta: Mutex<AgentMeta>,
+    meta: Mutex<NameTags>,
     events: broadcast::Sender<AgentEvent>,
     leave: mpsc::Sender<()>,
 }
@@ -138,7 +138,7 @@ impl AgentState {
     /// is sent on `leave`.
     pub fn new(
         handle: Handle,
-        meta: AgentMeta,
+        meta: NameTags,
         access: WriteAccess,
         profile: &'static str,
         config: Config,
@@ -159,7 +159,7 @@ impl AgentState {
     }
 
     /// This agent's name and tags now.
-    pub async fn meta(&self) -> AgentMeta {
+    pub async fn meta(&self) -> NameTags {
         self.meta.lock().await.clone()
     }
 
@@ -192,13 +192,13 @@ impl AgentState {
 
     async fn store_tags(
         &self,
-        current: &mut AgentMeta,
+        current: &mut NameTags,
         tags: BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, OpError> {
         if tags == current.tags {
             return Ok(tags);
         }
-        let meta = AgentMeta { name: current.name.clone(), tags };
+        let meta = NameTags { name: current.name.clone(), tags };
         let bytes = meta.encode(self.config.max_metadata_len).map_err(|e| OpError::BadRequest(e.to_string()))?;
         self.handle.set_metadata(bytes).await?;
         *current = meta;
@@ -220,7 +220,7 @@ impl AgentState {
         let members = self.handle.members().await?;
         let named: Vec<_> = members
             .iter()
-            .filter(|m| m.addr.to_string() == node || AgentMeta::decode(&m.meta).0.as_deref() == Some(node))
+            .filter(|m| m.addr.to_string() == node || NameTags::decode(&m.meta).0.as_deref() == Some(node))
             .collect();
         // A name may be held by a failed member and by its successor at
         // another address: the failed one is meant.

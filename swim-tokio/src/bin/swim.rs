@@ -16,9 +16,9 @@ use std::io::Write as _;
 
 use serde_json::json;
 use swim_tokio::agent::cli::{AgentArgs, ApiArgs, Cli, Command, MembersArgs};
-use swim_tokio::agent::meta::parse_tag;
 use swim_tokio::agent::settings::Settings;
 use swim_tokio::agent::{client, init_logging, run};
+use swim_tokio::meta::parse_tag;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

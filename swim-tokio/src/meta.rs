@@ -1,5 +1,7 @@
-//! The agent's member metadata: a name and `KEY=VALUE` tags, encoded as
-//! one JSON object of strings.
+//! Member names and tags: the one place for the helpers that read and
+//! write them, as the `swim` agent does (an application embedding the
+//! driver may use them too, so `swim members` shows its members by name).
+//! A name and `KEY=VALUE` tags are encoded as one JSON object of strings.
 //!
 //! Encoding: the UTF-8 bytes of a compact JSON object whose keys are sorted,
 //! every value a string, the name (when set) under the key `"name"`:
@@ -15,7 +17,7 @@ pub use swim_driver::meta::NAME_KEY;
 
 /// A member's name and tags as the agent encodes them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AgentMeta {
+pub struct NameTags {
     /// A human name for the member, if it has one.
     pub name: Option<String>,
     /// Tags, `KEY=VALUE`.
@@ -66,7 +68,7 @@ pub fn parse_tag(s: &str) -> Result<(String, String), MetaError> {
     }
 }
 
-impl AgentMeta {
+impl NameTags {
     /// The wire bytes, refused when longer than `max`.
     pub fn encode(&self, max: usize) -> Result<Vec<u8>, MetaError> {
         let bytes = swim_driver::meta::encode_name_tags(self.name.as_deref(), &self.tags);
@@ -110,12 +112,12 @@ mod tests {
 
     #[test]
     fn name_and_tags_round_trip_as_a_sorted_json_object() {
-        let mut meta = AgentMeta { name: Some("web-1".into()), ..AgentMeta::default() };
+        let mut meta = NameTags { name: Some("web-1".into()), ..NameTags::default() };
         meta.tags.insert("zone".into(), "a".into());
         meta.tags.insert("role".into(), "web".into());
         let bytes = meta.encode(512).unwrap();
         assert_eq!(bytes, br#"{"name":"web-1","role":"web","zone":"a"}"#);
-        let (name, tags) = AgentMeta::decode(&bytes);
+        let (name, tags) = NameTags::decode(&bytes);
         assert_eq!(name.as_deref(), Some("web-1"));
         assert_eq!(tags["role"], "web");
         assert!(!tags.contains_key("name"));
@@ -127,9 +129,9 @@ mod tests {
         assert_eq!(parse_tag("a=b=c").unwrap(), ("a".into(), "b=c".into()));
         assert!(matches!(parse_tag("novalue"), Err(MetaError::NotKeyValue(_))));
         assert_eq!(parse_tag("name=x"), Err(MetaError::ReservedKey));
-        let meta = AgentMeta { name: Some("x".repeat(600)), ..AgentMeta::default() };
+        let meta = NameTags { name: Some("x".repeat(600)), ..NameTags::default() };
         assert!(matches!(meta.encode(512), Err(MetaError::TooLong { .. })));
-        assert_eq!(AgentMeta::default().encode(512).unwrap(), b"");
+        assert_eq!(NameTags::default().encode(512).unwrap(), b"");
     }
 
     #[test]
@@ -137,7 +139,7 @@ mod tests {
         let mut tags = BTreeMap::new();
         tags.insert("k".to_owned(), "q\"\\\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f}é/".to_owned());
         tags.insert("ü".to_owned(), String::new());
-        let meta = AgentMeta { name: Some("web \"1\"".into()), tags: tags.clone() };
+        let meta = NameTags { name: Some("web \"1\"".into()), tags: tags.clone() };
         let mut object: BTreeMap<&str, &str> = tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         object.insert(NAME_KEY, "web \"1\"");
         assert_eq!(meta.encode(512).unwrap(), serde_json::to_vec(&object).unwrap());
@@ -145,7 +147,7 @@ mod tests {
 
     #[test]
     fn foreign_metadata_is_shown_as_hex() {
-        let (name, tags) = AgentMeta::decode(&[0xff, 0x00]);
+        let (name, tags) = NameTags::decode(&[0xff, 0x00]);
         assert_eq!(name, None);
         assert_eq!(tags["raw_hex"], "ff00");
     }
