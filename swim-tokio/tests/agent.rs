@@ -349,7 +349,13 @@ async fn sighup_reloads_tags_and_log_level_and_the_agent_keeps_running() {
     })
     .await;
 
-    std::fs::write(&path, "log_level = \"debug\"\nleave_timeout_ms = 100\n[meta]\nrole = \"db\"\n").unwrap();
+    let ran = std::env::temp_dir().join(format!("swim-reload-ran-{}", std::process::id()));
+    let handler = format!("user=echo $SWIM_USER_EVENT >> {}", ran.display());
+    std::fs::write(
+        &path,
+        format!("log_level = \"debug\"\nleave_timeout_ms = 100\nevent_handlers = {handler:?}\n[meta]\nrole = \"db\"\n"),
+    )
+    .unwrap();
     a.signal("-HUP");
     eventually(Duration::from_secs(10), "b sees a as role=db", || async {
         let db = client::members_at(&b.http, "/v1/members?status=alive&tag=role%3Ddb").await;
@@ -359,6 +365,13 @@ async fn sighup_reloads_tags_and_log_level_and_the_agent_keeps_running() {
     eventually(Duration::from_secs(5), "a logs at debug level", || async { a.log().contains("DEBUG") }).await;
     let log = a.log();
     assert!(log.contains("log level changed") && log.contains("tags changed"), "{log}");
+    // The reloaded handler runs.
+    assert_eq!(swim(&["event", "--http", &a.http, "after-reload"]).0, Some(0));
+    eventually(Duration::from_secs(5), "the new handler ran", || async {
+        std::fs::read_to_string(&ran).is_ok_and(|t| t == "after-reload\n")
+    })
+    .await;
+    let _ = std::fs::remove_file(&ran);
     assert!(log.contains("key=\"leave_timeout_ms\"") && log.contains("next restart"), "{log}");
     // A file that does not validate is refused; the agent runs on.
     std::fs::write(&path, "log_level = \"loud\"\n").unwrap();
@@ -611,4 +624,59 @@ async fn write_operations_need_the_token_when_one_is_set_and_reads_stay_open() {
     let members = client::members(&a.http).await.unwrap();
     assert_eq!(members[0].meta["k"], "w");
     let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn event_handlers_run_for_member_and_user_events_with_their_environment() {
+    let dir = std::env::temp_dir().join(format!("swim-handlers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("out");
+    let failed_out = dir.join("failed");
+    let record = format!(
+        "member-join,user=echo \"[$SWIM_EVENT|$SWIM_USER_EVENT|$SWIM_SELF_NAME|$SWIM_SELF_ADDR|$SWIM_TAG_TEST]\" >> {o}; cat >> {o}; echo >> {o}",
+        o = out.display()
+    );
+    let on_failed = format!("member-failed=cat >> {}", failed_out.display());
+    let config = dir.join("swim.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "event_handler_timeout_ms = 300\nevent_handlers = [{:?}, {:?}, \"user=exit 3\", \"user=sleep 5\"]\n",
+            record, on_failed
+        ),
+    )
+    .unwrap();
+    let a = Agent::start_with("a", &[], &["--config", config.to_str().unwrap()]);
+    let mut b = Agent::start("b", &[a.udp]);
+    let read = |p: &PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    let joined = format!("[member-join||a|{}|e2e]\nb\t{}\ttest=e2e\n", a.udp, b.udp);
+    eventually(Duration::from_secs(15), "the join handler ran", || async { read(&out).contains(&joined) }).await;
+    // Only member-join and user: nothing for b's failure yet.
+    let (code, _, err) = swim(&["event", "--http", &b.http, "deploy", "v1.2"]);
+    assert_eq!(code, Some(0), "{err}");
+    let user = format!("[user|deploy|a|{}|e2e]\nv1.2\n", a.udp);
+    eventually(Duration::from_secs(10), "the user handler ran", || async { read(&out).contains(&user) }).await;
+    // The failing and the slow handler are logged; neither stops the agent.
+    eventually(Duration::from_secs(10), "failures are logged", || async {
+        let log = a.log();
+        log.contains("event handler failed")
+            && log.contains("exit status: 3")
+            && log.contains("event handler timed out")
+    })
+    .await;
+    assert!(!failed_out.exists());
+    b.kill();
+    eventually(Duration::from_secs(20), "the failed handler ran", || async {
+        read(&failed_out).starts_with(&format!("b\t{}\t", b.udp))
+    })
+    .await;
+    assert_eq!(read(&out).matches("[member-join").count(), 1, "{}", read(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_handler_filter_naming_an_unknown_event_is_refused_at_start() {
+    let (code, _, err) = swim(&["agent", "--bind", "127.0.0.1:0", "--event-handler", "member-joined=true"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("`--event-handler`") && err.contains("member-join, member-leave"), "{err}");
 }

@@ -193,6 +193,10 @@ pub struct AgentArgs {
     /// unless the API listens on loopback.
     #[arg(long, value_name = "FILE")]
     pub http_token_file: Option<PathBuf>,
+    /// Run COMMAND for events, as `[FILTER=]COMMAND`; repeatable. FILTER: member-join,
+    /// member-leave, member-failed, member-update, user, user:NAME, comma separated.
+    #[arg(long, value_name = "[FILTER=]COMMAND")]
+    pub event_handler: Vec<String>,
     /// A TOML file with these settings and every protocol tunable.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

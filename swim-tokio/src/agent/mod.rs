@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod client;
 pub mod events;
+pub mod handlers;
 pub mod http;
 pub mod metrics;
 pub mod run;

@@ -104,6 +104,9 @@ pub async fn run(args: AgentArgs, mut settings: Settings, log: LogControl) -> Re
         leave_tx,
     ));
     tokio::spawn(pump_events(events, state.clone(), settings.meta.name.clone()));
+    super::handlers::log_handlers(&settings.handlers);
+    let (handlers_tx, handlers_rx) = watch::channel(settings.handlers.clone());
+    tokio::spawn(super::handlers::run(state.clone(), handlers_rx));
 
     let (stop_http, http_stopped) = watch::channel(false);
     let http = match settings.http {
@@ -144,7 +147,7 @@ pub async fn run(args: AgentArgs, mut settings: Settings, log: LogControl) -> Re
                 }
             }
             signal = signals.wait() => match signal {
-                Signal::Reload => reload(&args, &mut settings, &log, &state).await,
+                Signal::Reload => reload(&args, &mut settings, &log, &state, &handlers_tx).await,
                 Signal::Stop(which) => break which,
             },
             Some(()) = leave_requests.recv() => break "a leave request",
@@ -198,7 +201,13 @@ async fn join(handle: Handle, seeds: Vec<String>, name: Option<String>) -> Resul
 /// SIGHUP: read the settings again and apply the tags and the log level;
 /// log every other change as needing a restart. A file that does not
 /// validate is refused whole and the running settings stay.
-async fn reload(args: &AgentArgs, current: &mut Settings, log: &LogControl, state: &AgentState) {
+async fn reload(
+    args: &AgentArgs,
+    current: &mut Settings,
+    log: &LogControl,
+    state: &AgentState,
+    handlers: &watch::Sender<super::handlers::Handlers>,
+) {
     let new = match Settings::load(args) {
         Ok(new) => new,
         Err(e) => {
@@ -226,6 +235,12 @@ async fn reload(args: &AgentArgs, current: &mut Settings, log: &LogControl, stat
             }
             Err(e) => warn!("tags not changed: {e}"),
         }
+    }
+    if new.handlers != current.handlers {
+        super::handlers::log_handlers(&new.handlers);
+        info!(handlers = new.handlers.handlers.len(), "event handlers changed");
+        current.handlers = new.handlers;
+        let _ = handlers.send(current.handlers.clone());
     }
     debug!(tags = ?current.meta.tags, log_level = ?current.log_level, "running settings after the reload");
     info!("configuration reloaded");

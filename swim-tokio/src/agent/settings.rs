@@ -11,6 +11,7 @@ use serde::{Deserialize, Deserializer};
 use swim_core::{Bytes, Config};
 
 use super::cli::{AgentArgs, Profile};
+use super::handlers::{EventHandler, HandlerError, Handlers};
 use crate::meta::{self, MetaError, NameTags};
 
 /// The default UDP port (memberlist's).
@@ -42,6 +43,11 @@ pub struct FileConfig {
     pub http_token_file: Option<PathBuf>,
     /// `log_level = "info"`.
     pub log_level: Option<String>,
+    /// `event_handlers = ["member-join=./on-join.sh"]`, or one string.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub event_handlers: Option<Vec<String>>,
+    /// How long one event handler run may take, in milliseconds.
+    pub event_handler_timeout_ms: Option<u64>,
     /// How long a graceful leave may take, in milliseconds.
     pub leave_timeout_ms: Option<u64>,
     /// The node's RNG seed (default: drawn from the OS and logged).
@@ -217,6 +223,13 @@ pub enum SettingsError {
         /// Why.
         why: String,
     },
+    /// An event handler is refused.
+    Handler {
+        /// `--event-handler` or `event_handlers`.
+        key: &'static str,
+        /// Why.
+        source: HandlerError,
+    },
     /// No name was given and the host name cannot be read.
     NoHostName(std::io::Error),
     /// A value from the config file `path` was refused.
@@ -251,6 +264,7 @@ impl fmt::Display for SettingsError {
             SettingsError::TokenFile { path, why } => {
                 write!(f, "invalid value for `http_token_file`: cannot use {path}: {why}")
             }
+            SettingsError::Handler { key, source } => write!(f, "invalid value for `{key}`: {source}"),
             SettingsError::NoHostName(e) => {
                 write!(f, "no `--name` given and the host name cannot be read ({e}): give `--name NAME`")
             }
@@ -347,6 +361,8 @@ pub struct Settings {
     pub log_level: Option<String>,
     /// Graceful leave timeout.
     pub leave_timeout: Duration,
+    /// The event handlers and their timeout.
+    pub handlers: Handlers,
     /// RNG seed, if fixed.
     pub rng_seed: Option<u64>,
     /// The timing profile the protocol configuration starts from.
@@ -423,6 +439,14 @@ impl Settings {
             (None, None) => None,
         };
 
+        let handlers = if args.event_handler.is_empty() {
+            let texts = file.event_handlers.unwrap_or_default();
+            let parsed: Result<Vec<_>, _> = texts.iter().map(|t| EventHandler::parse(t)).collect();
+            parsed.map_err(|source| in_file(SettingsError::Handler { key: "event_handlers", source }))?
+        } else {
+            let parsed: Result<Vec<_>, _> = args.event_handler.iter().map(|t| EventHandler::parse(t)).collect();
+            parsed.map_err(|source| SettingsError::Handler { key: "--event-handler", source })?
+        };
         let bind = args.bind.or(file.bind).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)));
         let advertise = args.advertise.or(file.advertise);
         let known_as = advertise.unwrap_or(bind);
@@ -445,6 +469,10 @@ impl Settings {
             },
             log_level,
             leave_timeout: Duration::from_millis(file.leave_timeout_ms.unwrap_or(5_000)),
+            handlers: Handlers {
+                handlers,
+                timeout: Duration::from_millis(file.event_handler_timeout_ms.unwrap_or(30_000)),
+            },
             rng_seed: file.rng_seed,
             profile,
             config,
@@ -461,8 +489,8 @@ impl Settings {
     }
 
     /// The settings that differ in `new` but only take effect at a
-    /// restart, by their config file key. Tags and the log level (and
-    /// event handlers) are applied by a reload; everything else is not.
+    /// restart, by their config file key. Tags, the log level and the
+    /// event handlers are applied by a reload; everything else is not.
     pub fn needs_restart(&self, new: &Settings) -> Vec<&'static str> {
         let mut keys = Vec::new();
         let mut check = |differs: bool, key: &'static str| {
