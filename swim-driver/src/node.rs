@@ -171,6 +171,7 @@ impl DriverNode {
                 left: self.node.count(State::Left),
             },
             local_health: self.node.local_health(),
+            incarnation: self.node.incarnation(),
         }
     }
 }

@@ -40,6 +40,9 @@ pub struct Stats<D> {
     pub members: MemberCounts,
     /// The local health score (0 is healthy; Lifeguard §IV.A).
     pub local_health: u32,
+    /// This node's own incarnation: it grows each time the node refutes a
+    /// suspicion or changes its metadata.
+    pub incarnation: u32,
 }
 
 #[cfg(test)]

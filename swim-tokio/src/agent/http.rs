@@ -335,7 +335,10 @@ async fn tags(
 
 async fn metrics(State(agent): State<Arc<AgentState>>) -> Result<Response, OpError> {
     let stats = agent.handle.stats().await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], super::metrics::render(&stats))
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        super::metrics::render(&stats, &super::metrics::ProcessStats::read()),
+    )
         .into_response())
 }
 

@@ -1,12 +1,43 @@
-//! The Prometheus text exposition of a node's [`Stats`].
+//! The Prometheus text exposition of a node's [`Stats`] and of the
+//! agent's process (resident memory, CPU seconds, open file descriptors,
+//! in the standard `process_*` names).
 
 use std::fmt::Write;
 
 use crate::Stats;
 
-/// Render `stats` in the Prometheus text format (version 0.0.4).
-pub fn render(stats: &Stats) -> String {
-    let mut out = String::with_capacity(4096);
+/// What the agent's process uses, read from the operating system.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessStats {
+    /// Resident memory, bytes (Linux: `VmRSS` of `/proc/self/status`).
+    pub resident_memory_bytes: Option<u64>,
+    /// User and system CPU time, seconds.
+    pub cpu_seconds: Option<f64>,
+    /// Open file descriptors (Linux: the entries of `/proc/self/fd`).
+    pub open_fds: Option<u64>,
+}
+
+impl ProcessStats {
+    /// Read them now; what this platform cannot tell stays `None` and is
+    /// left out of the exposition.
+    pub fn read() -> ProcessStats {
+        let resident_memory_bytes = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        });
+        let open_fds = std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count() as u64);
+        let cpu_seconds = cpu_time::ProcessTime::try_now().ok().map(|t| t.as_duration().as_secs_f64());
+        ProcessStats { resident_memory_bytes, cpu_seconds, open_fds }
+    }
+}
+
+/// Render `stats` and `process` in the Prometheus text format (version 0.0.4).
+pub fn render(stats: &Stats, process: &ProcessStats) -> String {
+    let mut out = String::with_capacity(8192);
+    let _ = writeln!(out, "# HELP swim_build_info The agent's version; always 1.");
+    let _ = writeln!(out, "# TYPE swim_build_info gauge");
+    let _ = writeln!(out, "swim_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
     let c = &stats.core;
     let m = &stats.members;
     family(
@@ -71,6 +102,43 @@ pub fn render(stats: &Stats) -> String {
         "Local health score; 0 is healthy (Lifeguard).",
         &[("", u64::from(stats.local_health))],
     );
+    family(
+        &mut out,
+        "swim_incarnation",
+        "gauge",
+        "This node's own incarnation; it grows with each refutation and metadata change.",
+        &[("", u64::from(stats.incarnation))],
+    );
+    for (name, help, by) in [
+        ("swim_messages_received_total", "Protocol messages received, by kind.", &c.received),
+        ("swim_messages_sent_total", "Protocol messages sent, by kind.", &c.sent),
+    ] {
+        family(
+            &mut out,
+            name,
+            "counter",
+            help,
+            &[
+                ("kind=\"ping\"", by.ping),
+                ("kind=\"ack\"", by.ack),
+                ("kind=\"nack\"", by.nack),
+                ("kind=\"ping_req\"", by.ping_req),
+                ("kind=\"gossip\"", by.gossip),
+                ("kind=\"push_pull\"", by.push_pull),
+            ],
+        );
+    }
+    if let Some(bytes) = process.resident_memory_bytes {
+        family(&mut out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", &[("", bytes)]);
+    }
+    if let Some(secs) = process.cpu_seconds {
+        let _ = writeln!(out, "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.");
+        let _ = writeln!(out, "# TYPE process_cpu_seconds_total counter");
+        let _ = writeln!(out, "process_cpu_seconds_total {secs}");
+    }
+    if let Some(fds) = process.open_fds {
+        family(&mut out, "process_open_fds", "gauge", "Number of open file descriptors.", &[("", fds)]);
+    }
     out
 }
 
@@ -96,15 +164,24 @@ mod tests {
         let mut stats = Stats::default();
         stats.members.alive = 3;
         stats.core.rejected.bad_checksum = 2;
-        let text = render(&stats);
+        let process = ProcessStats { resident_memory_bytes: Some(2048), cpu_seconds: Some(0.25), open_fds: Some(9) };
+        let text = render(&stats, &process);
         assert!(text.contains("swim_members{state=\"alive\"} 3\n"));
+        assert!(text.contains("process_resident_memory_bytes 2048\n"));
+        assert!(text.contains("process_cpu_seconds_total 0.25\n"));
+        assert!(text.contains("swim_build_info{version=\""));
         assert!(text.contains("swim_decode_errors_total{reason=\"bad_checksum\"} 2\n"));
         assert!(text.contains("# TYPE swim_decode_errors_total counter\n"));
         assert!(text.contains("swim_local_health 0\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
-            assert!(name.starts_with("swim_"), "{line}");
-            value.parse::<u64>().unwrap();
+            assert!(name.starts_with("swim_") || name.starts_with("process_"), "{line}");
+            value.parse::<f64>().unwrap();
+        }
+        // The process is read from the system here.
+        let own = ProcessStats::read();
+        if cfg!(target_os = "linux") {
+            assert!(own.resident_memory_bytes.is_some_and(|b| b > 0) && own.open_fds.is_some_and(|n| n >= 3));
         }
     }
 }
