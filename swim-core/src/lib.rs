@@ -79,9 +79,11 @@ mod event;
 mod member;
 mod node;
 mod order;
+mod relay;
 mod stats;
 mod suspicion;
 mod time;
+mod tombstone;
 pub mod wire;
 
 pub use addr::{Address, NodeId};

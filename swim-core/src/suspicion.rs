@@ -8,6 +8,7 @@
 //! gets the full window to refute. All arithmetic is integer: no floating
 //! point reaches a protocol decision.
 
+use alloc::collections::{BTreeMap, BTreeSet};
 use core::time::Duration;
 use smallvec::SmallVec;
 
@@ -65,14 +66,11 @@ pub(crate) struct Suspicion<A> {
     /// Who raised it first; further claims from them are not independent.
     pub accuser: A,
     pub confirmers: SmallVec<[A; 4]>,
-    /// Id of the timer entry that stands for the current deadline; entries
-    /// with another id are stale and ignored when they surface.
-    pub timer: u64,
 }
 
 impl<A: PartialEq + Clone> Suspicion<A> {
     pub fn new(started: Instant, window: Window, accuser: A) -> Self {
-        Suspicion { started, window, accuser, confirmers: SmallVec::new(), timer: 0 }
+        Suspicion { started, window, accuser, confirmers: SmallVec::new() }
     }
 
     pub fn deadline(&self) -> Instant {
@@ -90,6 +88,90 @@ impl<A: PartialEq + Clone> Suspicion<A> {
         }
         self.confirmers.push(accuser.clone());
         true
+    }
+}
+
+/// The running suspicions, by member handle, and their deadlines in order:
+/// exactly one deadline entry per suspicion, moved when a confirmation
+/// shortens it and removed with it, so nothing stale is kept and the next
+/// expiry is the first entry.
+#[derive(Debug)]
+pub(crate) struct Suspicions<A> {
+    by_member: BTreeMap<u32, Suspicion<A>>,
+    deadlines: BTreeSet<(Instant, u32)>,
+}
+
+impl<A: PartialEq + Clone> Suspicions<A> {
+    pub fn new() -> Self {
+        Suspicions { by_member: BTreeMap::new(), deadlines: BTreeSet::new() }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.by_member.len()
+    }
+
+    /// Deadline entries held: always `len()` (tests check it).
+    #[cfg(test)]
+    pub fn deadline_entries(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_member.is_empty()
+    }
+
+    /// Start (or restart) the suspicion about `handle`.
+    pub fn start(&mut self, handle: u32, suspicion: Suspicion<A>) {
+        self.remove(handle);
+        self.deadlines.insert((suspicion.deadline(), handle));
+        self.by_member.insert(handle, suspicion);
+    }
+
+    /// Count an independent confirmation; true if it counted (and the
+    /// deadline moved closer).
+    pub fn confirm(&mut self, handle: u32, accuser: &A) -> bool {
+        let Some(s) = self.by_member.get_mut(&handle) else { return false };
+        let before = s.deadline();
+        if !s.confirm(accuser) {
+            return false;
+        }
+        self.deadlines.remove(&(before, handle));
+        self.deadlines.insert((s.deadline(), handle));
+        true
+    }
+
+    /// End the suspicion about `handle` (refuted, declared, or reaped).
+    pub fn remove(&mut self, handle: u32) {
+        if let Some(s) = self.by_member.remove(&handle) {
+            self.deadlines.remove(&(s.deadline(), handle));
+        }
+    }
+
+    /// Who raised the suspicion about `handle`.
+    pub fn accuser(&self, handle: u32) -> Option<&A> {
+        self.by_member.get(&handle).map(|s| &s.accuser)
+    }
+
+    /// The earliest deadline.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|&(d, _)| d)
+    }
+
+    /// A suspicion whose deadline is at or before `now`, removed.
+    pub fn pop_expired(&mut self, now: Instant) -> Option<u32> {
+        let &(deadline, handle) = self.deadlines.first()?;
+        if deadline > now {
+            return None;
+        }
+        self.remove(handle);
+        Some(handle)
+    }
+
+    /// The suspected member after `cursor` in handle order, wrapping around.
+    pub fn next_after(&self, cursor: u32) -> Option<u32> {
+        let after = self.by_member.range(cursor.saturating_add(1)..).next();
+        after.or_else(|| self.by_member.iter().next()).map(|(&h, _)| h)
     }
 }
 

@@ -8,7 +8,7 @@ use super::{Node, Pending, Transmit};
 use crate::addr::Address;
 use crate::dissemination::{Item, Offer};
 use crate::member::State;
-use crate::suspicion::Suspicion;
+use crate::suspicion::Suspicions;
 use crate::wire::{self, Message, Writer, CHECKSUM_LEN};
 
 /// Below this many free bytes no update fits: stop offering.
@@ -239,6 +239,6 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
 /// Who to name as accuser of a suspect or dead member: whoever raised the
 /// running suspicion, else this node.
-fn accuser_of<'a, A>(suspicions: &'a alloc::collections::BTreeMap<u32, Suspicion<A>>, handle: u32, me: &'a A) -> &'a A {
-    suspicions.get(&handle).map_or(me, |s| &s.accuser)
+fn accuser_of<'a, A: Address>(suspicions: &'a Suspicions<A>, handle: u32, me: &'a A) -> &'a A {
+    suspicions.accuser(handle).unwrap_or(me)
 }

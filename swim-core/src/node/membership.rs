@@ -9,7 +9,6 @@ use rand_core::RngCore;
 use super::{Node, Pending};
 use crate::addr::Address;
 use crate::digest::{self, BucketSet};
-use crate::member::State;
 use crate::time::Instant;
 
 /// A join still waiting for any seed to answer.
@@ -54,16 +53,6 @@ pub(crate) struct PushPullSend<A> {
     pub cursor: Option<u64>,
     /// Only members in these buckets (answering a digest), or all.
     pub only: Option<BucketSet>,
-}
-
-/// A Dead or Left member to forget at `due`, if it is still that member in
-/// that state by then.
-#[derive(Debug, Clone)]
-pub(crate) struct Tombstone<A> {
-    pub due: Instant,
-    pub handle: u32,
-    pub addr: A,
-    pub incarnation: u32,
 }
 
 /// Exchanges answered recently, so a multi-datagram request gets one reply.
@@ -266,58 +255,42 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
     }
 
+    /// Keep a member just declared gone as a tombstone for
+    /// `tombstone_timeout`; past `max_tombstones`, the one due first goes
+    /// early (counted).
     pub(super) fn schedule_tombstone(&mut self, handle: u32) {
-        let Some(entry) = self.members.get(handle) else {
+        if self.members.get(handle).is_none() || handle == self.me {
             return;
-        };
-        let tombstone = Tombstone {
-            due: self.now + self.config.tombstone_timeout,
-            handle,
-            addr: entry.addr.clone(),
-            incarnation: entry.incarnation,
-        };
-        // A member made to flap between live and dead leaves one entry per
-        // death; the queue is bounded like the tombstones themselves.
+        }
+        self.tombstones.cancel(handle);
         while self.tombstones.len() >= self.config.max_tombstones {
-            if let Some(oldest) = self.tombstones.pop_front() {
-                self.reap(&oldest, true);
+            match self.tombstones.pop_earliest() {
+                Some(oldest) => self.reap(oldest, true),
+                None => break,
             }
         }
-        self.tombstones.push_back(tombstone);
+        self.tombstones.schedule(handle, self.now + self.config.tombstone_timeout);
     }
 
-    /// Forget the member a tombstone names, if it is still that member, in
-    /// that incarnation, and gone.
-    fn reap(&mut self, t: &Tombstone<A>, early: bool) {
-        let still = self
-            .members
-            .get(t.handle)
-            .is_some_and(|e| e.addr == t.addr && e.incarnation == t.incarnation && e.state.is_gone());
-        if still && t.handle != self.me {
+    /// Forget a member whose tombstone came due (or was evicted), if it is
+    /// still gone.
+    fn reap(&mut self, handle: u32, early: bool) {
+        let gone = self.members.get(handle).is_some_and(|e| e.state.is_gone());
+        if gone && handle != self.me {
             if early {
                 self.stats.tombstones_evicted += 1;
             }
-            self.members.remove(t.handle);
-            self.place(t.handle);
-            self.gossip.forget_member(t.handle);
-            self.suspicions.remove(&t.handle);
+            self.members.remove(handle);
+            self.place(handle);
+            self.gossip.forget_member(handle);
+            self.suspicions.remove(handle);
         }
     }
 
-    /// Forget tombstones whose time has come, and the oldest ones early when
-    /// there are more than `max_tombstones`.
+    /// Forget the members whose tombstones have come due.
     pub(super) fn reap_tombstones(&mut self) {
-        let now = self.now;
-        while let Some(t) = self.tombstones.front() {
-            let gone = self.members.count(State::Dead) + self.members.count(State::Left);
-            let over = gone as usize > self.config.max_tombstones;
-            if t.due > now && !over {
-                break;
-            }
-            let Some(t) = self.tombstones.pop_front() else {
-                break;
-            };
-            self.reap(&t, t.due > now);
+        while let Some(handle) = self.tombstones.pop_due(self.now) {
+            self.reap(handle, false);
         }
     }
 }

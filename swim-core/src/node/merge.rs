@@ -2,8 +2,6 @@
 //! transitions and events they cause, suspicion timers, refutation of claims
 //! about this node, and delivery of application broadcasts.
 
-use core::cmp::Reverse;
-
 use rand_core::RngCore;
 
 use super::{Node, Origin, Pending, CONFLICT_BUMPS};
@@ -98,7 +96,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                     State::Alive if meta_changed => self.emit(Event::Updated(self.snapshot(handle))),
                     State::Alive => {}
                     State::Suspect => {
-                        self.suspicions.remove(&handle);
+                        self.suspicions.remove(handle);
                         self.emit(Event::Alive(self.snapshot(handle)));
                     }
                     State::Dead | State::Left => self.emit(Event::Joined(self.snapshot(handle))),
@@ -144,9 +142,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             self.config.probe_interval,
             self.config.lifeguard,
         );
-        let mut suspicion = Suspicion::new(self.now, window, accuser.clone());
-        suspicion.timer = self.arm_suspicion_timer(handle, suspicion.deadline());
-        self.suspicions.insert(handle, suspicion);
+        self.suspicions.start(handle, Suspicion::new(self.now, window, accuser.clone()));
         self.emit(Event::Suspected(self.snapshot(handle)));
         self.queue_gossip(handle, Some(accuser));
     }
@@ -154,44 +150,15 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// An independent confirmation shortens the suspicion (Lifeguard §IV.B)
     /// and is re-gossiped so others can count it too.
     pub(super) fn confirm_suspicion(&mut self, handle: u32, accuser: A) {
-        let Some(suspicion) = self.suspicions.get_mut(&handle) else {
-            return;
-        };
-        if !suspicion.confirm(&accuser) {
-            return;
+        if self.suspicions.confirm(handle, &accuser) {
+            self.queue_gossip(handle, Some(accuser));
         }
-        let deadline = suspicion.deadline();
-        let timer = self.arm_suspicion_timer(handle, deadline);
-        if let Some(s) = self.suspicions.get_mut(&handle) {
-            s.timer = timer;
-        }
-        self.queue_gossip(handle, Some(accuser));
-    }
-
-    fn arm_suspicion_timer(&mut self, handle: u32, deadline: crate::time::Instant) -> u64 {
-        self.next_timer = self.next_timer.wrapping_add(1);
-        // Superseded entries stay in the heap until their time; a member
-        // made to flap between alive and suspect would pile them up, so
-        // sweep them out once they outnumber the live ones.
-        if self.suspicion_timers.len() >= 4 * self.suspicions.len() + 64 {
-            let suspicions = &self.suspicions;
-            self.suspicion_timers.retain(|Reverse((_, h, id))| suspicions.get(h).is_some_and(|s| s.timer == *id));
-        }
-        self.suspicion_timers.push(Reverse((deadline, handle, self.next_timer)));
-        self.next_timer
     }
 
     /// Expired suspicions become Dead (SWIM §4.2).
     pub(super) fn suspicion_timeouts(&mut self) {
-        let now = self.now;
-        while let Some(&Reverse((deadline, handle, timer))) = self.suspicion_timers.peek() {
-            if deadline > now {
-                break;
-            }
-            self.suspicion_timers.pop();
-            let current = self.suspicions.get(&handle).is_some_and(|s| s.timer == timer);
-            let suspect = self.members.get(handle).is_some_and(|e| e.state == State::Suspect);
-            if current && suspect {
+        while let Some(handle) = self.suspicions.pop_expired(self.now) {
+            if self.members.get(handle).is_some_and(|e| e.state == State::Suspect) {
                 let accuser = self.addr.clone();
                 self.declare_gone(handle, State::Dead, Some(accuser));
             }
@@ -205,7 +172,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             return;
         };
         self.set_state(handle, state);
-        self.suspicions.remove(&handle);
+        self.suspicions.remove(handle);
         if old.is_live() {
             if state == State::Dead {
                 self.stats.failures += 1;

@@ -8,9 +8,8 @@ mod membership;
 mod merge;
 mod probe;
 
-use alloc::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
-use core::cmp::Reverse;
 use core::fmt;
 use core::time::Duration;
 
@@ -26,12 +25,14 @@ use crate::event::{Event, Member};
 use crate::member::{Members, State};
 use crate::order::{Place, ProbeOrder};
 use crate::stats::Stats;
-use crate::suspicion::Suspicion;
+use crate::suspicion::Suspicions;
 use crate::time::Instant;
 use crate::wire::{self, DecodeError, FrameError, Limits, Message};
 
-use membership::{FollowUp, Join, PushPullSend, Tombstone};
-use probe::{Probe, Relay};
+use crate::relay::Relays;
+use crate::tombstone::Tombstones;
+use membership::{FollowUp, Join, PushPullSend};
+use probe::Probe;
 
 /// A datagram the node wants sent: `len` bytes at the start of the buffer
 /// given to [`Node::poll_transmit`], to `to`.
@@ -215,15 +216,13 @@ pub struct Node<A: Address, R: RngCore> {
     probe: Option<Probe<A>>,
     next_probe: Instant,
     next_seq: u32,
-    relays: Vec<Relay<A>>,
+    relays: Relays<A>,
     /// The last suspect pinged outside the probe order, and that ping's sequence.
     suspect_cursor: u32,
     suspect_ping: Option<u32>,
 
-    suspicions: BTreeMap<u32, Suspicion<A>>,
-    suspicion_timers: BinaryHeap<Reverse<(Instant, u32, u64)>>,
-    next_timer: u64,
-    tombstones: VecDeque<Tombstone<A>>,
+    suspicions: Suspicions<A>,
+    tombstones: Tombstones,
 
     gossip: Dissemination<A>,
     next_gossip: Instant,
@@ -290,13 +289,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
             probe: None,
             next_probe: now,
             next_seq: 0,
-            relays: Vec::new(),
+            relays: Relays::new(),
             suspect_cursor: 0,
             suspect_ping: None,
-            suspicions: BTreeMap::new(),
-            suspicion_timers: BinaryHeap::new(),
-            next_timer: 0,
-            tombstones: VecDeque::new(),
+            suspicions: Suspicions::new(),
+            tombstones: Tombstones::new(),
             gossip: Dissemination::new(),
             next_gossip: now,
             seen_broadcasts: BTreeSet::new(),
@@ -673,14 +670,14 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if let Some(f) = &self.follow_up {
             next = next.min(f.at);
         }
-        for r in &self.relays {
-            next = next.min(r.next_deadline());
+        if let Some(deadline) = self.relays.next_deadline() {
+            next = next.min(deadline);
         }
-        if let Some(Reverse((deadline, _, _))) = self.suspicion_timers.peek() {
-            next = next.min(*deadline);
+        if let Some(deadline) = self.suspicions.next_deadline() {
+            next = next.min(deadline);
         }
-        if let Some(t) = self.tombstones.front() {
-            next = next.min(t.due);
+        if let Some(due) = self.tombstones.next_due() {
+            next = next.min(due);
         }
         Some(next)
     }
@@ -768,6 +765,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// order together: the order holds exactly the live members.
     fn set_state(&mut self, handle: u32, state: State) {
         self.members.set_state(handle, state);
+        if state.is_live() {
+            self.tombstones.cancel(handle);
+        }
         self.place(handle);
     }
 
@@ -882,7 +882,8 @@ mod tests {
             node.handle_datagram(Instant::from_millis(u64::from(inc)), NodeId(2), &buf[..len]).unwrap();
             while node.poll_event().is_some() {}
             assert!(node.tombstones.len() <= 16, "tombstone queue at {}", node.tombstones.len());
-            assert!(node.suspicion_timers.len() <= 4 * node.suspicions.len() + 64);
+            assert!(node.suspicions.len() <= 1 && node.suspicions.deadline_entries() == node.suspicions.len());
+            assert!(node.gossip.len() <= node.members.len());
             assert!(node.order.live_len() + node.order.dead_len() <= node.members.len());
         }
         assert_eq!(node.member(&NodeId(1)).map(|m| m.state), Some(State::Dead));

@@ -7,6 +7,7 @@ use rand_core::RngCore;
 use super::{Node, Pending};
 use crate::addr::Address;
 use crate::member::State;
+use crate::relay::{Relay, RelayDue};
 use crate::time::Instant;
 
 /// The probe in flight: at most one per protocol period.
@@ -30,30 +31,6 @@ impl<A> Probe<A> {
 
     pub fn indirect_due(&self, now: Instant) -> bool {
         self.indirect_deadline().is_some_and(|d| d <= now)
-    }
-}
-
-/// An indirect probe this node runs for a requester.
-#[derive(Debug, Clone)]
-pub(crate) struct Relay<A> {
-    pub requester: A,
-    pub their_seq: u32,
-    pub target: A,
-    pub our_seq: u32,
-    /// When to ping the target a second time if it has not answered.
-    pub retry_at: Option<Instant>,
-    /// When to tell the requester the target has not answered (if asked).
-    pub nack_at: Option<Instant>,
-    pub expires: Instant,
-}
-
-impl<A> Relay<A> {
-    pub fn next_deadline(&self) -> Instant {
-        let mut next = self.expires;
-        for t in [self.nack_at, self.retry_at].into_iter().flatten() {
-            next = next.min(t);
-        }
-        next
     }
 }
 
@@ -100,9 +77,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if self.suspicions.is_empty() {
             return;
         }
-        let after = self.suspect_cursor;
-        let next = self.suspicions.range(after.saturating_add(1)..).next().or_else(|| self.suspicions.iter().next());
-        let Some((&handle, _)) = next else { return };
+        let Some(handle) = self.suspicions.next_after(self.suspect_cursor) else { return };
         self.suspect_cursor = handle;
         if handle == probed {
             return;
@@ -189,8 +164,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 return;
             }
         }
-        if let Some(i) = self.relays.iter().position(|r| r.our_seq == seq) {
-            let relay = self.relays.swap_remove(i);
+        if let Some(relay) = self.relays.take(seq) {
             self.queue_transmit(Pending::Ack { to: relay.requester, seq: relay.their_seq });
             return;
         }
@@ -229,39 +203,28 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let our_seq = self.next_seq();
         let nack_after = crate::time::scale(self.config.probe_timeout, 4) / 5;
         let retry_after = crate::time::scale(self.config.probe_timeout, 2) / 5;
-        self.relays.push(Relay {
-            requester: requester.clone(),
-            their_seq,
-            target: target.clone(),
+        self.relays.insert(
             our_seq,
-            retry_at: Some(now + retry_after),
-            nack_at: want_nack.then(|| now + nack_after),
-            expires: now + self.config.probe_interval,
-        });
+            Relay {
+                requester: requester.clone(),
+                their_seq,
+                target: target.clone(),
+                retry_at: Some(now + retry_after),
+                nack_at: want_nack.then(|| now + nack_after),
+                expires: now + self.config.probe_interval,
+            },
+        );
         self.queue_transmit(Pending::Ping { to: target, seq: our_seq });
     }
 
     pub(super) fn relay_timeouts(&mut self) {
-        let now = self.now;
-        let mut i = 0;
-        while let Some(relay) = self.relays.get_mut(i) {
-            if relay.retry_at.is_some_and(|t| t <= now) {
-                relay.retry_at = None;
-                let (to, seq) = (relay.target.clone(), relay.our_seq);
-                self.queue_transmit(Pending::Ping { to, seq });
-                continue;
+        while let Some(due) = self.relays.poll_due(self.now) {
+            match due {
+                RelayDue::Retry { target, our_seq } => self.queue_transmit(Pending::Ping { to: target, seq: our_seq }),
+                RelayDue::Nack { requester, their_seq } => {
+                    self.queue_transmit(Pending::Nack { to: requester, seq: their_seq })
+                }
             }
-            if relay.nack_at.is_some_and(|t| t <= now) {
-                relay.nack_at = None;
-                let (to, seq) = (relay.requester.clone(), relay.their_seq);
-                self.queue_transmit(Pending::Nack { to, seq });
-                continue;
-            }
-            if relay.expires <= now {
-                self.relays.swap_remove(i);
-                continue;
-            }
-            i += 1;
         }
     }
 
