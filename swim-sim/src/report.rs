@@ -7,6 +7,8 @@ use serde::Serialize;
 
 use crate::checks::{DepartureKind, Exercised};
 use crate::sim::{PhaseEnd, Simulation};
+use swim_core::wire::{Message, Update, Writer};
+use swim_core::{NodeId, State};
 
 /// Detection latencies of crashed nodes, in seconds; null where nothing crashed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -84,6 +86,11 @@ pub struct Report {
     pub messages_to_converge: Option<u64>,
     /// Bytes sent until then.
     pub bytes_to_converge: Option<u64>,
+    /// The least a join could send: every node receives every other node's
+    /// member record once, N × (N − 1) encoded records.
+    pub join_lower_bound_bytes: u64,
+    /// `bytes_to_converge` over that lower bound (the join's overhead).
+    pub join_bytes_over_lower_bound: Option<f64>,
     /// Seconds until every node first saw every node as a member (Alive
     /// or Suspect): the join's convergence when loss keeps some suspicion
     /// running at all times; null if never.
@@ -275,6 +282,8 @@ impl Report {
             join_convergence_seconds: convergence.map(|c| secs(c.at)),
             messages_to_converge: convergence.map(|c| c.datagrams),
             bytes_to_converge: convergence.map(|c| c.bytes),
+            join_lower_bound_bytes: join_lower_bound(sim),
+            join_bytes_over_lower_bound: convergence.map(|c| c.bytes as f64 / join_lower_bound(sim).max(1) as f64),
             membership_convergence_seconds: membership.map(|c| secs(c.at)),
             messages_to_membership: membership.map(|c| c.datagrams),
             converged_at_end: end.converged,
@@ -369,9 +378,11 @@ impl Report {
             Some(t) => {
                 let _ = writeln!(
                     s,
-                    "join converged after {t:.2} s: {} datagrams, {} bytes",
+                    "join converged after {t:.2} s: {} datagrams, {} bytes ({:.2}x the lower bound of {} bytes)",
                     self.messages_to_converge.unwrap_or(0),
-                    self.bytes_to_converge.unwrap_or(0)
+                    self.bytes_to_converge.unwrap_or(0),
+                    self.join_bytes_over_lower_bound.unwrap_or(0.0),
+                    self.join_lower_bound_bytes
                 );
             }
             None => {
@@ -489,6 +500,31 @@ impl Report {
         }
         s
     }
+}
+
+/// The least any join of every node could send: each node must receive
+/// every other node's member record (Alive, incarnation 0, its metadata)
+/// once, so N × (N − 1) records.
+fn join_lower_bound(sim: &Simulation) -> u64 {
+    let n = sim.spec().nodes;
+    let mut records = 0u64;
+    let mut buf = [0u8; 2048];
+    for id in 0..n {
+        let meta = sim.node(id).map(|node| node.local_member().meta).unwrap_or_default();
+        let record: Message<'_, NodeId> = Message::Update(Update {
+            member: NodeId(id),
+            state: State::Alive,
+            incarnation: 0,
+            instance: 0,
+            meta: &meta,
+            accuser: None,
+        });
+        let mut w = Writer::new(&mut buf);
+        if record.encode(&mut w).is_ok() {
+            records += w.len() as u64;
+        }
+    }
+    records * u64::from(n.saturating_sub(1))
 }
 
 #[cfg(test)]

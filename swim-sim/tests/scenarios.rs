@@ -269,3 +269,18 @@ fn a_node_that_cannot_receive_is_failed_and_rejoins_once_the_clog_clears() {
     assert!(r.converged_at_end, "they are back long before the end");
     assert_eq!(sim.checks().live_count(), 40);
 }
+
+#[test]
+fn the_report_measures_a_join_against_its_lower_bound() {
+    let mut spec = Scenario::Join.spec(3);
+    spec.nodes = 10;
+    spec.duration = secs(20);
+    let (_, r) = run(spec);
+    // Ten members without metadata: one Alive record is 8 bytes (tag, id,
+    // incarnation, 4-byte instance, metadata length), each node must get 9.
+    assert_eq!(r.join_lower_bound_bytes, 10 * 9 * 8);
+    let bytes = r.bytes_to_converge.expect("the join converged");
+    let ratio = r.join_bytes_over_lower_bound.expect("a ratio");
+    assert!((ratio - bytes as f64 / 720.0).abs() < 1e-9);
+    assert!(ratio > 1.0, "no join sends less than its lower bound ({ratio})");
+}
