@@ -10,7 +10,7 @@
 //! skipped when it surfaces, instead of searching a bucket for it.
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 
 /// What is being disseminated, as the encoder is offered it.
@@ -106,6 +106,10 @@ pub(crate) struct Dissemination<A> {
     free_users: Vec<u32>,
     live: usize,
     stamp: u16,
+    /// Members to send once each, after all other news: (handle, source).
+    /// 8 bytes an entry where a slot takes 44 and a map entry more, since
+    /// a join reply queues every member it teaches.
+    echo: VecDeque<(u32, u32)>,
 }
 
 impl<A: Clone> Dissemination<A> {
@@ -119,16 +123,30 @@ impl<A: Clone> Dissemination<A> {
             free_users: Vec::new(),
             live: 0,
             stamp: 0,
+            echo: VecDeque::new(),
         }
     }
 
     /// Items waiting to be sent.
     pub fn len(&self) -> usize {
-        self.live
+        self.live + self.echo.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.live == 0
+        self.len() == 0
+    }
+
+    /// Queue a member's state to be sent once, after all other news (a
+    /// member learned from a join reply: its sender's side knows it, but
+    /// when many join at once this one echo is what lets early joiners
+    /// learn of late ones). Returns how many items were evicted.
+    pub fn queue_echo(&mut self, handle: u32, source: Option<u32>, max_items: usize) -> usize {
+        if self.members.contains_key(&handle) {
+            return 0;
+        }
+        let evicted = self.make_room(max_items);
+        self.echo.push_back((handle, source.unwrap_or(NONE)));
+        evicted
     }
 
     /// Slab slots held, used or free (for bound checks in tests).
@@ -203,6 +221,10 @@ impl<A: Clone> Dissemination<A> {
             self.retire(id);
             self.maybe_compact();
         }
+        if !self.echo.is_empty() {
+            self.echo.retain(|&(h, _)| h != handle);
+            give_back(&mut self.echo);
+        }
     }
 
     /// Offer items, least-sent first, to `offer` until it reports the datagram
@@ -210,7 +232,7 @@ impl<A: Clone> Dissemination<A> {
     /// `destination` is the datagram's destination hashed to two bits (see
     /// [`destination_bits`]).
     pub fn fill(&mut self, limit: u32, destination: u128, mut offer: impl FnMut(Item<'_, A>) -> Offer) {
-        if self.live == 0 {
+        if self.is_empty() {
             return;
         }
         self.stamp = self.stamp.wrapping_add(1);
@@ -269,6 +291,36 @@ impl<A: Clone> Dissemination<A> {
             t += 1;
         }
         self.maybe_compact();
+        if t == self.buckets.len() {
+            self.fill_echo(&mut offer);
+        }
+    }
+
+    /// Offer the echoes, oldest first, once each.
+    fn fill_echo(&mut self, offer: &mut impl FnMut(Item<'_, A>) -> Offer) {
+        let mut skips = 0;
+        let mut i = 0;
+        while let Some(&(handle, source)) = self.echo.get(i) {
+            if self.members.contains_key(&handle) {
+                self.echo.remove(i); // queued as news since: sent as that
+                continue;
+            }
+            let source = (source != NONE).then_some(source);
+            match offer(Item::Member { handle, accuser: None, source }) {
+                Offer::Sent | Offer::Known | Offer::Drop => {
+                    self.echo.remove(i);
+                }
+                Offer::Skip => {
+                    skips += 1;
+                    i += 1;
+                    if skips == MAX_SKIPS {
+                        break;
+                    }
+                }
+                Offer::Full => break,
+            }
+        }
+        give_back(&mut self.echo);
     }
 
     fn item<'s>(&'s self, slot: &Slot) -> Option<Item<'s, A>> {
@@ -360,14 +412,17 @@ impl<A: Clone> Dissemination<A> {
         }
     }
 
-    /// Evict the most-sent (and, among those, oldest) items until one more fits.
+    /// Evict until one more item fits: the oldest echoes first (the least
+    /// valuable news), then the most-sent (and among those the oldest) items.
     fn make_room(&mut self, max_items: usize) -> usize {
         let mut evicted = 0;
-        while self.live >= max_items && self.live > 0 {
-            let Some(head) = self.buckets.iter().rev().map(|b| b.0).find(|&h| h != NONE) else {
-                break;
-            };
-            self.retire(head);
+        while self.len() >= max_items && !self.is_empty() {
+            if self.echo.pop_front().is_none() {
+                let Some(head) = self.buckets.iter().rev().map(|b| b.0).find(|&h| h != NONE) else {
+                    break;
+                };
+                self.retire(head);
+            }
             evicted += 1;
         }
         evicted
@@ -451,6 +506,13 @@ impl<A: Clone> Dissemination<A> {
             self.users = Vec::new();
             self.free_users = Vec::new();
         }
+    }
+}
+
+/// A drained echo queue that a join grew gives its memory back.
+fn give_back<T>(queue: &mut VecDeque<T>) {
+    if queue.is_empty() && queue.capacity() > MIN_COMPACT {
+        *queue = VecDeque::new();
     }
 }
 
@@ -662,5 +724,50 @@ mod bound_tests {
         for h in (0..400).filter(|h| h % 10 == 0) {
             assert!(d.has_member(h));
         }
+    }
+}
+
+#[cfg(test)]
+mod echo_tests {
+    use super::*;
+
+    fn offered(d: &mut Dissemination<u32>) -> Vec<u32> {
+        let mut out = Vec::new();
+        d.fill(4, 0, |item| {
+            if let Item::Member { handle, .. } = item {
+                out.push(handle);
+            }
+            Offer::Sent
+        });
+        out
+    }
+
+    #[test]
+    fn echoes_go_once_each_after_all_other_news() {
+        let mut d: Dissemination<u32> = Dissemination::new();
+        d.queue_echo(1, None, 100);
+        d.queue_echo(2, None, 100);
+        d.queue_member(9, None, None, 100, 0);
+        assert_eq!(d.len(), 3);
+        assert_eq!(offered(&mut d), vec![9, 1, 2]);
+        assert_eq!(offered(&mut d), vec![9], "echoes went once");
+        // An echo of a member that has news since is sent as that news.
+        d.queue_echo(5, None, 100);
+        d.queue_member(5, None, None, 100, 0);
+        assert_eq!(offered(&mut d), vec![5, 9], "fresh news goes first");
+    }
+
+    #[test]
+    fn echoes_count_against_the_bound_and_go_first_when_full() {
+        let mut d: Dissemination<u32> = Dissemination::new();
+        for h in 0..10 {
+            d.queue_echo(h, None, 4);
+        }
+        assert_eq!(d.len(), 4);
+        assert_eq!(d.queue_member(50, None, None, 4, 0), 1, "the oldest echo made room");
+        assert_eq!(d.len(), 4);
+        assert_eq!(offered(&mut d), vec![50, 7, 8, 9]);
+        d.forget_member(50);
+        assert!(d.is_empty());
     }
 }

@@ -74,8 +74,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
             let accuser = update.accuser.unwrap_or_else(|| self.addr.clone());
             self.become_suspect(handle, update.incarnation, accuser);
         } else if echo_once {
-            let head_start = self.retransmit_limit().saturating_sub(1);
-            self.queue_gossip_with(handle, None, head_start);
+            let source = self.heard_from.as_ref().and_then(|a| self.members.handle(a));
+            let dropped = self.gossip.queue_echo(handle, source, self.config.max_gossip_queue);
+            self.stats.gossip_dropped += dropped as u64;
         } else {
             self.queue_gossip(handle, None);
         }

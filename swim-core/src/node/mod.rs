@@ -634,7 +634,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             }
             self.push_pull_sends.pop_front();
         }
-        give_back(&mut self.transmits);
+        give_back(&mut self.transmits, KEPT_CAPACITY);
         None
     }
 
@@ -642,7 +642,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
     pub fn poll_event(&mut self) -> Option<Event<A>> {
         let event = self.events.pop_front();
         if event.is_none() {
-            give_back(&mut self.events);
+            give_back(&mut self.events, 0);
         }
         event
     }
@@ -827,15 +827,18 @@ impl<A: Address, R: RngCore> Node<A, R> {
     }
 }
 
-/// Queue capacity kept when a drained queue shrinks.
+/// Transmit-queue capacity kept when the drained queue shrinks: enough for
+/// steady state, so polling there allocates nothing.
 const KEPT_CAPACITY: usize = 64;
 
 /// A drained queue that a burst (a join's thousand events, a flood of
-/// transmits) grew gives its memory back; below that size nothing is done,
-/// so steady-state polling allocates nothing.
-fn give_back<T>(queue: &mut VecDeque<T>) {
-    if queue.is_empty() && queue.capacity() > 4 * KEPT_CAPACITY {
-        queue.shrink_to(KEPT_CAPACITY);
+/// transmits) grew past four times `keep` (and 16) gives its memory back
+/// down to `keep`; below that nothing is done, so steady-state polling
+/// allocates nothing. Events are rare in steady state and every node of a
+/// large simulation holds a queue, so they keep nothing.
+fn give_back<T>(queue: &mut VecDeque<T>, keep: usize) {
+    if queue.is_empty() && queue.capacity() > (4 * keep).max(16) {
+        queue.shrink_to(keep);
     }
 }
 
