@@ -432,12 +432,16 @@ async fn millis_until_alive(agents: &[&Agent], addr: SocketAddr, limit: Duration
     start.elapsed().as_millis()
 }
 
-#[tokio::test]
-async fn a_restarted_agent_is_alive_everywhere_within_a_second_every_time() {
-    // Periodic exchanges every 300 ms, so each process lives through
-    // several before it is killed.
+/// Four rounds: the agent `c` lives through several periodic exchanges,
+/// is killed, and once `a` and `b` no longer hold it alive it is started
+/// again on the same address and name. Returns the milliseconds until both
+/// saw it alive again, each round, and `c`'s log over all five lives.
+async fn restart_rounds() -> (Vec<u128>, String) {
+    // Periodic exchanges every second, so each process lives through
+    // several before it is killed; a join attempt unanswered for a second
+    // is retried (and logged).
     let path = std::env::temp_dir().join(format!("swim-restart-{}.toml", std::process::id()));
-    std::fs::write(&path, "[protocol]\npush_pull_interval_ms = 300\n").unwrap();
+    std::fs::write(&path, "[protocol]\npush_pull_interval_ms = 1000\njoin_retry_interval_ms = 1000\n").unwrap();
     let config = ["--config", path.to_str().unwrap()];
     let a = Agent::start_with("a", &[], &config);
     let b = Agent::start_with("b", &[a.udp], &config);
@@ -448,7 +452,7 @@ async fn a_restarted_agent_is_alive_everywhere_within_a_second_every_time() {
     }
     let mut took = Vec::new();
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::time::sleep(Duration::from_millis(3500)).await;
         c.kill();
         // The others must have noticed, or "alive" would be the old view.
         eventually(Duration::from_secs(20), "c is no longer alive at a and b", || async {
@@ -462,8 +466,27 @@ async fn a_restarted_agent_is_alive_everywhere_within_a_second_every_time() {
         took.push(millis_until_alive(&[&a, &b], c.udp, Duration::from_secs(20)).await);
     }
     let _ = std::fs::remove_file(&path);
+    (took, c.log())
+}
+
+#[tokio::test]
+async fn a_restarted_agent_is_alive_everywhere_within_a_second_every_time() {
+    let (took, _) = restart_rounds().await;
     eprintln!("restarted agent alive at both others after {took:?} ms");
     assert!(took.iter().all(|&ms| ms <= 1000), "alive again after {took:?} ms");
+}
+
+/// Open finding: the seed leaves some of a restarted process's first join
+/// attempts unanswered (its join completes on a later attempt, while the
+/// others already see it alive through probes and gossip). Exchange
+/// numbers starting at random did not cure it. Run with
+/// `cargo test -p swim-tokio --test agent -- --ignored restarted`.
+#[tokio::test]
+#[ignore = "open finding: a restarted agent's first join attempt can go unanswered"]
+async fn a_restarted_agents_first_join_attempt_is_answered_every_time() {
+    let (_, log) = restart_rounds().await;
+    assert_eq!(log.matches("swim_tokio::driver: joined: ").count(), 5, "{log}");
+    assert_eq!(log.matches("no answer to the join").count(), 0, "{log}");
 }
 
 /// `swim monitor --json` against an agent, its lines collected as they come.

@@ -52,7 +52,7 @@ pub fn render(stats: &Stats, process: &ProcessStats) -> String {
             ("state=\"left\"", u64::from(m.left)),
         ],
     );
-    let counters: [(&str, &str, u64); 20] = [
+    let counters: [(&str, &str, u64); 23] = [
         ("swim_datagrams_received_total", "Datagrams received.", c.datagrams_in),
         ("swim_datagrams_sent_total", "Datagrams produced for sending.", c.datagrams_out),
         ("swim_bytes_received_total", "Bytes received.", c.bytes_in),
@@ -65,6 +65,9 @@ pub fn render(stats: &Stats, process: &ProcessStats) -> String {
         ("swim_refutations_total", "Times this node refuted a suspicion of itself.", c.refutations),
         ("swim_failures_total", "Members this node saw declared failed.", c.failures),
         ("swim_push_pulls_total", "Full-state exchanges started.", c.push_pulls),
+        ("swim_push_pulls_refused_total", "Full-state exchanges refused: too many under way.", c.push_pull_refused),
+        ("swim_members_refused_total", "Members not added: the member table is full.", c.members_refused),
+        ("swim_unexpected_acks_total", "Acks that matched no probe.", c.unexpected_acks),
         ("swim_join_attempts_total", "Join attempts.", c.join_attempts),
         ("swim_updates_sent_total", "Piggybacked updates sent.", c.updates_sent),
         ("swim_updates_received_total", "Piggybacked updates received.", c.updates_received),
