@@ -476,13 +476,15 @@ async fn a_restarted_agent_is_alive_everywhere_within_a_second_every_time() {
     assert!(took.iter().all(|&ms| ms <= 1000), "alive again after {took:?} ms");
 }
 
-/// Open finding: the seed leaves some of a restarted process's first join
-/// attempts unanswered (its join completes on a later attempt, while the
-/// others already see it alive through probes and gossip). Exchange
-/// numbers starting at random did not cure it. Run with
+/// The stricter check: the seed answers every restarted process's first
+/// join attempt within the one-second retry. With exchange numbers that
+/// restarted at 0 it failed every time (7 unanswered attempts in four
+/// rounds, two rounds never joined); since they start at random it passes
+/// on a quiet machine but saw an attempt unanswered for a second on one
+/// loaded with four sessions' builds, hence ignored. Run with
 /// `cargo test -p swim-tokio --test agent -- --ignored restarted`.
 #[tokio::test]
-#[ignore = "open finding: a restarted agent's first join attempt can go unanswered"]
+#[ignore = "timing-sensitive under load: a first join attempt may stay unanswered for a second"]
 async fn a_restarted_agents_first_join_attempt_is_answered_every_time() {
     let (_, log) = restart_rounds().await;
     assert_eq!(log.matches("swim_tokio::driver: joined: ").count(), 5, "{log}");
