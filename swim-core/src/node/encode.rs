@@ -110,6 +110,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
     /// Fill the rest of the datagram from the dissemination queue.
     fn piggyback(&mut self, w: &mut Writer<'_>, to: &A) {
+        if self.gossip.is_empty() {
+            return; // the steady state: nothing to hash or look up
+        }
         let limit = self.retransmit_limit();
         let members = &self.members;
         let suspicions = &self.suspicions;
