@@ -705,3 +705,24 @@ fn a_handler_filter_naming_an_unknown_event_is_refused_at_start() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("`--event-handler`") && err.contains("member-join, member-leave"), "{err}");
 }
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn without_a_name_the_agent_is_known_by_its_host_name() {
+    let udp = free_udp();
+    let http = free_tcp().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_swim"))
+        .args(["agent", "--profile", "local", "--bind", &udp.to_string(), "--http", &http])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed when the test ends, whatever happens.
+    let _agent = Agent { child, udp, http: http.clone(), log: PathBuf::new(), args: Vec::new() };
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_owned();
+    eventually(Duration::from_secs(10), "the agent answers", || async { client::get(&http, "/v1/self").await.is_ok() })
+        .await;
+    let me: serde_json::Value = serde_json::from_str(&client::get(&http, "/v1/self").await.unwrap()).unwrap();
+    assert_eq!(me["name"].as_str(), Some(host.as_str()));
+}
