@@ -91,7 +91,7 @@ pub use config::{Config, ConfigError, Problem, MAX_DATAGRAM_SIZE, MIN_DATAGRAM_S
 pub use event::{Event, Member};
 pub use member::{Claim, State};
 pub use node::{CommandError, MemberRef, Node, Rejected, Transmit};
-pub use stats::{ByKind, Rejections, Stats};
+pub use stats::{ByKind, Rejections, RoundTrips, Stats, ROUND_TRIP_BOUNDS_MICROS};
 pub use time::Instant;
 
 pub use bytes::Bytes;

@@ -80,6 +80,43 @@ impl Rejections {
     }
 }
 
+/// Upper bounds, in microseconds, of the probe round-trip histogram's
+/// buckets ([`RoundTrips::counts`] has one more, for anything slower):
+/// powers of two from 128 µs to about 4.2 s.
+pub const ROUND_TRIP_BOUNDS_MICROS: [u64; 16] = [
+    128, 256, 512, 1_024, 2_048, 4_096, 8_192, 16_384, 32_768, 65_536, 131_072, 262_144, 524_288, 1_048_576, 2_097_152,
+    4_194_304,
+];
+
+/// Round-trip times of this node's own probes (ping sent until its ack,
+/// direct or relayed, arrived), as a fixed-bucket histogram: no allocation,
+/// and a driver can export it as it is (a Prometheus histogram, say).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoundTrips {
+    /// Probes answered within each bound of [`ROUND_TRIP_BOUNDS_MICROS`]
+    /// (not cumulative), and in the last slot those slower than all bounds.
+    pub counts: [u64; ROUND_TRIP_BOUNDS_MICROS.len() + 1],
+    /// Sum of all recorded round trips, in microseconds.
+    pub sum_micros: u64,
+}
+
+impl RoundTrips {
+    /// Count one round trip.
+    pub fn record(&mut self, rtt: core::time::Duration) {
+        let micros = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
+        let i = ROUND_TRIP_BOUNDS_MICROS.iter().position(|&b| micros <= b).unwrap_or(ROUND_TRIP_BOUNDS_MICROS.len());
+        if let Some(c) = self.counts.get_mut(i) {
+            *c += 1;
+        }
+        self.sum_micros = self.sum_micros.saturating_add(micros);
+    }
+
+    /// Round trips recorded.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
 /// Everything a node counts. Counters only grow, except the gauges noted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -150,4 +187,6 @@ pub struct Stats {
     pub conflicts: u64,
     /// Gauge: the local health score (0 is healthy; Lifeguard §IV.A).
     pub local_health: u32,
+    /// Round-trip times of answered probes.
+    pub probe_round_trips: RoundTrips,
 }

@@ -555,3 +555,34 @@ fn a_broadcast_names_the_member_that_sent_it() {
     let got: Vec<_> = events(&mut b).into_iter().filter(|e| matches!(e, Event::Broadcast { .. })).collect();
     assert_eq!(got, vec![Event::Broadcast { from: NodeId(0), payload: bytes::Bytes::from_static(b"deploy") }]);
 }
+
+#[test]
+fn answered_probes_record_their_round_trip() {
+    let mut n = with_members(5, Config::lan());
+    let mut answered = 0;
+    let mut round = 0u64;
+    for _ in 0..100 {
+        if answered >= 4 {
+            break;
+        }
+        let now = n.poll_timeout().unwrap();
+        n.handle_timeout(now);
+        for (to, msgs) in outputs(&mut n) {
+            if let Some(Message::Ping { seq }) = msgs.first() {
+                // Answered after 3 ms, then 6, 9, 12.
+                round += 1;
+                let later = now + Duration::from_millis(3 * round);
+                send(&mut n, later, to, &[Message::Ack { seq: *seq }]);
+                answered += 1;
+            }
+        }
+    }
+    let rtt = n.stats().probe_round_trips;
+    assert_eq!(rtt.count(), answered);
+    assert!(answered >= 4);
+    // 3 ms and later: nothing in the buckets below 2,048 µs.
+    let below: u64 =
+        rtt.counts.iter().zip(swim_core::ROUND_TRIP_BOUNDS_MICROS).filter(|(_, b)| *b < 2_048).map(|(c, _)| c).sum();
+    assert_eq!(below, 0);
+    assert!(rtt.sum_micros >= 3_000 * answered);
+}

@@ -16,6 +16,8 @@ pub(crate) struct Probe<A> {
     pub target: u32,
     pub addr: A,
     pub seq: u32,
+    /// When the ping went out (for the round-trip time).
+    pub started: Instant,
     /// When to fall back to indirect probing, if no ack by then.
     pub timeout: Instant,
     pub indirect: bool,
@@ -56,6 +58,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             target,
             addr: addr.clone(),
             seq,
+            started: now,
             timeout: now + self.awareness.scale(self.config.probe_timeout),
             indirect: false,
             acked: false,
@@ -159,6 +162,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
             if p.seq == seq {
                 if !p.acked {
                     p.acked = true;
+                    let rtt = self.now.saturating_duration_since(p.started);
+                    self.stats.probe_round_trips.record(rtt);
                     self.apply_health(-1);
                 }
                 return;
