@@ -24,13 +24,11 @@ pub(crate) struct Window {
 }
 
 impl Window {
-    /// memberlist `suspicionTimeout`: `mult * max(1, log10(n)) * interval`
-    /// with the log rounded down, so timeouts step at 10, 100, 1000 members;
-    /// the maximum is `max_mult` times that, and `mult - 2` confirmations are
+    /// memberlist `suspicionTimeout` (see [`suspicion_timeout`]); the
+    /// maximum is `max_mult` times that, and `mult - 2` confirmations are
     /// wanted unless the cluster is too small to give them.
     pub fn new(mult: u32, max_mult: u32, live_members: u32, interval: Duration, lifeguard: bool) -> Window {
-        let scale = ilog10(live_members).max(1);
-        let min = crate::time::scale(interval, mult.saturating_mul(scale));
+        let min = suspicion_timeout(mult, live_members, interval);
         if !lifeguard {
             // Plain SWIM: one fixed timeout, confirmations change nothing.
             return Window { min, max: min, needed: 0 };
@@ -175,9 +173,60 @@ impl<A: PartialEq + Clone> Suspicions<A> {
     }
 }
 
-/// floor(log10(n)), 0 for n < 10.
-fn ilog10(n: u32) -> u32 {
-    n.checked_ilog10().unwrap_or(0)
+/// memberlist's `suspicionTimeout`, to the nanosecond:
+/// `mult * floor(1000 * max(1, log10(n))) * interval / 1000`. memberlist
+/// computes the log in floating point and truncates it to thousandths;
+/// [`log10_milli`] gives the same thousandths without floating point (pinned
+/// against memberlist's own output for n = 1..100,000 in the tests).
+pub(crate) fn suspicion_timeout(mult: u32, n: u32, interval: Duration) -> Duration {
+    let scale = u128::from(log10_milli(n).max(1000));
+    let nanos = u128::from(mult) * scale * u128::from(duration_nanos(interval)) / 1000;
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// log2(10) in Q60 fixed point.
+const LOG2_10_Q60: u128 = 3_829_922_337_353_294_527;
+
+/// `floor(1000 * log10(n))`, exactly, for n >= 1 (0 for n <= 1).
+///
+/// log2(n) is computed to 60 fractional bits by repeated squaring of the
+/// normalised mantissa (the truncation errors shrink as they are mapped
+/// back, so the result is within about 1e-17 of the truth), then divided by
+/// log2(10). Only a value within that error of an integer could be floored
+/// wrongly: 1000 * log10(n) is an integer only at powers of ten, which are
+/// answered exactly first.
+pub(crate) fn log10_milli(n: u32) -> u32 {
+    if n <= 1 {
+        return 0;
+    }
+    let mut power = 1u32;
+    let mut exponent = 0u32;
+    while power < n {
+        match power.checked_mul(10) {
+            Some(p) => {
+                power = p;
+                exponent += 1;
+            }
+            None => break,
+        }
+    }
+    if power == n {
+        return 1000 * exponent;
+    }
+    const WORK: u32 = 62;
+    let int = n.ilog2();
+    // The mantissa n / 2^int in [1, 2), in Q62.
+    let mut y: u128 = (u128::from(n) << WORK) >> int;
+    let mut frac: u128 = 0;
+    for bit in (0..60).rev() {
+        y = (y * y) >> WORK;
+        if y >= 2u128 << WORK {
+            y >>= 1;
+            frac |= 1 << bit;
+        }
+    }
+    let log2_q60 = (u128::from(int) << 60) | frac;
+    u32::try_from(1000 * log2_q60 / LOG2_10_Q60).unwrap_or(u32::MAX)
 }
 
 /// log2(x) in Q16 fixed point, for x >= 1, by repeated squaring of the
@@ -201,6 +250,31 @@ fn log2_q16(x: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// memberlist's `suspicionTimeout` scale, `time.Duration(nodeScale*1000)`
+    /// with `nodeScale = math.Max(1, math.Log10(math.Max(1, float64(n))))`,
+    /// for every n in 1..=100,000, folded with FNV-1a (64-bit, one whole
+    /// value per step) by a Go program run with Go 1.19 on amd64.
+    const MEMBERLIST_SCALES_FNV: u64 = 739_271_047_819_886_899;
+
+    #[test]
+    fn the_suspicion_timeout_is_memberlists_for_every_cluster_size_to_100_000() {
+        let mut h: u64 = 1_469_598_103_934_665_603;
+        for n in 1..=100_000u32 {
+            h ^= u64::from(log10_milli(n).max(1000));
+            h = h.wrapping_mul(1_099_511_628_211);
+        }
+        assert_eq!(h, MEMBERLIST_SCALES_FNV);
+        // And the timeouts memberlist prints for the LAN profile.
+        let lan = |n| suspicion_timeout(4, n, Duration::from_secs(1));
+        assert_eq!(lan(5), Duration::from_secs(4));
+        assert_eq!(lan(50), Duration::from_millis(6_792));
+        assert_eq!(lan(100), Duration::from_secs(8));
+        assert_eq!(lan(990), Duration::from_millis(11_980));
+        assert_eq!(lan(999), Duration::from_millis(11_996));
+        assert_eq!(lan(1000), Duration::from_secs(12));
+        assert_eq!(lan(100_000), Duration::from_secs(20));
+    }
 
     #[test]
     fn fixed_point_log_matches_known_values() {

@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use swim_core::Config;
 
-/// `floor(log10(n))`, at least 1: the suspicion timeout's cluster-size factor.
+/// `floor(log10(n))`, at least 1: a cluster-size factor for retransmits.
 fn log10_factor(n: u32) -> u32 {
     n.max(1).ilog10().max(1)
 }
 
 /// The shortest suspicion timeout at `n` live members (memberlist
-/// `suspicionTimeout`: `suspicion_mult * max(1, log10 n) * probe_interval`).
+/// `suspicionTimeout`, as swim-core computes it).
 pub fn suspicion_min(config: &Config, n: u32) -> Duration {
-    config.probe_interval.saturating_mul(config.suspicion_mult.saturating_mul(log10_factor(n)))
+    config.suspicion_timeout(n)
 }
 
 /// The longest: `suspicion_max_timeout_mult` times the shortest with
@@ -69,6 +69,7 @@ mod tests {
     fn lan_suspicion_timeouts_step_with_log10_of_the_cluster() {
         let c = Config::lan();
         assert_eq!(suspicion_min(&c, 5), Duration::from_secs(4));
+        assert_eq!(suspicion_min(&c, 50), Duration::from_millis(6_792));
         assert_eq!(suspicion_min(&c, 100), Duration::from_secs(8));
         assert_eq!(suspicion_max(&c, 100), Duration::from_secs(48));
         let mut plain = c.clone();
