@@ -316,6 +316,84 @@ impl core::error::Error for ConfigError {}
 mod tests {
     use super::*;
 
+    /// One preset's protocol values, in memberlist's terms.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Preset {
+        probe_interval_ms: u128,
+        probe_timeout_ms: u128,
+        indirect_checks: u32,
+        retransmit_mult: u32,
+        suspicion_mult: u32,
+        suspicion_max_timeout_mult: u32,
+        awareness_max_multiplier: u32,
+        gossip_nodes: u32,
+        gossip_interval_ms: u128,
+        push_pull_interval_ms: u128,
+        udp_buffer_size: usize,
+    }
+
+    fn preset(c: &Config) -> Preset {
+        Preset {
+            probe_interval_ms: c.probe_interval.as_millis(),
+            probe_timeout_ms: c.probe_timeout.as_millis(),
+            indirect_checks: c.indirect_checks,
+            retransmit_mult: c.retransmit_mult,
+            suspicion_mult: c.suspicion_mult,
+            suspicion_max_timeout_mult: c.suspicion_max_timeout_mult,
+            awareness_max_multiplier: c.awareness_max_multiplier,
+            gossip_nodes: c.gossip_nodes,
+            gossip_interval_ms: c.gossip_interval.as_millis(),
+            push_pull_interval_ms: c.push_pull_interval.as_millis(),
+            udp_buffer_size: c.max_datagram_size,
+        }
+    }
+
+    /// The values of memberlist's `DefaultLANConfig`, `DefaultWANConfig`
+    /// (LAN with TCPTimeout, SuspicionMult 6, PushPullInterval 60 s,
+    /// ProbeTimeout 3 s, ProbeInterval 5 s, GossipNodes 4, GossipInterval
+    /// 500 ms) and `DefaultLocalConfig` (LAN with IndirectChecks 1,
+    /// RetransmitMult 2, SuspicionMult 3, PushPullInterval 15 s,
+    /// ProbeTimeout 200 ms, GossipInterval 100 ms), read from its config.go.
+    /// Settings memberlist has and swim-core does not (TCP timeouts, gossip
+    /// to the dead, compression) are not compared.
+    #[test]
+    fn the_presets_are_memberlists() {
+        let lan = Preset {
+            probe_interval_ms: 1_000,
+            probe_timeout_ms: 500,
+            indirect_checks: 3,
+            retransmit_mult: 4,
+            suspicion_mult: 4,
+            suspicion_max_timeout_mult: 6,
+            awareness_max_multiplier: 8,
+            gossip_nodes: 3,
+            gossip_interval_ms: 200,
+            push_pull_interval_ms: 30_000,
+            udp_buffer_size: 1_400,
+        };
+        let wan = Preset {
+            probe_interval_ms: 5_000,
+            probe_timeout_ms: 3_000,
+            suspicion_mult: 6,
+            gossip_nodes: 4,
+            gossip_interval_ms: 500,
+            push_pull_interval_ms: 60_000,
+            ..preset(&Config::lan())
+        };
+        let local = Preset {
+            indirect_checks: 1,
+            retransmit_mult: 2,
+            suspicion_mult: 3,
+            probe_timeout_ms: 200,
+            gossip_interval_ms: 100,
+            push_pull_interval_ms: 15_000,
+            ..preset(&Config::lan())
+        };
+        assert_eq!(preset(&Config::lan()), lan);
+        assert_eq!(preset(&Config::wan()), wan);
+        assert_eq!(preset(&Config::local()), local);
+    }
+
     #[test]
     fn every_preset_is_valid() {
         for c in [Config::lan(), Config::wan(), Config::local()] {
