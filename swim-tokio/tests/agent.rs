@@ -333,6 +333,35 @@ fn a_fatal_error_is_printed_once() {
     assert_eq!(err.matches("cannot bind UDP").count(), 1, "{err}");
 }
 
+/// The value of the unlabelled sample `name` in an exposition.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn an_agent_exports_the_round_trips_of_its_probes_as_a_histogram() {
+    let a = Agent::start("a", &[]);
+    let b = Agent::start("b", &[a.udp]);
+    let c = Agent::start("c", &[a.udp]);
+    let agents = [&a, &b, &c];
+    eventually(Duration::from_secs(20), "a probe answered at a, b and c", || async move {
+        for agent in agents {
+            match client::get(&agent.http, "/metrics").await {
+                Ok(m) if sample(&m, "swim_probe_rtt_seconds_count").is_some_and(|n| n >= 1.0) => {}
+                _ => return false,
+            }
+        }
+        true
+    })
+    .await;
+    let last = client::get(&c.http, "/metrics").await.unwrap();
+    let count = sample(&last, "swim_probe_rtt_seconds_count").unwrap();
+    assert_eq!(sample(&last, "swim_probe_rtt_seconds_bucket{le=\"+Inf\"}"), Some(count), "{last}");
+    // Loopback round trips are short, but never zero.
+    let sum = sample(&last, "swim_probe_rtt_seconds_sum").unwrap();
+    assert!(sum > 0.0 && sum / count < 1.0, "{last}");
+}
+
 #[tokio::test]
 async fn sighup_reloads_tags_and_log_level_and_the_agent_keeps_running() {
     let path = std::env::temp_dir().join(format!("swim-reload-{}.toml", std::process::id()));

@@ -29,14 +29,28 @@ fn metric_names(query: &str) -> Vec<String> {
         .collect()
 }
 
+/// The series names an exposition declares: each family's own name, and
+/// for a histogram its `_bucket`, `_sum` and `_count` series, which are what
+/// queries name.
+fn exported(exposition: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for l in exposition.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (name, kind) = l.split_once(' ').expect("a name and a type");
+        if kind == "histogram" {
+            out.extend(["_bucket", "_sum", "_count"].map(|s| format!("{name}{s}")));
+        }
+        out.insert(name.to_owned());
+    }
+    out
+}
+
 #[test]
 fn every_dashboard_query_names_a_metric_the_agent_exports() {
     let dashboard: serde_json::Value =
         serde_json::from_str(include_str!("../deploy/grafana/dashboards/swim.json")).expect("valid JSON");
     let process = ProcessStats { resident_memory_bytes: Some(1), cpu_seconds: Some(1.0), open_fds: Some(1) };
     let exposition = render(&Stats::default(), &process);
-    let exported: BTreeSet<&str> =
-        exposition.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
+    let exported = exported(&exposition);
     let queries = queries(&dashboard);
     assert!(queries.len() >= 10, "{queries:?}");
     let mut named = 0;
@@ -44,11 +58,18 @@ fn every_dashboard_query_names_a_metric_the_agent_exports() {
         let names = metric_names(q);
         assert!(!names.is_empty(), "query names no metric: {q}");
         for name in names {
-            assert!(exported.contains(name.as_str()), "`{name}` in `{q}` is not exported; exported: {exported:?}");
+            assert!(exported.contains(&name), "`{name}` in `{q}` is not exported; exported: {exported:?}");
             named += 1;
         }
     }
     assert!(named >= queries.len());
+}
+
+#[test]
+fn a_histogram_exports_its_bucket_sum_and_count_series() {
+    let exported = exported("# TYPE a_seconds histogram\n# TYPE b_total counter\n");
+    assert!(["a_seconds_bucket", "a_seconds_sum", "a_seconds_count", "b_total"].iter().all(|n| exported.contains(*n)));
+    assert!(!exported.contains("b_total_bucket"));
 }
 
 #[test]

@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use swim_core::{RoundTrips, ROUND_TRIP_BOUNDS_MICROS};
+
 use crate::Stats;
 
 /// What the agent's process uses, read from the operating system.
@@ -131,6 +133,7 @@ pub fn render(stats: &Stats, process: &ProcessStats) -> String {
             ],
         );
     }
+    round_trips(&mut out, &c.probe_round_trips);
     if let Some(bytes) = process.resident_memory_bytes {
         family(&mut out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", &[("", bytes)]);
     }
@@ -143,6 +146,23 @@ pub fn render(stats: &Stats, process: &ProcessStats) -> String {
         family(&mut out, "process_open_fds", "gauge", "Number of open file descriptors.", &[("", fds)]);
     }
     out
+}
+
+/// The probe round-trip histogram, in seconds as Prometheus names it:
+/// buckets cumulative, as the format wants, where the core counts each
+/// bucket on its own.
+fn round_trips(out: &mut String, rt: &RoundTrips) {
+    let name = "swim_probe_rtt_seconds";
+    let _ = writeln!(out, "# HELP {name} Round-trip times of this node's probes, ping to ack (direct or relayed).");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    let mut cumulative = 0u64;
+    for (bound, count) in ROUND_TRIP_BOUNDS_MICROS.iter().zip(rt.counts) {
+        cumulative += count;
+        let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", rt.count());
+    let _ = writeln!(out, "{name}_sum {}", rt.sum_micros as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count {}", rt.count());
 }
 
 /// One metric family: HELP, TYPE and its samples.
@@ -176,9 +196,15 @@ mod tests {
         assert!(text.contains("swim_decode_errors_total{reason=\"bad_checksum\"} 2\n"));
         assert!(text.contains("# TYPE swim_decode_errors_total counter\n"));
         assert!(text.contains("swim_local_health 0\n"));
+        assert!(text.contains("# TYPE swim_probe_rtt_seconds histogram\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(name.starts_with("swim_") || name.starts_with("process_"), "{line}");
+            // Only histogram buckets carry `le`; theirs is a number or +Inf.
+            if let Some((_, le)) = name.split_once("le=\"") {
+                let le = le.trim_end_matches("\"}");
+                assert!(le == "+Inf" || le.parse::<f64>().is_ok(), "{line}");
+            }
             value.parse::<f64>().unwrap();
         }
         // The process is read from the system here.
@@ -186,5 +212,29 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(own.resident_memory_bytes.is_some_and(|b| b > 0) && own.open_fds.is_some_and(|n| n >= 3));
         }
+    }
+
+    #[test]
+    fn round_trips_are_a_cumulative_histogram_in_seconds() {
+        let mut stats = Stats::default();
+        let rt = &mut stats.core.probe_round_trips;
+        rt.record(std::time::Duration::from_micros(100));
+        rt.record(std::time::Duration::from_micros(300));
+        rt.record(std::time::Duration::from_micros(500));
+        rt.record(std::time::Duration::from_secs(10));
+        let text = render(&stats, &ProcessStats::default());
+        for want in [
+            "swim_probe_rtt_seconds_bucket{le=\"0.000128\"} 1\n",
+            "swim_probe_rtt_seconds_bucket{le=\"0.000256\"} 1\n",
+            "swim_probe_rtt_seconds_bucket{le=\"0.000512\"} 3\n",
+            "swim_probe_rtt_seconds_bucket{le=\"4.194304\"} 3\n",
+            "swim_probe_rtt_seconds_bucket{le=\"+Inf\"} 4\n",
+            "swim_probe_rtt_seconds_sum 10.0009\n",
+            "swim_probe_rtt_seconds_count 4\n",
+        ] {
+            assert!(text.contains(want), "no `{want}` in\n{text}");
+        }
+        let buckets = text.lines().filter(|l| l.starts_with("swim_probe_rtt_seconds_bucket")).count();
+        assert_eq!(buckets, ROUND_TRIP_BOUNDS_MICROS.len() + 1);
     }
 }
