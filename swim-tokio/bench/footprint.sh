@@ -6,6 +6,10 @@
 #
 #   cargo build --release -p swim-tokio && swim-tokio/bench/footprint.sh
 #
+# SWIM=PATH measures another binary, e.g. the small static build:
+#   cargo build --profile small -p swim-tokio --target x86_64-unknown-linux-musl
+#   SWIM=target/x86_64-unknown-linux-musl/small/swim swim-tokio/bench/footprint.sh
+#
 # Ports 27000.. on 127.0.0.1 must be free. Every agent is stopped at the end.
 set -eu
 SWIM=${SWIM:-target/release/swim}
