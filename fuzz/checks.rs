@@ -398,7 +398,12 @@ impl NodeRun {
     fn check_invariants(&mut self, timed_out: bool) {
         let c = &self.config;
         let inc = self.node.incarnation();
-        assert!(inc >= self.incarnation, "own incarnation went down from {} to {inc}", self.incarnation);
+        // Serial numbers: the incarnation may wrap past u32::MAX, never go back.
+        assert!(
+            !swim_core::incarnation_newer(self.incarnation, inc),
+            "own incarnation went down from {} to {inc}",
+            self.incarnation
+        );
         self.incarnation = inc;
         let me = self.node.local_member();
         assert_eq!(me.addr, NodeId(0));

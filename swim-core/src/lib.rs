@@ -56,9 +56,32 @@
 //! ## Guarantees
 //!
 //! - No input can make a node panic: any bytes, address, time or command order.
-//! - A `now` earlier than a previous one is clamped and counted.
-//! - After [`Node::handle_timeout`], [`Node::poll_timeout`] is later than `now`.
-//! - Memory is bounded by [`Config`]: members, tombstones, queues, relays.
+//! - One datagram asks one thing: at most one primary message (Ping, Ack,
+//!   Nack, PingReq, PushPull, Digest), first; more is refused whole. A
+//!   datagram is answered by at most one datagram to its sender (a full-state
+//!   request by its state, in as many datagrams as the state needs).
+//! - Acks and nacks count only from the member they were expected from, under
+//!   a sequence drawn from the RNG; incarnations are serial numbers
+//!   ([`incarnation_newer`]), so every claim can be refuted.
+//! - Memory is bounded by [`Config`] under any flood: members, tombstones,
+//!   queues, relays.
+//!
+//! ## Time
+//!
+//! A driver passes, with every input, the current time of one monotonic
+//! clock of its choosing (its epoch is its own). The node keeps its own time
+//! from it, which never goes back and advances by at most a minute per input
+//! (more with a long probe interval: four times the longest protocol period):
+//!
+//! - a `now` earlier than the previous one is counted
+//!   ([`Stats::clock_regressions`]) and node time stands still;
+//! - a `now` further ahead (a suspend, a stepped clock, even
+//!   [`Instant::MAX`]) is counted ([`Stats::clock_jumps`]) and advances node
+//!   time by the cap: the timers of that span fire once, not a suspend's
+//!   worth, and later, ordinary times work as before;
+//! - [`Node::poll_timeout`] is always in the driver's time, measured from the
+//!   latest `now`; after [`Node::handle_timeout`] it is later than `now`
+//!   (except at [`Instant::MAX`] itself, where every deadline saturates).
 //! - Steady-state handling (pings, acks, probes) allocates nothing: datagrams
 //!   are encoded into the caller's buffer at poll time.
 //!
@@ -89,7 +112,7 @@ pub mod wire;
 pub use addr::{Address, NodeId};
 pub use config::{Config, ConfigError, Problem, MAX_DATAGRAM_SIZE, MIN_DATAGRAM_SIZE};
 pub use event::{Event, Member};
-pub use member::{Claim, State};
+pub use member::{incarnation_newer, Claim, State};
 pub use node::{CommandError, MemberRef, Node, Rejected, Transmit};
 pub use stats::{ByKind, Rejections, RoundTrips, Stats, ROUND_TRIP_BOUNDS_MICROS};
 pub use time::Instant;

@@ -19,12 +19,13 @@
 //! Every transition is the merge of a claim (state, incarnation) into what a
 //! node believes. SWIM §4.2 and memberlist order claims by incarnation first
 //! and, at equal incarnation, Left > Dead > Suspect > Alive. The merge is the
-//! maximum under that total order, which makes it commutative, associative and
+//! maximum under that order, which makes it commutative, associative and
 //! idempotent: nodes that hear the same claims in any order agree.
+//! Incarnations compare as serial numbers ([`incarnation_newer`]), so no
+//! claim is beyond refutation.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::cmp::Ordering;
 
 use crate::addr::Address;
 use crate::digest;
@@ -75,28 +76,38 @@ pub struct Claim {
 }
 
 impl Claim {
-    /// Whether `self` overrides `current`: higher incarnation wins; at equal
-    /// incarnation Left > Dead > Suspect > Alive (SWIM §4.2, memberlist).
+    /// Whether `self` overrides `current`: a newer incarnation wins (see
+    /// [`incarnation_newer`]); at equal incarnation Left > Dead > Suspect >
+    /// Alive (SWIM §4.2, memberlist).
     pub fn overrides(&self, current: &Claim) -> bool {
-        self.cmp(current) == Ordering::Greater
+        if self.incarnation == current.incarnation {
+            self.state > current.state
+        } else {
+            incarnation_newer(self.incarnation, current.incarnation)
+        }
     }
 
-    /// The merge of two claims: the one that overrides the other.
+    /// The merge of two claims: the one that overrides the other (`self`
+    /// when neither does).
     pub fn merge(self, other: Claim) -> Claim {
-        self.max(other)
+        if other.overrides(&self) {
+            other
+        } else {
+            self
+        }
     }
 }
 
-impl PartialOrd for Claim {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Claim {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.incarnation.cmp(&other.incarnation).then(self.state.cmp(&other.state))
-    }
+/// Whether incarnation `a` is newer than `b`. Incarnations are serial
+/// numbers (RFC 1982 over 32 bits): `a` is newer when `a - b`, wrapping, is
+/// in `1..2^31`. So there is no largest incarnation: any claim, forged or
+/// not, is out-bid by its incarnation plus one, and a member can always
+/// refute. Within any span of 2^31 incarnations (a member would need two
+/// billion refutations to leave one) this is the plain numeric order, and
+/// the merge is a commutative, associative, idempotent maximum.
+pub fn incarnation_newer(a: u32, b: u32) -> bool {
+    let d = a.wrapping_sub(b);
+    d != 0 && d < 1 << 31
 }
 
 /// One member as a node stores it: 16 bytes with a [`crate::NodeId`]

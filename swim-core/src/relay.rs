@@ -67,6 +67,16 @@ impl<A: Clone> Relays<A> {
         self.by_seq.insert(our_seq, relay);
     }
 
+    /// Whether a relay pings under `our_seq`.
+    pub fn contains(&self, our_seq: u32) -> bool {
+        self.by_seq.contains_key(&our_seq)
+    }
+
+    /// The target a relay pinging under `our_seq` waits for.
+    pub fn target_of(&self, our_seq: u32) -> Option<&A> {
+        self.by_seq.get(&our_seq).map(|r| &r.target)
+    }
+
     /// The relay an ack under `our_seq` answers, removed.
     pub fn take(&mut self, our_seq: u32) -> Option<Relay<A>> {
         let relay = self.by_seq.remove(&our_seq)?;

@@ -43,6 +43,9 @@ pub struct Rejections {
     pub unknown_message: u64,
     /// Claimed to come from this node's own address.
     pub from_self: u64,
+    /// More than one primary message, a primary message after the first,
+    /// or anything after a Digest.
+    pub extra_primary: u64,
 }
 
 impl Rejections {
@@ -57,6 +60,7 @@ impl Rejections {
             + self.too_large
             + self.unknown_message
             + self.from_self
+            + self.extra_primary
     }
 
     pub(crate) fn count_frame(&mut self, e: FrameError) {
@@ -156,8 +160,15 @@ pub struct Stats {
     pub updates_received: u64,
     /// Application broadcasts delivered to this node's application.
     pub broadcasts_delivered: u64,
-    /// `now` values earlier than a previous one (clamped).
+    /// Digests from non-members and ping requests for targets this node
+    /// does not know, refused: only members exchange digests, and a
+    /// node pings only members on request.
+    pub strangers_refused: u64,
+    /// `now` values earlier than the previous one (node time stood still).
     pub clock_regressions: u64,
+    /// `now` values further ahead of the previous one than the node lets
+    /// one input advance its time (a suspend, a stepped clock).
+    pub clock_jumps: u64,
     /// Updates or broadcasts evicted from a full dissemination queue.
     pub gossip_dropped: u64,
     /// Datagrams dropped from a full transmit queue.

@@ -67,6 +67,71 @@ impl Instant {
     }
 }
 
+/// The node's own time, kept from the driver's: it never goes back, and
+/// advances by at most `max_step` per input. A driver's clock may be
+/// stepped back, jump ahead after a suspend, or be handed `Instant::MAX` by
+/// a bug; the node then neither freezes (a `now` at the end of time would
+/// leave every later time "in the past") nor fires a whole suspend's worth
+/// of timers at once. Deadlines are kept in node time and handed back in
+/// the driver's, measured from the driver's latest `now`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NodeClock {
+    node: Instant,
+    driver: Instant,
+}
+
+/// How one `now` moved the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Forward by no more than the cap (or not at all).
+    Forward,
+    /// The driver's time went back: node time stood still.
+    Backward,
+    /// Forward by more than the cap: node time moved by the cap.
+    Jump,
+}
+
+impl NodeClock {
+    pub fn new(now: Instant) -> Self {
+        NodeClock { node: now, driver: now }
+    }
+
+    /// Node time.
+    pub fn now(&self) -> Instant {
+        self.node
+    }
+
+    /// The driver's latest `now`.
+    pub fn driver_now(&self) -> Instant {
+        self.driver
+    }
+
+    pub fn advance(&mut self, driver_now: Instant, max_step: Duration) -> Step {
+        if driver_now < self.driver {
+            self.driver = driver_now;
+            return Step::Backward;
+        }
+        let elapsed = driver_now - self.driver;
+        self.driver = driver_now;
+        if elapsed > max_step {
+            self.node = self.node + max_step;
+            Step::Jump
+        } else {
+            self.node = self.node + elapsed;
+            Step::Forward
+        }
+    }
+
+    /// A node-time deadline in the driver's time.
+    pub fn in_driver_time(&self, t: Instant) -> Instant {
+        if t >= self.node {
+            self.driver + (t - self.node)
+        } else {
+            self.driver.saturating_sub(self.node - t)
+        }
+    }
+}
+
 /// A duration in whole nanoseconds, saturating at `u64::MAX`.
 pub(crate) fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -111,6 +176,23 @@ mod tests {
         assert_eq!(Instant::from_secs(3) - Instant::from_secs(1), Duration::from_secs(2));
         assert_eq!(Instant::ZERO + Duration::MAX, Instant::MAX);
         assert_eq!(scale(Duration::MAX, 8), Duration::from_nanos(u64::MAX));
+    }
+
+    #[test]
+    fn the_node_clock_survives_jumps_and_regressions() {
+        let cap = Duration::from_secs(60);
+        let mut c = NodeClock::new(Instant::from_secs(10));
+        assert_eq!(c.advance(Instant::from_secs(11), cap), Step::Forward);
+        assert_eq!(c.now(), Instant::from_secs(11));
+        assert_eq!(c.advance(Instant::MAX, cap), Step::Jump);
+        assert_eq!(c.now(), Instant::from_secs(71));
+        assert_eq!(c.in_driver_time(Instant::from_secs(72)), Instant::MAX);
+        assert_eq!(c.advance(Instant::from_secs(12), cap), Step::Backward);
+        assert_eq!(c.now(), Instant::from_secs(71));
+        assert_eq!(c.in_driver_time(Instant::from_secs(72)), Instant::from_secs(13));
+        assert_eq!(c.in_driver_time(Instant::from_secs(70)), Instant::from_secs(11));
+        assert_eq!(c.advance(Instant::from_secs(14), cap), Step::Forward);
+        assert_eq!(c.now(), Instant::from_secs(73));
     }
 
     #[test]

@@ -158,6 +158,13 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// A peer's digest: send our members in the buckets that differ and, on
     /// the first leg, our own digest so the peer sends us what we lack.
     pub(super) fn on_digest(&mut self, from: &A, reply_wanted: bool, exchange: u32, hashes: &[u8]) {
+        // Only members exchange digests (a stranger joins with a full
+        // PushPull): a stranger's digest of zeros would otherwise buy the
+        // whole table with one small datagram.
+        if !self.is_live_member(from) {
+            self.stats.strangers_refused += 1;
+            return;
+        }
         if reply_wanted && !self.first_request(from, exchange) {
             return;
         }

@@ -7,7 +7,7 @@ use rand_core::RngCore;
 use super::{Node, Origin, Pending, CONFLICT_BUMPS};
 use crate::addr::Address;
 use crate::event::Event;
-use crate::member::{Claim, Entry, State};
+use crate::member::{incarnation_newer, Claim, Entry, State};
 use crate::suspicion::{Suspicion, Window};
 use crate::wire::Update;
 
@@ -36,7 +36,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let Some(current) = self.members.get(handle).map(Entry::claim) else {
             return;
         };
-        if claim.incarnation < current.incarnation && claim.state != State::Alive {
+        if incarnation_newer(current.incarnation, claim.incarnation) && claim.state != State::Alive {
             // A stale accusation: the sender missed a refutation. Nobody
             // else will tell it (the newer claim is old news everywhere),
             // and left alone it declares a live member dead.
@@ -193,7 +193,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// live rival claiming our address instead of flapping with it.
     fn merge_about_self(&mut self, update: &Update<'_, A>, from: &A, origin: Origin) {
         let mine = self.incarnation();
-        if update.incarnation < mine {
+        if incarnation_newer(mine, update.incarnation) {
             if update.state != State::Alive && !self.leaving {
                 let me = self.addr.clone();
                 self.correct(from, &me, origin);
@@ -223,7 +223,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                     });
                     return;
                 }
-                self.set_own_incarnation(update.incarnation.saturating_add(1));
+                self.set_own_incarnation(update.incarnation.wrapping_add(1));
                 self.queue_gossip(self.me, None);
             }
             State::Suspect | State::Dead | State::Left => {
@@ -234,7 +234,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 // Lifeguard §IV.A: being suspected is a sign our own
                 // messages are getting lost.
                 self.apply_health(1);
-                self.set_own_incarnation(update.incarnation.saturating_add(1));
+                self.set_own_incarnation(update.incarnation.wrapping_add(1));
                 self.queue_gossip(self.me, None);
                 // The accuser hears the refutation first-hand: gossip may
                 // miss it, and then it would declare us dead.
@@ -267,8 +267,13 @@ impl<A: Address, R: RngCore> Node<A, R> {
         self.queue_transmit(Pending::Correction { to: to.clone(), about: about.clone() });
     }
 
+    /// Out-bid a claim about this node that is not older than our own
+    /// incarnation: `incarnation` is that claim's plus one. It is taken as
+    /// it is: measured from our old incarnation it may be half the number
+    /// space ahead, which serial comparison calls neither newer nor older,
+    /// yet it is newer than the claim, and that is what must win.
     fn set_own_incarnation(&mut self, incarnation: u32) {
-        self.members.set_incarnation(self.me, self.incarnation().max(incarnation));
+        self.members.set_incarnation(self.me, incarnation);
     }
 
     /// Deliver a broadcast once and pass it on.

@@ -26,7 +26,7 @@ use crate::member::{Members, State};
 use crate::order::{Place, ProbeOrder};
 use crate::stats::Stats;
 use crate::suspicion::Suspicions;
-use crate::time::Instant;
+use crate::time::{Instant, NodeClock, Step};
 use crate::wire::{self, DecodeError, FrameError, Limits, Message};
 
 use crate::relay::Relays;
@@ -56,6 +56,11 @@ pub enum Rejected {
     Malformed(DecodeError),
     /// The datagram claims to come from this node's own address.
     FromSelf,
+    /// The datagram held more than one primary message (Ping, Ack, Nack,
+    /// PingReq, PushPull, Digest), one that was not first, or something
+    /// after a Digest. One datagram asks one thing, so it gets at most one
+    /// answer.
+    ExtraPrimary,
 }
 
 impl fmt::Display for Rejected {
@@ -64,6 +69,7 @@ impl fmt::Display for Rejected {
             Rejected::Frame(e) => write!(f, "bad frame: {e}"),
             Rejected::Malformed(e) => write!(f, "malformed message: {e}"),
             Rejected::FromSelf => f.write_str("datagram from this node's own address"),
+            Rejected::ExtraPrimary => f.write_str("more than one primary message in a datagram"),
         }
     }
 }
@@ -208,18 +214,21 @@ pub struct Node<A: Address, R: RngCore> {
     addr: A,
     me: u32,
     instance: u32,
+    /// Node time (see [`NodeClock`]): every deadline below is in it.
     now: Instant,
+    clock: NodeClock,
+    /// The most node time one input may advance.
+    max_clock_step: Duration,
     members: Members<A>,
     awareness: Awareness,
 
     order: ProbeOrder,
     probe: Option<Probe<A>>,
     next_probe: Instant,
-    next_seq: u32,
     relays: Relays<A>,
     /// The last suspect pinged outside the probe order, and that ping's sequence.
     suspect_cursor: u32,
-    suspect_ping: Option<u32>,
+    suspect_ping: Option<(u32, A)>,
 
     suspicions: Suspicions<A>,
     tombstones: Tombstones,
@@ -283,12 +292,13 @@ impl<A: Address, R: RngCore> Node<A, R> {
             me,
             instance,
             now,
+            clock: NodeClock::new(now),
+            max_clock_step: max_clock_step(&config),
             members,
             awareness,
             order: ProbeOrder::new(),
             probe: None,
             next_probe: now,
-            next_seq: 0,
             relays: Relays::new(),
             suspect_cursor: 0,
             suspect_ping: None,
@@ -357,9 +367,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
         &self.stats
     }
 
-    /// The latest `now` the node has seen.
+    /// The `now` of the latest input, in the driver's time.
     pub fn now(&self) -> Instant {
-        self.now
+        self.clock.driver_now()
     }
 
     /// The local health score (0 is healthy; Lifeguard §IV.A).
@@ -442,11 +452,20 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 return Err(Rejected::Frame(e));
             }
         };
-        for message in wire::messages::<A>(body, self.limits) {
-            if let Err(e) = message {
-                self.stats.rejected.count_decode(e);
-                return Err(Rejected::Malformed(e));
+        let mut digest_first = false;
+        for (i, message) in wire::messages::<A>(body, self.limits).enumerate() {
+            let message = match message {
+                Ok(m) => m,
+                Err(e) => {
+                    self.stats.rejected.count_decode(e);
+                    return Err(Rejected::Malformed(e));
+                }
+            };
+            if i > 0 && (digest_first || message.is_primary()) {
+                self.stats.rejected.extra_primary += 1;
+                return Err(Rejected::ExtraPrimary);
             }
+            digest_first = matches!(message, Message::Digest { .. });
         }
         let mut push_pull = None;
         self.heard_from = Some(from.clone());
@@ -457,8 +476,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
             }
             match message {
                 Message::Ping { seq } => self.queue_transmit(Pending::Ack { to: from.clone(), seq }),
-                Message::Ack { seq } => self.on_ack(seq),
-                Message::Nack { seq } => self.on_nack(seq),
+                Message::Ack { seq } => self.on_ack(&from, seq),
+                Message::Nack { seq } => self.on_nack(&from, seq),
                 Message::PingReq { seq, target, want_nack } => self.on_ping_req(&from, seq, target, want_nack),
                 Message::Update(update) => {
                     self.stats.updates_received += 1;
@@ -530,7 +549,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         self.advance(now);
         if self.leaving {
             self.leaving = false;
-            let inc = self.incarnation().saturating_add(1);
+            let inc = self.incarnation().wrapping_add(1);
             self.members.set_incarnation(self.me, inc);
             self.members.set_state(self.me, State::Alive);
             self.next_probe = self.now + self.config.probe_interval;
@@ -577,7 +596,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if !self.members.set_meta(self.me, meta) {
             return Ok(());
         }
-        self.members.set_incarnation(self.me, self.incarnation().saturating_add(1));
+        self.members.set_incarnation(self.me, self.incarnation().wrapping_add(1));
         self.queue_gossip(self.me, None);
         Ok(())
     }
@@ -679,18 +698,19 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if let Some(due) = self.tombstones.next_due() {
             next = next.min(due);
         }
-        Some(next)
+        Some(self.clock.in_driver_time(next))
     }
 
     // ----- shared helpers --------------------------------------------------
 
-    /// Take a new `now`, clamping one that goes backwards.
+    /// Take a new `now` (see [`NodeClock`]).
     fn advance(&mut self, now: Instant) {
-        if now < self.now {
-            self.stats.clock_regressions += 1;
-        } else {
-            self.now = now;
+        match self.clock.advance(now, self.max_clock_step) {
+            Step::Forward => {}
+            Step::Backward => self.stats.clock_regressions += 1,
+            Step::Jump => self.stats.clock_jumps += 1,
         }
+        self.now = self.clock.now();
     }
 
     fn queue_transmit(&mut self, pending: Pending<A>) {
@@ -814,6 +834,13 @@ impl<A: Address, R: RngCore> Node<A, R> {
         picked
     }
 
+    /// Whether `addr` is another member this node holds as live.
+    fn is_live_member(&self, addr: &A) -> bool {
+        self.members
+            .handle(addr)
+            .is_some_and(|h| h != self.me && self.members.get(h).is_some_and(|e| e.state.is_live()))
+    }
+
     fn count_received(&mut self, first: &Message<'_, A>) {
         let k = &mut self.stats.received;
         match first {
@@ -825,6 +852,14 @@ impl<A: Address, R: RngCore> Node<A, R> {
             Message::Update(_) | Message::User { .. } => k.gossip += 1,
         }
     }
+}
+
+/// The most one input may advance node time: well above the longest gap
+/// between a node's own timers (a probe period stretched by the worst local
+/// health), so only a suspend or a broken clock is capped.
+fn max_clock_step(config: &Config) -> Duration {
+    let longest = crate::time::scale(config.probe_interval, config.awareness_max_multiplier.max(1));
+    crate::time::scale(longest, 4).max(Duration::from_secs(60))
 }
 
 /// Transmit-queue capacity kept when the drained queue shrinks: enough for

@@ -3,6 +3,7 @@
 //! and the indirect probes this node serves for others.
 
 use rand_core::RngCore;
+use smallvec::SmallVec;
 
 use super::{Node, Pending};
 use crate::addr::Address;
@@ -24,6 +25,9 @@ pub(crate) struct Probe<A> {
     pub acked: bool,
     pub expected_nacks: u32,
     pub nacks: u32,
+    /// The members asked to probe `addr` for us: only they may relay its
+    /// ack or send a nack under `seq`.
+    pub helpers: SmallVec<[A; 4]>,
 }
 
 impl<A> Probe<A> {
@@ -64,6 +68,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             acked: false,
             expected_nacks: 0,
             nacks: 0,
+            helpers: SmallVec::new(),
         });
         self.queue_transmit(Pending::Ping { to: addr, seq });
         self.ping_a_suspect(target);
@@ -89,7 +94,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             return;
         };
         let seq = self.next_seq();
-        self.suspect_ping = Some(seq);
+        self.suspect_ping = Some((seq, to.clone()));
         self.queue_transmit(Pending::Ping { to, seq });
     }
 
@@ -104,14 +109,15 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let (target, seq, addr) = (probe.target, probe.seq, probe.addr.clone());
         self.stats.indirect_probes += 1;
         let want_nack = self.config.lifeguard;
-        let helpers = self.random_peers(self.config.indirect_checks as usize, Some(target), false);
-        for &h in &helpers {
-            if let Some(helper) = self.members.get(h).map(|e| e.addr.clone()) {
-                self.queue_transmit(Pending::PingReq { to: helper, seq, target: addr.clone(), want_nack });
-            }
+        let picked = self.random_peers(self.config.indirect_checks as usize, Some(target), false);
+        let helpers: SmallVec<[A; 4]> =
+            picked.iter().filter_map(|&h| self.members.get(h).map(|e| e.addr.clone())).collect();
+        for helper in &helpers {
+            self.queue_transmit(Pending::PingReq { to: helper.clone(), seq, target: addr.clone(), want_nack });
         }
         if let Some(p) = self.probe.as_mut() {
             p.expected_nacks = if want_nack { helpers.len() as u32 } else { 0 };
+            p.helpers = helpers;
         }
         self.queue_transmit(Pending::Ping { to: addr, seq });
     }
@@ -152,14 +158,26 @@ impl<A: Address, R: RngCore> Node<A, R> {
         self.order.next(|bound| super::random_below(rng, bound))
     }
 
+    /// A fresh, unpredictable probe sequence: an outsider cannot guess the
+    /// sequence of a ping in flight, so it cannot answer it for the target.
+    /// It avoids those in use (a few draws: a collision is a one in 2^32
+    /// event, and a degenerate RNG must not hang the node).
     pub(super) fn next_seq(&mut self) -> u32 {
-        self.next_seq = self.next_seq.wrapping_add(1);
-        self.next_seq
+        let mut seq = self.rng.next_u32();
+        for _ in 0..4 {
+            if !self.relays.contains(seq) && self.probe.as_ref().is_none_or(|p| p.seq != seq) {
+                break;
+            }
+            seq = self.rng.next_u32();
+        }
+        seq
     }
 
-    pub(super) fn on_ack(&mut self, seq: u32) {
+    /// An ack counts only from whom it was expected: the probed member, or
+    /// a helper relaying for it; a relay's ack only from its target.
+    pub(super) fn on_ack(&mut self, from: &A, seq: u32) {
         if let Some(p) = self.probe.as_mut() {
-            if p.seq == seq {
+            if p.seq == seq && (p.addr == *from || p.helpers.contains(from)) {
                 if !p.acked {
                     p.acked = true;
                     let rtt = self.now.saturating_duration_since(p.started);
@@ -169,11 +187,13 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 return;
             }
         }
-        if let Some(relay) = self.relays.take(seq) {
-            self.queue_transmit(Pending::Ack { to: relay.requester, seq: relay.their_seq });
+        if self.relays.target_of(seq) == Some(from) {
+            if let Some(relay) = self.relays.take(seq) {
+                self.queue_transmit(Pending::Ack { to: relay.requester, seq: relay.their_seq });
+            }
             return;
         }
-        if self.suspect_ping == Some(seq) {
+        if self.suspect_ping.as_ref().is_some_and(|(s, to)| *s == seq && to == from) {
             // Alive, but only a higher incarnation clears a suspicion: the
             // suspect's refutation (or correction) rides on this ack.
             return;
@@ -181,9 +201,10 @@ impl<A: Address, R: RngCore> Node<A, R> {
         self.stats.unexpected_acks += 1;
     }
 
-    pub(super) fn on_nack(&mut self, seq: u32) {
+    /// A nack counts only from a helper of the probe in flight.
+    pub(super) fn on_nack(&mut self, from: &A, seq: u32) {
         match self.probe.as_mut() {
-            Some(p) if p.seq == seq => p.nacks = p.nacks.saturating_add(1),
+            Some(p) if p.seq == seq && p.helpers.contains(from) => p.nacks = p.nacks.saturating_add(1),
             _ => self.stats.unexpected_acks += 1,
         }
     }
@@ -198,6 +219,13 @@ impl<A: Address, R: RngCore> Node<A, R> {
     pub(super) fn on_ping_req(&mut self, requester: &A, their_seq: u32, target: A, want_nack: bool) {
         if target == self.addr {
             self.queue_transmit(Pending::Ack { to: requester.clone(), seq: their_seq });
+            return;
+        }
+        // Only members are pinged on request (even one held dead: the
+        // requester may know better): a ping request must not make this
+        // node ping an address of the sender's choosing.
+        if self.members.handle(&target).is_none() {
+            self.stats.strangers_refused += 1;
             return;
         }
         if self.relays.len() >= self.config.max_relays {

@@ -184,6 +184,15 @@ pub struct Limits {
     pub max_user_payload: usize,
 }
 
+impl<A> Message<'_, A> {
+    /// Whether this is a primary message: one that asks or answers
+    /// something (Ping, Ack, Nack, PingReq, PushPull, Digest). A datagram
+    /// carries at most one, first; updates and broadcasts ride after it.
+    pub fn is_primary(&self) -> bool {
+        !matches!(self, Message::Update(_) | Message::User { .. })
+    }
+}
+
 impl<'a, A: Address> Message<'a, A> {
     /// Decode one message.
     pub fn decode(r: &mut Reader<'a>, limits: &Limits) -> Result<Self, DecodeError> {
