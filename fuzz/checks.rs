@@ -6,17 +6,21 @@
 //! Each `check_*` function takes raw fuzz bytes, decodes a structured input
 //! from them with a tiny [`Input`] reader (every read past the end yields
 //! zero, so any byte string is a valid input), and panics when a property is
-//! violated. Dependencies: swim-core, swim-sim, rand_xoshiro, rand_core and
+//! violated. Dependencies: swim-core, swim-sim, rand_chacha, rand_core and
 //! std only, so this one file compiles in both places.
 //!
 //! [`seed_corpus`] builds the committed seed corpus in the same formats.
 
 use std::time::Duration;
 
+use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
-use rand_xoshiro::Xoshiro256PlusPlus;
+use swim_core::seal::{parse_sealed, seal_datagram};
 use swim_core::wire::{self, Limits, Message, Update};
-use swim_core::{Address, Bytes, Config, Event, Instant, Node, NodeId, Rejected, State, MAX_DATAGRAM_SIZE};
+use swim_core::{
+    Address, Bytes, Config, Encryption, Event, Instant, Key, Node, NodeId, Rejected, SealError, State,
+    MAX_DATAGRAM_SIZE,
+};
 use swim_sim::checks::Life;
 use swim_sim::{CrashSpec, LatencyRange, PartitionSpec, Profile, Scenario, Simulation};
 
@@ -195,7 +199,32 @@ pub fn fuzz_config(flags: u8) -> Config {
     if flags & 4 != 0 {
         c.label = Bytes::from_static(b"fz");
     }
+    if flags & 8 != 0 {
+        c.encryption = Encryption::Require;
+    }
     c
+}
+
+/// The key of keyed fuzz runs.
+const FUZZ_KEY: Key = Key::from_bytes([0x5a; 32]);
+
+/// A node at `NodeId(0)` for `config`: with [`FUZZ_KEY`] if it seals.
+fn fuzz_node(config: &Config, seed: u64) -> FuzzNode {
+    let rng = ChaCha8Rng::seed_from_u64(seed);
+    let node = if config.encryption == Encryption::Off {
+        Node::new(NodeId(0), config.clone(), rng, Instant::ZERO)
+    } else {
+        Node::with_keys(NodeId(0), config.clone(), rng, Instant::ZERO, &[FUZZ_KEY])
+    };
+    node.expect("the fuzz config validates")
+}
+
+type FuzzNode = Node<NodeId, ChaCha8Rng>;
+
+/// The messages of a plaintext datagram (between header and checksum).
+fn plaintext_body(datagram: &[u8]) -> &[u8] {
+    let label_len = datagram.get(1).map_or(0, |&l| usize::from(l));
+    datagram.get(2 + label_len..datagram.len().saturating_sub(4)).unwrap_or(&[])
 }
 
 fn peer(r: &mut Input<'_>) -> NodeId {
@@ -252,14 +281,18 @@ fn message<'a>(r: &mut Input<'a>, own: u32, sent: &[(NodeId, u32)]) -> Message<'
 /// What the node's table looks like, to check a refused datagram changed nothing.
 type Snapshot = (u32, usize, Vec<(NodeId, State, u32, Vec<u8>)>);
 
-fn snapshot(node: &Node<NodeId, Xoshiro256PlusPlus>) -> Snapshot {
+fn snapshot(node: &FuzzNode) -> Snapshot {
     let members = node.members().map(|m| (*m.addr, m.state, m.incarnation, m.meta.to_vec())).collect();
     (node.incarnation(), node.gossip_backlog(), members)
 }
 
 /// The node check's state between steps.
 struct NodeRun {
-    node: Node<NodeId, Xoshiro256PlusPlus>,
+    node: FuzzNode,
+    /// Sealed datagrams delivered (counter per run), and the last one, to
+    /// replay.
+    sealed: u64,
+    last_sealed: Option<(NodeId, Vec<u8>)>,
     config: Config,
     now: Instant,
     incarnation: u32,
@@ -272,7 +305,7 @@ struct NodeRun {
 }
 
 impl NodeRun {
-    fn deliver(&mut self, from: NodeId, datagram: &[u8]) {
+    fn deliver(&mut self, from: NodeId, datagram: &[u8]) -> Result<(), Rejected> {
         let before = snapshot(&self.node);
         let rejected_before = self.node.stats().rejected.total();
         let result = self.node.handle_datagram(self.now, from, datagram);
@@ -287,13 +320,44 @@ impl NodeRun {
                 }
             }
         }
+        result
     }
 
+    /// Encode and deliver; a keyed node gets it sealed (now and then in
+    /// plaintext, or with the last sealed datagram replayed, which must be
+    /// refused).
     fn encode_and_deliver(&mut self, r: &mut Input<'_>, from: NodeId, msgs: &[Message<'_, NodeId>]) {
         let label: &[u8] = if r.u8() == 0xff { b"other" } else { &self.config.label };
         let mut buf = vec![0u8; 2048];
-        if let Ok(len) = wire::encode_datagram(&mut buf, label, msgs) {
-            self.deliver(from, &buf[..len]);
+        let Ok(len) = wire::encode_datagram(&mut buf, label, msgs) else { return };
+        if self.config.encryption == Encryption::Off {
+            let _ = self.deliver(from, &buf[..len]);
+            return;
+        }
+        match r.u8() {
+            0xfe => {
+                let _ = self.deliver(from, &buf[..len]);
+            }
+            0xfd => {
+                if let Some((from, replay)) = self.last_sealed.clone() {
+                    let result = self.node.handle_datagram(self.now, from, &replay);
+                    assert_eq!(result, Err(Rejected::Seal(SealError::Replayed)), "a replay was not refused");
+                }
+            }
+            _ => {
+                self.sealed += 1;
+                let nonce: [u8; 24] = std::array::from_fn(|i| (self.sealed >> (8 * (i % 8))) as u8);
+                let mut sealed = vec![0u8; 2048];
+                let sender = u64::from(from.0) + 1;
+                let body = plaintext_body(&buf[..len]);
+                if let Some(n) = seal_datagram(&mut sealed, label, &FUZZ_KEY, sender, self.sealed, &nonce, body) {
+                    sealed.truncate(n);
+                    let opened = !matches!(self.deliver(from, &sealed), Err(Rejected::Seal(_) | Rejected::Frame(_)));
+                    if opened && from != NodeId(0) {
+                        self.last_sealed = Some((from, sealed));
+                    }
+                }
+            }
         }
     }
 
@@ -338,10 +402,10 @@ impl NodeRun {
                     let _ = wire::begin_frame(&mut w, &self.config.label);
                     let _ = w.put(bytes);
                     if let Ok(len) = wire::seal_frame(&mut w) {
-                        self.deliver(from, &buf[..len]);
+                        let _ = self.deliver(from, &buf[..len]);
                     }
                 } else {
-                    self.deliver(from, bytes);
+                    let _ = self.deliver(from, bytes);
                 }
             }
             4 => {
@@ -444,8 +508,15 @@ impl NodeRun {
             assert!(n <= most, "more than {most} datagrams queued");
             assert!(tx.len <= c.max_datagram_size, "a datagram of {} bytes", tx.len);
             assert_ne!(tx.to, NodeId(0), "a datagram to itself");
-            let body = wire::open_frame(&self.buf[..tx.len], &c.label, c.max_datagram_size)
-                .expect("the node's own datagram opens");
+            let mut opened = vec![0u8; tx.len];
+            let body = if c.encryption == Encryption::Off {
+                wire::open_frame(&self.buf[..tx.len], &c.label, c.max_datagram_size)
+                    .expect("the node's own datagram opens")
+            } else {
+                let sealed = parse_sealed(&self.buf[..tx.len], &c.label).expect("the node's own datagram parses");
+                FUZZ_KEY.open(&sealed, &mut opened).expect("the node's own datagram opens");
+                &opened[..sealed.ciphertext.len()]
+            };
             let (msgs, complete) = decode_all::<NodeId>(body, limits);
             assert!(complete, "the node's own datagram does not decode");
             for m in msgs {
@@ -486,11 +557,12 @@ impl NodeRun {
 pub fn check_node(data: &[u8]) {
     let mut r = Input::new(data);
     let config = fuzz_config(r.u8());
-    let rng = Xoshiro256PlusPlus::seed_from_u64(r.u64());
-    let node = Node::new(NodeId(0), config.clone(), rng, Instant::ZERO).expect("the fuzz config validates");
+    let node = fuzz_node(&config, r.u64());
     let mut run = NodeRun {
         buf: vec![0u8; config.max_datagram_size],
         node,
+        sealed: 0,
+        last_sealed: None,
         config,
         now: Instant::ZERO,
         incarnation: 0,
@@ -506,6 +578,63 @@ pub fn check_node(data: &[u8]) {
         run.step(&mut r);
     }
     run.drain();
+}
+
+// ----- open -------------------------------------------------------------------
+
+/// The sealed path: a valid sealed datagram from a peer, then the same with
+/// bytes changed (anywhere: header, label, key id, counter, nonce,
+/// ciphertext, tag) or cut short. Any change is refused, counted once and
+/// changes nothing; the refusals spend nothing of the replay window, so the
+/// original still opens afterwards; and delivered once more it is refused
+/// as a replay.
+///
+/// Input: config flags, RNG seed, sender, counter, nonce byte, the messages
+/// (as the node target reads them), then the mutations.
+pub fn check_open(data: &[u8]) {
+    let mut r = Input::new(data);
+    let config = fuzz_config(r.u8() | 8);
+    let mut node = fuzz_node(&config, r.u64());
+    let from = NodeId(1 + u32::from(r.below(PEERS - 1)));
+    let (sender, counter, nonce_byte) = (r.u64(), 1 + u64::from(r.u32()), r.u8());
+    let msgs: Vec<_> = (0..1 + r.below(4)).map(|_| message(&mut r, 0, &[])).collect();
+    let mut plain = vec![0u8; 2048];
+    let Ok(len) = wire::encode_datagram(&mut plain, &config.label, &msgs) else { return };
+    let mut sealed = vec![0u8; 2048];
+    let nonce = [nonce_byte; 24];
+    let body = plaintext_body(&plain[..len]);
+    let Some(n) = seal_datagram(&mut sealed, &config.label, &FUZZ_KEY, sender, counter, &nonce, body) else {
+        return;
+    };
+    sealed.truncate(n);
+    let now = Instant::from_millis(1);
+    for _ in 0..1 + r.below(4) {
+        let mut bad = sealed.clone();
+        for _ in 0..1 + r.below(8) {
+            let i = usize::from(r.u16()) % bad.len();
+            bad[i] ^= r.u8();
+        }
+        if r.u8() & 1 == 1 {
+            bad.truncate(usize::from(r.u16()) % (bad.len() + 1));
+        }
+        if bad == sealed {
+            continue;
+        }
+        let before = snapshot(&node);
+        let rejected = node.stats().rejected.total();
+        let result = node.handle_datagram(now, from, &bad);
+        assert!(result.is_err(), "a changed sealed datagram was accepted");
+        assert_eq!(node.stats().rejected.total(), rejected + 1, "a refusal ({result:?}) not counted once");
+        assert_eq!(snapshot(&node), before, "a refused datagram ({result:?}) changed the state");
+        assert!(node.poll_transmit(&mut plain).is_none(), "a refused datagram was answered");
+    }
+    let result = node.handle_datagram(now, from, &sealed);
+    assert!(
+        !matches!(result, Err(Rejected::Seal(_) | Rejected::Frame(_))),
+        "the original no longer opens after changed copies: {result:?}"
+    );
+    let result = node.handle_datagram(now, from, &sealed);
+    assert_eq!(result, Err(Rejected::Seal(SealError::Replayed)));
 }
 
 // ----- sim ------------------------------------------------------------------
@@ -766,6 +895,40 @@ pub fn seed_corpus() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     // Raw garbage, framed and not.
     let garbage = NodeScript::new(1, 5).op(&[3, 1, 0, 4, 1, 2, 3, 4]).op(&[3, 2, 1, 5, 0x10, 1, 0, 0xff, 0xff]);
     out.push(("node", "garbage", garbage.0));
+    // Keyed (flags bit 3): sealed updates, a plaintext one (refused), a
+    // replay (refused), a probe cycle and garbage.
+    let sealed = NodeScript::new(8, 6)
+        .op(&[1, 1, 0, 4, 1, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0])
+        .op(&[1, 2, 0, 4, 2, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0])
+        .op(&[1, 3, 0, 4, 3, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0xfe])
+        .op(&[1, 1, 0, 4, 1, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0xfd])
+        .until_deadline()
+        .op(&[2, 0, 0, 0, 0])
+        .until_deadline()
+        .op(&[3, 1, 0, 2, 0x02, 0])
+        .wait(2000);
+    out.push(("node", "sealed", sealed.0));
+
+    // open: flags, seed, peer, sender, counter, nonce byte, messages, then
+    // the changes (count, then index and xor pairs, then a cut flag).
+    let mut open = vec![0u8];
+    open.extend_from_slice(&7u64.to_le_bytes());
+    open.push(1);
+    open.extend_from_slice(&0x0102_0304_0506_0708u64.to_le_bytes());
+    open.extend_from_slice(&5u32.to_le_bytes());
+    open.push(9);
+    open.extend_from_slice(&[0, 0, 0, 0, 0]);
+    let with_changes = |base: &[u8], changes: &[u8]| {
+        let mut v = base.to_vec();
+        v.extend_from_slice(changes);
+        v
+    };
+    out.push(("open", "one-byte", with_changes(&open, &[0, 0, 10, 0, 1, 0])));
+    out.push(("open", "header-bytes", with_changes(&open, &[1, 3, 2, 0, 0x80, 14, 0, 1, 22, 0, 0xff, 0])));
+    out.push(("open", "cut", with_changes(&open, &[0, 0, 0, 0, 0, 1, 20, 0])));
+    let mut labelled = open.clone();
+    labelled[0] = 4;
+    out.push(("open", "labelled", with_changes(&labelled, &[0, 0, 1, 0, 3, 0])));
 
     // sim: seed, scenario, nodes, duration, profile, loss, duplicate,
     // latency min and spread, crashes, partition, slow, lifeguard.

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use core::fmt;
 use core::time::Duration;
 
+use crate::seal::Encryption;
 use crate::wire::MAX_LABEL_LEN;
 
 /// Every tunable of a node. Start from [`Config::lan`], [`Config::wan`] or
@@ -85,8 +86,12 @@ pub struct Config {
     /// Broadcast ids remembered for deduplication.
     pub broadcast_dedup_window: usize,
     /// Cluster label: datagrams carrying another label are dropped before
-    /// decoding (memberlist `Label`). At most 255 bytes.
+    /// decoding (memberlist `Label`). At most 255 bytes. Sealed datagrams
+    /// carry it in the clear, authenticated.
     pub label: Bytes,
+    /// Sealing of datagrams ([`Encryption`]): `Off` (plaintext) by default.
+    /// Any other value needs keys ([`crate::Node::with_keys`]).
+    pub encryption: Encryption,
     /// The Lifeguard extensions: local health, nacks, and suspicion timeouts
     /// that shrink with independent confirmations. On by default; off gives
     /// plain SWIM, for comparison.
@@ -122,6 +127,7 @@ impl Config {
             max_seeds: 64,
             broadcast_dedup_window: 4096,
             label: Bytes::new(),
+            encryption: Encryption::Off,
             lifeguard: true,
         }
     }
@@ -242,7 +248,10 @@ impl Config {
         // The largest single update (an Alive with full metadata, or a
         // broadcast) must fit one datagram beside a primary message,
         // otherwise it could never be sent.
-        let room = self.max_datagram_size.saturating_sub(crate::wire::frame_overhead(&self.label) + WORST_CASE_PRIMARY);
+        let sealing = if self.encryption == Encryption::Off { 0 } else { crate::seal::SEAL_OVERHEAD };
+        let room = self
+            .max_datagram_size
+            .saturating_sub(crate::wire::frame_overhead(&self.label) + sealing + WORST_CASE_PRIMARY);
         if self.max_metadata_len + WORST_CASE_UPDATE_OVERHEAD > room {
             return err("max_metadata_len", DoesNotFit("max_datagram_size"));
         }
@@ -294,6 +303,10 @@ pub enum Problem {
     AtLeast(usize),
     /// Too large to fit in the named field's budget.
     DoesNotFit(&'static str),
+    /// Needs encryption keys ([`crate::Node::with_keys`]).
+    NeedsKeys,
+    /// Keys were given but encryption is `off`.
+    KeysWithoutEncryption,
 }
 
 impl fmt::Display for ConfigError {
@@ -306,6 +319,10 @@ impl fmt::Display for ConfigError {
             Problem::AtMost(n) => write!(f, "must be at most {n}"),
             Problem::AtLeast(n) => write!(f, "must be at least {n}"),
             Problem::DoesNotFit(other) => write!(f, "too large to fit in one datagram of {other}"),
+            Problem::NeedsKeys => f.write_str("accept, seal and require need at least one key"),
+            Problem::KeysWithoutEncryption => {
+                f.write_str("keys were given but encryption is off: set it to accept, seal or require")
+            }
         }
     }
 }

@@ -66,6 +66,17 @@
 //! - Memory is bounded by [`Config`] under any flood: members, tombstones,
 //!   queues, relays.
 //!
+//! ## Sealing
+//!
+//! With keys ([`Node::with_keys`], a cryptographically secure RNG, and
+//! [`Config::encryption`] other than `Off`) every datagram is sealed with
+//! XChaCha20-Poly1305 under the keyring's primary key and opened with any
+//! installed key; keys rotate at runtime ([`Node::install_key`],
+//! [`Node::use_key`], [`Node::remove_key`]). A datagram that does not open,
+//! or that was already accepted once (a replay, see `WIRE.md`), is refused
+//! and counted by reason in [`Stats::rejected`]. [`Encryption`] lists the
+//! three steps of a migration without downtime.
+//!
 //! ## Time
 //!
 //! A driver passes, with every input, the current time of one monotonic
@@ -103,6 +114,8 @@ mod member;
 mod node;
 mod order;
 mod relay;
+mod replay;
+pub mod seal;
 mod stats;
 mod suspicion;
 mod time;
@@ -114,6 +127,7 @@ pub use config::{Config, ConfigError, Problem, MAX_DATAGRAM_SIZE, MIN_DATAGRAM_S
 pub use event::{Event, Member};
 pub use member::{incarnation_newer, Claim, State};
 pub use node::{CommandError, MemberRef, Node, Rejected, Transmit};
+pub use seal::{Encryption, Key, KeyError, KeyId, SealError};
 pub use stats::{ByKind, Rejections, RoundTrips, Stats, ROUND_TRIP_BOUNDS_MICROS};
 pub use time::Instant;
 

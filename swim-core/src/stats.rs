@@ -46,6 +46,16 @@ pub struct Rejections {
     /// More than one primary message, a primary message after the first,
     /// or anything after a Digest.
     pub extra_primary: u64,
+    /// Plaintext, and this node requires sealing.
+    pub plaintext_refused: u64,
+    /// Sealed, and this node has no keys.
+    pub sealed_unexpected: u64,
+    /// Sealed under a key this node does not hold.
+    pub unknown_key: u64,
+    /// The authentication tag did not verify.
+    pub bad_tag: u64,
+    /// A sealed datagram already accepted once (a replay).
+    pub replayed: u64,
 }
 
 impl Rejections {
@@ -61,6 +71,11 @@ impl Rejections {
             + self.unknown_message
             + self.from_self
             + self.extra_primary
+            + self.plaintext_refused
+            + self.sealed_unexpected
+            + self.unknown_key
+            + self.bad_tag
+            + self.replayed
     }
 
     pub(crate) fn count_frame(&mut self, e: FrameError) {

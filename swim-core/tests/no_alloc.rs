@@ -1,7 +1,8 @@
 //! In steady state, handling a datagram and producing the reply allocate
 //! nothing: a counting global allocator watches a converged pair of nodes
 //! probing each other, and a 50-member cluster whose datagrams carry
-//! piggybacked updates, indirect probes and periodic digest exchanges.
+//! piggybacked updates, indirect probes and periodic digest exchanges; and a
+//! pair that seals every datagram (and opens, and checks for replays).
 
 // A global allocator is the one place unsafe is unavoidable; it only counts
 // and forwards to the system allocator.
@@ -56,8 +57,8 @@ type TestNode = Node<NodeId, Xoshiro256PlusPlus>;
 /// Run two nodes against each other (zero latency) until `end`, returning
 /// the datagrams exchanged. `bufs` are preallocated so the loop itself
 /// allocates nothing.
-fn run(
-    nodes: &mut [TestNode; 2],
+fn run<R: rand_core::RngCore>(
+    nodes: &mut [Node<NodeId, R>; 2],
     now: &mut Instant,
     end: Instant,
     wire: &mut [Vec<u8>; 2],
@@ -110,6 +111,33 @@ fn steady_state_probing_allocates_nothing() {
     assert!(exchanged >= 50, "the pair kept probing each other ({exchanged} datagrams)");
     assert_eq!(allocations, 0, "{allocations} allocations over {exchanged} datagrams in steady state");
     assert_eq!(nodes[0].member(&NodeId(1)).map(|m| m.state), Some(State::Alive));
+}
+
+#[test]
+fn steady_state_sealed_probing_allocates_nothing() {
+    use rand_chacha::ChaCha8Rng;
+    use swim_core::{Encryption, Key};
+    let mut config = Config::local();
+    config.encryption = Encryption::Require;
+    let key = Key::from_bytes([7; 32]);
+    let mk = |id| {
+        let rng = ChaCha8Rng::seed_from_u64(u64::from(id));
+        Node::with_keys(NodeId(id), config.clone(), rng, Instant::ZERO, std::slice::from_ref(&key)).unwrap()
+    };
+    let mut nodes = [mk(0), mk(1)];
+    let mut now = Instant::ZERO;
+    let mut wire = [vec![0u8; 1400], vec![0u8; 1400]];
+    let mut lens = [0usize; 2];
+    nodes[1].join(now, &[NodeId(0)]);
+    run(&mut nodes, &mut now, Instant::from_secs(60), &mut wire, &mut lens);
+    assert_eq!(nodes[0].member(&NodeId(1)).map(|m| m.state), Some(State::Alive));
+    assert_eq!(wire[0][0], swim_core::seal::SEALED_VERSION, "the pair seals");
+
+    let end = now + Duration::from_secs(30);
+    let (exchanged, allocations) = counted(|| run(&mut nodes, &mut now, end, &mut wire, &mut lens));
+    assert!(exchanged >= 50, "the pair kept probing each other ({exchanged} datagrams)");
+    assert_eq!(allocations, 0, "{allocations} allocations over {exchanged} sealed datagrams in steady state");
+    assert_eq!(nodes[0].stats().rejected.total(), 0);
 }
 
 /// `n` nodes on a zero-latency network where datagrams from each node `a` to

@@ -92,3 +92,29 @@ fn digest_of_two_buckets() {
     let m: [Message<'_, NodeId>; 1] = [Message::Digest { reply_wanted: true, exchange: 3, hashes: &hashes }];
     assert_eq!(datagram(b"", &m), "01 00 31 01 03 01 de ad be ef 00 00 00 01");
 }
+
+/// A sealed Ping (WIRE.md, "Sealed datagrams"). The expected bytes were
+/// computed independently with libsodium's XChaCha20-Poly1305 (through
+/// PyNaCl's `crypto_aead_xchacha20poly1305_ietf_encrypt`) and Python's
+/// SHA-256, from the layout WIRE.md gives.
+#[test]
+fn a_sealed_ping_matches_an_independent_implementation() {
+    use swim_core::seal::{parse_sealed, seal_datagram};
+    use swim_core::Key;
+    let key = Key::from_bytes([0x42; 32]);
+    let nonce: [u8; 24] = core::array::from_fn(|i| i as u8);
+    let mut buf = [0u8; 128];
+    let len = seal_datagram(&mut buf, b"lab", &key, 0x0102_0304_0506_0708, 9, &nonce, &[0x01, 0x01]).unwrap();
+    assert_eq!(
+        hex(&buf[..len]),
+        "02 03 6c 61 62 42 5e d4 e4 01 02 03 04 05 06 07 08 00 00 00 00 00 00 00 09 \
+         00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f 10 11 12 13 14 15 16 17 \
+         8d fd c8 84 96 be 59 7d e4 9e 5b ca 26 48 db b9 f1 f3"
+    );
+    assert_eq!(key.id().to_string(), "425ed4e4");
+    let sealed = parse_sealed(&buf[..len], b"lab").unwrap();
+    let mut out = [0u8; 2];
+    key.open(&sealed, &mut out).unwrap();
+    assert_eq!(out, [0x01, 0x01]);
+    assert_eq!(len - 2 - 3 - 4, 2 + swim_core::seal::SEAL_OVERHEAD, "overhead over plaintext");
+}

@@ -1,4 +1,4 @@
-//! Replays every committed fuzz input (`fuzz/corpus/{decode,node,sim}` and
+//! Replays every committed fuzz input (`fuzz/corpus/{decode,node,open,sim}` and
 //! any crash kept in `fuzz/artifacts-found/<target>/`) through the checks
 //! the fuzz targets run, so the default `cargo test` covers them on the
 //! stable toolchain.
@@ -41,6 +41,11 @@ fn the_decode_corpus_round_trips() {
 #[test]
 fn the_node_corpus_keeps_every_invariant() {
     assert!(replay("node", checks::check_node) > 0, "no node corpus");
+}
+
+#[test]
+fn the_open_corpus_refuses_every_changed_sealed_datagram() {
+    assert!(replay("open", checks::check_open) > 0, "no open corpus");
 }
 
 #[test]

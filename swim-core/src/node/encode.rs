@@ -8,6 +8,7 @@ use super::{Node, Pending, Transmit};
 use crate::addr::Address;
 use crate::dissemination::{Item, Offer};
 use crate::member::State;
+use crate::seal;
 use crate::suspicion::Suspicions;
 use crate::wire::{self, Message, Writer, CHECKSUM_LEN};
 
@@ -19,11 +20,12 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// had nothing to say (a gossip round whose news ran out).
     pub(super) fn encode_pending(&mut self, pending: Pending<A>, buf: &mut [u8]) -> Option<Transmit<A>> {
         let budget = buf.len().min(self.config.max_datagram_size);
-        let Some(space) = buf.get_mut(..budget.saturating_sub(CHECKSUM_LEN)) else {
+        let trailer = self.trailer_len();
+        let Some(space) = buf.get_mut(..budget.saturating_sub(trailer)) else {
             return self.too_small();
         };
         let mut w = Writer::new(space);
-        if wire::begin_frame(&mut w, &self.config.label).is_err() {
+        if self.begin_datagram(&mut w).is_err() {
             return self.too_small();
         }
         let to = match &pending {
@@ -57,7 +59,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 // The digest stands alone: what rides after it is not
                 // state the receiver should compare against it.
                 let written = w.len();
-                let len = wire::seal_in_place(buf, written)?;
+                let len = self.finish_datagram(buf, written)?;
                 self.stats.sent.push_pull += 1;
                 self.stats.digests_sent += 1;
                 return Some(self.count_out(to, len));
@@ -76,13 +78,13 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 }
             }
         }
-        let header = wire::frame_overhead(&self.config.label) - CHECKSUM_LEN;
+        let header = self.header_len();
         self.piggyback(&mut w, &to);
         if w.len() == header {
             return None; // a gossip round whose news ran out: nothing to say
         }
         let len = w.len();
-        let len = wire::seal_in_place(buf, len)?;
+        let len = self.finish_datagram(buf, len)?;
         let sent = &mut self.stats.sent;
         match primary {
             Some(Message::Ping { .. }) => sent.ping += 1,
@@ -181,12 +183,16 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// caller drops the transfer, so polling always makes progress.
     pub(super) fn encode_push_pull(&mut self, buf: &mut [u8]) -> Option<Transmit<A>> {
         let budget = buf.len().min(self.config.max_datagram_size);
-        let send = self.push_pull_sends.front_mut()?;
-        let space = buf.get_mut(..budget.saturating_sub(CHECKSUM_LEN))?;
+        let trailer = self.trailer_len();
+        let space = buf.get_mut(..budget.saturating_sub(trailer))?;
         let mut w = Writer::new(space);
+        if self.begin_datagram(&mut w).is_err() {
+            return self.too_small();
+        }
+        let send = self.push_pull_sends.front_mut()?;
         let header: Message<'_, A> =
             Message::PushPull { reply_wanted: send.reply_wanted, join: send.join, exchange: send.exchange };
-        if wire::begin_frame(&mut w, &self.config.label).is_err() || header.encode(&mut w).is_err() {
+        if header.encode(&mut w).is_err() {
             return self.too_small();
         }
         let mut wrote_any = false;
@@ -223,9 +229,51 @@ impl<A: Address, R: RngCore> Node<A, R> {
             self.push_pull_sends.pop_front();
         }
         let len = w.len();
-        let len = wire::seal_in_place(buf, len)?;
+        let len = self.finish_datagram(buf, len)?;
         self.stats.sent.push_pull += 1;
         Some(self.count_out(to, len))
+    }
+
+    /// The keys to seal with, if this node seals.
+    fn sealing(&self) -> Option<&seal::Keyring> {
+        self.keys.as_ref().filter(|_| self.config.encryption.seals())
+    }
+
+    /// Bytes before the messages.
+    fn header_len(&self) -> usize {
+        match self.sealing() {
+            Some(_) => seal::sealed_header_len(&self.config.label),
+            None => wire::frame_overhead(&self.config.label) - CHECKSUM_LEN,
+        }
+    }
+
+    /// Bytes after the messages: the tag, or the checksum.
+    fn trailer_len(&self) -> usize {
+        if self.sealing().is_some() {
+            seal::TAG_LEN
+        } else {
+            CHECKSUM_LEN
+        }
+    }
+
+    /// Write the header of the next datagram: sealed under the primary key
+    /// with a fresh nonce and the next counter, or plaintext.
+    fn begin_datagram(&mut self, w: &mut Writer<'_>) -> Result<(), wire::NoRoom> {
+        let Some(primary) = self.sealing().map(|k| k.primary()) else {
+            return wire::begin_frame(w, &self.config.label);
+        };
+        let mut nonce = [0u8; seal::NONCE_LEN];
+        self.rng.fill_bytes(&mut nonce);
+        self.sealed_sent += 1;
+        seal::write_header(w, &self.config.label, primary, self.sender_id, self.sealed_sent, &nonce)
+    }
+
+    /// Seal (or checksum) the `len` bytes written; the datagram's length.
+    fn finish_datagram(&self, buf: &mut [u8], len: usize) -> Option<usize> {
+        match self.sealing() {
+            Some(keys) => seal::finish(keys, buf, self.header_len(), len),
+            None => wire::seal_in_place(buf, len),
+        }
     }
 
     fn count_out(&mut self, to: A, len: usize) -> Transmit<A> {

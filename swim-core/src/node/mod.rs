@@ -14,16 +14,18 @@ use core::fmt;
 use core::time::Duration;
 
 use bytes::Bytes;
-use rand_core::RngCore;
+use rand_core::{CryptoRng, RngCore};
 use smallvec::SmallVec;
 
 use crate::addr::Address;
 use crate::awareness::Awareness;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Problem};
 use crate::dissemination::Dissemination;
 use crate::event::{Event, Member};
 use crate::member::{Members, State};
 use crate::order::{Place, ProbeOrder};
+use crate::replay::ReplayGuard;
+use crate::seal::{self, Encryption, Key, KeyError, KeyId, Keyring, SealError};
 use crate::stats::Stats;
 use crate::suspicion::Suspicions;
 use crate::time::{Instant, NodeClock, Step};
@@ -56,6 +58,9 @@ pub enum Rejected {
     Malformed(DecodeError),
     /// The datagram claims to come from this node's own address.
     FromSelf,
+    /// Refused by the sealing layer: plaintext where sealing is required,
+    /// unknown key, bad tag, replay.
+    Seal(SealError),
     /// The datagram held more than one primary message (Ping, Ack, Nack,
     /// PingReq, PushPull, Digest), one that was not first, or something
     /// after a Digest. One datagram asks one thing, so it gets at most one
@@ -69,6 +74,7 @@ impl fmt::Display for Rejected {
             Rejected::Frame(e) => write!(f, "bad frame: {e}"),
             Rejected::Malformed(e) => write!(f, "malformed message: {e}"),
             Rejected::FromSelf => f.write_str("datagram from this node's own address"),
+            Rejected::Seal(e) => write!(f, "{e}"),
             Rejected::ExtraPrimary => f.write_str("more than one primary message in a datagram"),
         }
     }
@@ -259,6 +265,36 @@ pub struct Node<A: Address, R: RngCore> {
     transmits: VecDeque<Pending<A>>,
     events: VecDeque<Event<A>>,
     stats: Stats,
+
+    /// The keys, when built with them ([`Node::with_keys`]).
+    keys: Option<Keyring>,
+    replay: ReplayGuard,
+    /// This process's id in sealed headers (random; the replay windows
+    /// of receivers are kept by it).
+    sender_id: u64,
+    /// Where sealed datagrams are opened: allocated once, with the keys.
+    open_buf: Vec<u8>,
+    /// Datagrams sealed so far: each carries the next count.
+    sealed_sent: u64,
+}
+
+impl<A: Address, R: RngCore + CryptoRng> Node<A, R> {
+    /// A node that seals its datagrams (as `config.encryption` says) with
+    /// the first of `keys` and opens them with any. The RNG must be a
+    /// cryptographically secure one (nonces are drawn from it): in
+    /// production a ChaCha generator seeded from the operating system.
+    /// Fails when `config` does not validate, when `keys` is empty (or holds
+    /// more than [`seal::MAX_KEYS`]), or when `config.encryption` is `Off`.
+    pub fn with_keys(addr: A, config: Config, rng: R, now: Instant, keys: &[Key]) -> Result<Self, ConfigError> {
+        if config.encryption == Encryption::Off {
+            return Err(ConfigError { field: "encryption", problem: Problem::KeysWithoutEncryption });
+        }
+        let keys = Keyring::new(keys).map_err(|e| match e {
+            KeyError::KeyringFull => ConfigError { field: "keys", problem: Problem::AtMost(seal::MAX_KEYS) },
+            _ => ConfigError { field: "keys", problem: Problem::NeedsKeys },
+        })?;
+        Self::build(addr, config, rng, now, Some(keys))
+    }
 }
 
 impl<A: Address, R: RngCore> fmt::Debug for Node<A, R> {
@@ -275,7 +311,14 @@ impl<A: Address, R: RngCore> fmt::Debug for Node<A, R> {
 impl<A: Address, R: RngCore> Node<A, R> {
     /// A node that is, so far, a cluster of one. Call [`Node::join`] to
     /// contact others. Fails only when `config` does not validate.
-    pub fn new(addr: A, config: Config, mut rng: R, now: Instant) -> Result<Self, ConfigError> {
+    pub fn new(addr: A, config: Config, rng: R, now: Instant) -> Result<Self, ConfigError> {
+        if config.encryption != Encryption::Off {
+            return Err(ConfigError { field: "encryption", problem: Problem::NeedsKeys });
+        }
+        Self::build(addr, config, rng, now, None)
+    }
+
+    fn build(addr: A, config: Config, mut rng: R, now: Instant, keys: Option<Keyring>) -> Result<Self, ConfigError> {
         config.validate()?;
         let instance = rng.next_u32();
         // Exchange numbers start at random: a restarted process must not
@@ -324,6 +367,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
             transmits: VecDeque::with_capacity(KEPT_CAPACITY),
             events: VecDeque::new(),
             stats: Stats::default(),
+            open_buf: if keys.is_some() { alloc::vec![0; config.max_datagram_size] } else { Vec::new() },
+            replay: ReplayGuard::new(config.max_members.saturating_add(REPLAY_STRANGERS)),
+            sender_id: rng.next_u64(),
+            keys,
+            sealed_sent: 0,
             config,
             rng,
         };
@@ -445,6 +493,25 @@ impl<A: Address, R: RngCore> Node<A, R> {
             self.stats.rejected.from_self += 1;
             return Err(Rejected::FromSelf);
         }
+        if datagram.len() > self.config.max_datagram_size {
+            self.stats.rejected.count_frame(FrameError::TooLong);
+            return Err(Rejected::Frame(FrameError::TooLong));
+        }
+        if datagram.first() == Some(&seal::SEALED_VERSION) {
+            // Opened into the node's own buffer, taken out for the call so
+            // the messages can borrow it while the node changes.
+            let mut opened = core::mem::take(&mut self.open_buf);
+            let result = match self.open_sealed(datagram, &mut opened) {
+                Ok(len) => self.handle_body(from, opened.get(..len).unwrap_or(&[])),
+                Err(e) => Err(e),
+            };
+            self.open_buf = opened;
+            return result;
+        }
+        if !self.config.encryption.accepts_plaintext() {
+            self.stats.rejected.plaintext_refused += 1;
+            return Err(Rejected::Seal(SealError::Plaintext));
+        }
         let body = match wire::open_frame(datagram, &self.config.label, self.config.max_datagram_size) {
             Ok(body) => body,
             Err(e) => {
@@ -452,6 +519,41 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 return Err(Rejected::Frame(e));
             }
         };
+        self.handle_body(from, body)
+    }
+
+    /// Check a sealed datagram's label, key, freshness and tag, and open it
+    /// into `out`; returns the length of the messages.
+    fn open_sealed(&mut self, datagram: &[u8], out: &mut [u8]) -> Result<usize, Rejected> {
+        let Some(keys) = self.keys.as_ref().filter(|_| self.config.encryption != Encryption::Off) else {
+            self.stats.rejected.sealed_unexpected += 1;
+            return Err(Rejected::Seal(SealError::NoKeys));
+        };
+        let sealed = match seal::parse_sealed(datagram, &self.config.label) {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                self.stats.rejected.count_frame(e);
+                return Err(Rejected::Frame(e));
+            }
+        };
+        if !keys.holds(sealed.key) {
+            self.stats.rejected.unknown_key += 1;
+            return Err(Rejected::Seal(SealError::UnknownKey(sealed.key)));
+        }
+        if !self.replay.allows(sealed.sender, sealed.counter) {
+            self.stats.rejected.replayed += 1;
+            return Err(Rejected::Seal(SealError::Replayed));
+        }
+        if let Err(e) = keys.open(&sealed, out) {
+            self.stats.rejected.bad_tag += 1;
+            return Err(Rejected::Seal(e));
+        }
+        self.replay.accept(sealed.sender, sealed.counter);
+        Ok(sealed.ciphertext.len())
+    }
+
+    /// Check every message of an opened datagram, then apply them all.
+    fn handle_body(&mut self, from: A, body: &[u8]) -> Result<(), Rejected> {
         let mut digest_first = false;
         for (i, message) in wire::messages::<A>(body, self.limits).enumerate() {
             let message = match message {
@@ -631,6 +733,33 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         self.declare_gone(handle, State::Left, None);
         Ok(())
+    }
+
+    /// Add a key to the keyring (it opens datagrams at once; it seals only
+    /// once made primary with [`Node::use_key`]). Installing a key already
+    /// held does nothing. Returns its id.
+    pub fn install_key(&mut self, now: Instant, key: &Key) -> Result<KeyId, KeyError> {
+        self.advance(now);
+        self.keys.as_mut().ok_or(KeyError::NoKeyring)?.install(key)
+    }
+
+    /// Seal with the installed key `id` from now on.
+    pub fn use_key(&mut self, now: Instant, id: KeyId) -> Result<(), KeyError> {
+        self.advance(now);
+        self.keys.as_mut().ok_or(KeyError::NoKeyring)?.use_key(id)
+    }
+
+    /// Remove the installed key `id` (not the primary one).
+    pub fn remove_key(&mut self, now: Instant, id: KeyId) -> Result<(), KeyError> {
+        self.advance(now);
+        self.keys.as_mut().ok_or(KeyError::NoKeyring)?.remove(id)
+    }
+
+    /// The installed keys' ids, each with whether it is the primary one
+    /// (none for a node built without keys).
+    pub fn keys(&self) -> impl Iterator<Item = (KeyId, bool)> + '_ {
+        let primary = self.keys.as_ref().map(Keyring::primary);
+        self.keys.iter().flat_map(Keyring::ids).map(move |id| (id, Some(id) == primary))
     }
 
     // ----- outputs -------------------------------------------------------
@@ -861,6 +990,10 @@ fn max_clock_step(config: &Config) -> Duration {
     let longest = crate::time::scale(config.probe_interval, config.awareness_max_multiplier.max(1));
     crate::time::scale(longest, 4).max(Duration::from_secs(60))
 }
+
+/// Replay windows kept beyond one per member (restarted processes and
+/// joiners not yet members, say).
+const REPLAY_STRANGERS: usize = 64;
 
 /// Transmit-queue capacity kept when the drained queue shrinks: enough for
 /// steady state, so polling there allocates nothing.

@@ -286,6 +286,8 @@ impl fmt::Display for ProblemText<'_> {
             AtMost(n) => write!(f, "must be at most {n}"),
             AtLeast(n) => write!(f, "must be at least {n}"),
             DoesNotFit(other) => write!(f, "too large to fit in one datagram of `{}`", file_key(other)),
+            NeedsKeys => f.write_str("accept, seal and require need at least one key"),
+            KeysWithoutEncryption => f.write_str("keys were given but encryption is off"),
         }
     }
 }
@@ -657,6 +659,7 @@ mod tests {
             max_seeds: _,
             broadcast_dedup_window: _,
             label: _,
+            encryption: _,
             lifeguard: _,
         } = Config::lan();
     }
