@@ -96,6 +96,30 @@ pub struct Config {
     /// that shrink with independent confirmations. On by default; off gives
     /// plain SWIM, for comparison.
     pub lifeguard: bool,
+    /// Inbound budget of each source address, in units: a datagram costs 1,
+    /// 4 if it is a ping request, 8 a digest, 16 a full-state request (the
+    /// work or the sending each causes). A datagram its source cannot pay
+    /// for is refused before its checksum or tag is checked, and counted.
+    /// The default (1,000 a second, bursts of 4,000) is far above what a
+    /// member sends one node, even a full-state transfer of 100,000
+    /// members. A rate of 0 turns it off. Ours.
+    pub inbound_per_source: Rate,
+    /// Inbound budget of the node, all sources together, in the same units:
+    /// bounds the work any flood can cause (default 50,000 a second, bursts
+    /// of 100,000). A rate of 0 turns it off. Ours.
+    pub inbound_total: Rate,
+    /// Buckets sources share for `inbound_per_source`, by a keyed hash of
+    /// the address (16 bytes each, whatever the number of sources). Ours.
+    pub inbound_source_slots: usize,
+}
+
+/// A token bucket: refills at `per_second` units a second up to `burst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    /// Units added per second; 0 turns the bucket off.
+    pub per_second: u32,
+    /// Most units held (the largest burst accepted after a quiet spell).
+    pub burst: u32,
 }
 
 impl Config {
@@ -129,6 +153,9 @@ impl Config {
             label: Bytes::new(),
             encryption: Encryption::Off,
             lifeguard: true,
+            inbound_per_source: Rate { per_second: 1_000, burst: 4_000 },
+            inbound_total: Rate { per_second: 50_000, burst: 100_000 },
+            inbound_source_slots: 256,
         }
     }
 
@@ -227,6 +254,19 @@ impl Config {
                 return err(field, MustBePositive);
             }
         }
+        for (field, rate) in
+            [("inbound_per_source.burst", self.inbound_per_source), ("inbound_total.burst", self.inbound_total)]
+        {
+            if rate.per_second != 0 && rate.burst < MOST_COSTLY_DATAGRAM {
+                return err(field, AtLeast(MOST_COSTLY_DATAGRAM as usize));
+            }
+        }
+        if self.inbound_source_slots == 0 {
+            return err("inbound_source_slots", MustBePositive);
+        }
+        if self.inbound_source_slots > 1 << 16 {
+            return err("inbound_source_slots", AtMost(1 << 16));
+        }
         if self.indirect_checks > 16 {
             return err("indirect_checks", AtMost(16));
         }
@@ -267,6 +307,10 @@ impl Default for Config {
         Config::lan()
     }
 }
+
+/// The largest cost of one datagram in budget units (a full-state request):
+/// a burst below it would refuse every such datagram.
+const MOST_COSTLY_DATAGRAM: u32 = 16;
 
 /// Smallest `max_datagram_size` accepted: room for a header, a primary
 /// message and a few updates.

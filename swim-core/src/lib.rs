@@ -64,7 +64,11 @@
 //!   a sequence drawn from the RNG; incarnations are serial numbers
 //!   ([`incarnation_newer`]), so every claim can be refuted.
 //! - Memory is bounded by [`Config`] under any flood: members, tombstones,
-//!   queues, relays.
+//!   queues, relays, replay windows.
+//! - Work is bounded too: every datagram spends from its source's and the
+//!   node's inbound budgets ([`Config::inbound_per_source`],
+//!   [`Config::inbound_total`]), more for what makes the node work or send;
+//!   one that cannot pay is refused before its checksum or tag is checked.
 //!
 //! ## Sealing
 //!
@@ -106,6 +110,7 @@ extern crate alloc;
 
 mod addr;
 mod awareness;
+mod budget;
 mod config;
 mod digest;
 mod dissemination;
@@ -123,7 +128,8 @@ mod tombstone;
 pub mod wire;
 
 pub use addr::{Address, NodeId};
-pub use config::{Config, ConfigError, Problem, MAX_DATAGRAM_SIZE, MIN_DATAGRAM_SIZE};
+pub use budget::Exhausted;
+pub use config::{Config, ConfigError, Problem, Rate, MAX_DATAGRAM_SIZE, MIN_DATAGRAM_SIZE};
 pub use event::{Event, Member};
 pub use member::{incarnation_newer, Claim, State};
 pub use node::{CommandError, MemberRef, Node, Rejected, Transmit};

@@ -56,6 +56,10 @@ pub struct Rejections {
     pub bad_tag: u64,
     /// A sealed datagram already accepted once (a replay).
     pub replayed: u64,
+    /// Over its source's inbound budget (`Config::inbound_per_source`).
+    pub rate_limited: u64,
+    /// Over the node's inbound budget (`Config::inbound_total`).
+    pub rate_limited_total: u64,
 }
 
 impl Rejections {
@@ -76,6 +80,8 @@ impl Rejections {
             + self.unknown_key
             + self.bad_tag
             + self.replayed
+            + self.rate_limited
+            + self.rate_limited_total
     }
 
     pub(crate) fn count_frame(&mut self, e: FrameError) {

@@ -265,3 +265,32 @@ fn a_flood_of_broadcasts_grows_nothing_past_its_bound() {
     assert!(n.stats().gossip_dropped >= 20_000 - 64);
     assert_eq!(std::iter::from_fn(|| n.poll_event()).count(), 32);
 }
+
+#[test]
+fn a_flooding_source_is_held_to_its_budget_and_others_are_not() {
+    let mut config = Config::lan();
+    config.inbound_per_source = swim_core::Rate { per_second: 100, burst: 20 };
+    config.inbound_total = swim_core::Rate { per_second: 1_000, burst: 200 };
+    let mut n = Node::new(NodeId(0), config, Xoshiro256PlusPlus::seed_from_u64(5), Instant::ZERO).unwrap();
+    let ping = datagram(&[Message::Ping { seq: 1 }]);
+    let t = Instant::from_millis(1);
+    let answered = (0..100).filter(|_| n.handle_datagram(t, NodeId(7), &ping).is_ok()).count();
+    assert_eq!(answered, 20, "the burst, then nothing");
+    assert_eq!(n.stats().rejected.rate_limited, 80);
+    assert_eq!(outputs(&mut n).len(), 20);
+    // Another source is answered, and the flooder again after a while.
+    assert_eq!(n.handle_datagram(t, NodeId(8), &ping), Ok(()));
+    let later = t + Duration::from_millis(100);
+    assert_eq!((0..20).filter(|_| n.handle_datagram(later, NodeId(7), &ping).is_ok()).count(), 10);
+    // A full-state request costs 16: one fits a fresh burst, two do not.
+    let request = datagram(&[Message::PushPull { reply_wanted: true, join: true, exchange: 1 }, alive(9, 0)]);
+    assert_eq!(n.handle_datagram(later, NodeId(9), &request), Ok(()));
+    assert_eq!(n.handle_datagram(later, NodeId(9), &request), Err(Rejected::RateLimited(swim_core::Exhausted::Source)));
+    // Many sources together run into the node's budget.
+    let by_source = n.stats().rejected.rate_limited;
+    let refused = (100..400u32).filter(|&s| n.handle_datagram(later, NodeId(s), &ping).is_err()).count() as u64;
+    let r = n.stats().rejected;
+    assert!(r.rate_limited_total >= 50, "{} over the node's budget", r.rate_limited_total);
+    // (A few sources share a bucket with the exhausted ones.)
+    assert_eq!(refused, r.rate_limited_total + r.rate_limited - by_source);
+}

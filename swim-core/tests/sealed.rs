@@ -239,3 +239,26 @@ fn sealing_needs_keys_and_keys_need_sealing() {
     let mut plain = Node::new(NodeId(0), config(Encryption::Off), rng(), Instant::ZERO).unwrap();
     assert!(plain.install_key(Instant::ZERO, &K1).is_err());
 }
+
+#[test]
+fn a_sealed_request_pays_its_full_cost_once_opened() {
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::SeedableRng;
+    use swim_core::{Exhausted, Node, Rate};
+    let mut c = config(Encryption::Require);
+    c.inbound_per_source = Rate { per_second: 1, burst: 20 };
+    let mut n = Node::with_keys(NodeId(0), c, ChaCha8Rng::seed_from_u64(3), Instant::ZERO, &[K1]).unwrap();
+    let mut plain = vec![0u8; 256];
+    let request: Message<'_, NodeId> = Message::PushPull { reply_wanted: true, join: true, exchange: 4 };
+    let len = encode_datagram(&mut plain, b"", &[request]).unwrap();
+    let seal = |counter| {
+        let mut d = vec![0u8; 256];
+        let n = seal_datagram(&mut d, b"", &K1, 8, counter, &[counter as u8; 24], &plain[2..len - 4]).unwrap();
+        d.truncate(n);
+        d
+    };
+    let t = Instant::from_millis(1);
+    assert_eq!(n.handle_datagram(t, NodeId(8), &seal(1)), Ok(()));
+    assert_eq!(n.handle_datagram(t, NodeId(8), &seal(2)), Err(Rejected::RateLimited(Exhausted::Source)));
+    assert_eq!(n.stats().rejected.rate_limited, 1);
+}

@@ -19,6 +19,7 @@ use smallvec::SmallVec;
 
 use crate::addr::Address;
 use crate::awareness::Awareness;
+use crate::budget::{self, Exhausted, FloodBudget};
 use crate::config::{Config, ConfigError, Problem};
 use crate::dissemination::Dissemination;
 use crate::event::{Event, Member};
@@ -61,6 +62,9 @@ pub enum Rejected {
     /// Refused by the sealing layer: plaintext where sealing is required,
     /// unknown key, bad tag, replay.
     Seal(SealError),
+    /// Over an inbound budget (`Config::inbound_per_source`,
+    /// `Config::inbound_total`): refused before anything else was checked.
+    RateLimited(Exhausted),
     /// The datagram held more than one primary message (Ping, Ack, Nack,
     /// PingReq, PushPull, Digest), one that was not first, or something
     /// after a Digest. One datagram asks one thing, so it gets at most one
@@ -75,6 +79,8 @@ impl fmt::Display for Rejected {
             Rejected::Malformed(e) => write!(f, "malformed message: {e}"),
             Rejected::FromSelf => f.write_str("datagram from this node's own address"),
             Rejected::Seal(e) => write!(f, "{e}"),
+            Rejected::RateLimited(Exhausted::Source) => f.write_str("over its source's inbound budget"),
+            Rejected::RateLimited(Exhausted::Total) => f.write_str("over the node's inbound budget"),
             Rejected::ExtraPrimary => f.write_str("more than one primary message in a datagram"),
         }
     }
@@ -266,6 +272,7 @@ pub struct Node<A: Address, R: RngCore> {
     events: VecDeque<Event<A>>,
     stats: Stats,
 
+    flood: FloodBudget,
     /// The keys, when built with them ([`Node::with_keys`]).
     keys: Option<Keyring>,
     replay: ReplayGuard,
@@ -370,6 +377,13 @@ impl<A: Address, R: RngCore> Node<A, R> {
             open_buf: if keys.is_some() { alloc::vec![0; config.max_datagram_size] } else { Vec::new() },
             replay: ReplayGuard::new(config.max_members.saturating_add(REPLAY_STRANGERS)),
             sender_id: rng.next_u64(),
+            flood: FloodBudget::new(
+                config.inbound_per_source,
+                config.inbound_total,
+                config.inbound_source_slots,
+                rng.next_u64(),
+                now,
+            ),
             keys,
             sealed_sent: 0,
             config,
@@ -493,6 +507,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
             self.stats.rejected.from_self += 1;
             return Err(Rejected::FromSelf);
         }
+        let (first, flags) = wire::peek_primary(datagram);
+        let source = from.hash64();
+        self.spend(source, budget::cost(first, flags))?;
         if datagram.len() > self.config.max_datagram_size {
             self.stats.rejected.count_frame(FrameError::TooLong);
             return Err(Rejected::Frame(FrameError::TooLong));
@@ -501,10 +518,16 @@ impl<A: Address, R: RngCore> Node<A, R> {
             // Opened into the node's own buffer, taken out for the call so
             // the messages can borrow it while the node changes.
             let mut opened = core::mem::take(&mut self.open_buf);
-            let result = match self.open_sealed(datagram, &mut opened) {
-                Ok(len) => self.handle_body(from, opened.get(..len).unwrap_or(&[])),
-                Err(e) => Err(e),
-            };
+            let result = self.open_sealed(datagram, &mut opened).and_then(|len| {
+                let body = opened.get(..len).unwrap_or(&[]);
+                // What a sealed datagram asks is known once opened: the
+                // rest of its cost now.
+                let extra = budget::cost(body.first().copied(), body.get(1).copied()) - 1;
+                if extra > 0 {
+                    self.spend(source, extra)?;
+                }
+                self.handle_body(from, body)
+            });
             self.open_buf = opened;
             return result;
         }
@@ -520,6 +543,17 @@ impl<A: Address, R: RngCore> Node<A, R> {
             }
         };
         self.handle_body(from, body)
+    }
+
+    /// Pay for a datagram from the source hashing to `source`.
+    fn spend(&mut self, source: u64, units: u32) -> Result<(), Rejected> {
+        self.flood.charge(self.now, source, units).map_err(|e| {
+            match e {
+                Exhausted::Source => self.stats.rejected.rate_limited += 1,
+                Exhausted::Total => self.stats.rejected.rate_limited_total += 1,
+            }
+            Rejected::RateLimited(e)
+        })
     }
 
     /// Check a sealed datagram's label, key, freshness and tag, and open it

@@ -417,6 +417,17 @@ pub fn open_frame<'a>(datagram: &'a [u8], label: &[u8], max_len: usize) -> Resul
     Ok(r.take(r.remaining()).unwrap_or(&[]))
 }
 
+/// The tag of a plaintext datagram's first message and the byte after it,
+/// read without checking anything (for the flood budget, which must be
+/// cheaper than the checksum); `None` for a sealed or short datagram.
+pub fn peek_primary(datagram: &[u8]) -> (Option<u8>, Option<u8>) {
+    if datagram.first() != Some(&VERSION) {
+        return (None, None);
+    }
+    let at = 2 + usize::from(datagram.get(1).copied().unwrap_or(0));
+    (datagram.get(at).copied(), datagram.get(at + 1).copied())
+}
+
 /// Bytes a frame adds around its messages for a given label.
 pub fn frame_overhead(label: &[u8]) -> usize {
     2 + label.len() + CHECKSUM_LEN

@@ -661,6 +661,9 @@ mod tests {
             label: _,
             encryption: _,
             lifeguard: _,
+            inbound_per_source: _,
+            inbound_total: _,
+            inbound_source_slots: _,
         } = Config::lan();
     }
 
