@@ -1,10 +1,18 @@
 //! Seed derivation: every random stream of a run comes from the run's one seed.
 
+use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-/// The RNG used everywhere in the simulator and handed to every node.
+/// The RNG of the simulator's own draws: the network's and the faults'.
 pub type SimRng = Xoshiro256PlusPlus;
+
+/// The RNG handed to every simulated node: ChaCha, a cryptographically
+/// secure generator, because a node that seals its datagrams draws its
+/// nonces from it (swim-core's `Node::with_keys` asks for a `CryptoRng`).
+/// Seeded from the run's seed like every other stream, so a run still
+/// replays exactly: in the simulator the seed is meant to be known.
+pub type NodeRng = ChaCha8Rng;
 
 /// Which part of the simulation a random stream belongs to. Streams are
 /// independent, so adding draws to one (say, the network) does not shift
@@ -45,6 +53,12 @@ pub fn derive(seed: u64, stream: Stream) -> u64 {
 /// A seeded RNG for one stream of the run.
 pub fn rng(seed: u64, stream: Stream) -> SimRng {
     SimRng::seed_from_u64(derive(seed, stream))
+}
+
+/// The RNG of node `id`'s process number `generation` (0 for the first) in
+/// the run seeded with `seed`.
+pub fn node_rng(seed: u64, id: u32, generation: u32) -> NodeRng {
+    NodeRng::seed_from_u64(derive(seed, Stream::Node { id, generation }))
 }
 
 /// A uniformly random integer in `[0, bound)` (0 when `bound` is 0).

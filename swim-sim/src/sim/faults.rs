@@ -6,7 +6,7 @@ use swim_core::{Node, NodeId};
 
 use super::{SimNode, Simulation};
 use crate::checks::{broadcast_payload, Life};
-use crate::seed::{self, Stream};
+use crate::seed;
 use crate::spec::Fault;
 
 impl Simulation {
@@ -17,7 +17,7 @@ impl Simulation {
         let Some(slot) = self.slots.get_mut(id as usize) else {
             return;
         };
-        let rng = seed::rng(self.spec.seed, Stream::Node { id, generation: slot.generation });
+        let rng = seed::node_rng(self.spec.seed, id, slot.generation);
         if slot.generation == 0 {
             self.introduced += 1;
         }

@@ -13,12 +13,12 @@ use crate::checks::Checks;
 use crate::invariants::{Limits, NodeReport};
 use crate::network::{Network, NetworkConfig};
 use crate::queue::{Action, EventQueue};
-use crate::seed::{self, SimRng, Stream};
+use crate::seed::{self, NodeRng, SimRng, Stream};
 use crate::spec::{Fault, RunSpec};
 use crate::trace::TraceHash;
 
 /// A simulated node.
-pub type SimNode = Node<NodeId, SimRng>;
+pub type SimNode = Node<NodeId, NodeRng>;
 
 /// Longest a leaving node keeps running before it is stopped anyway.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(30);

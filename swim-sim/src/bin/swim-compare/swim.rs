@@ -1,9 +1,10 @@
-//! swim-core on the harness: one `Node<SocketAddr, SimRng>` per node.
+//! swim-core on the harness: one `Node<SocketAddr, NodeRng>` per node
+//! (ChaCha, as in swim-sim).
 
 use std::net::SocketAddr;
 
 use swim_core::{Config, Event, Instant, Node};
-use swim_sim::seed::{self, SimRng, Stream};
+use swim_sim::seed::{self, NodeRng};
 
 use crate::harness::{addr, id_of, Belief, Nanos, Out, Protocol, StreamEvent, Wakes};
 
@@ -11,7 +12,7 @@ use crate::harness::{addr, id_of, Belief, Nanos, Out, Protocol, StreamEvent, Wak
 pub struct Swim {
     config: Config,
     seed: u64,
-    nodes: Vec<Option<Node<SocketAddr, SimRng>>>,
+    nodes: Vec<Option<Node<SocketAddr, NodeRng>>>,
     wakes: Wakes,
     buf: Vec<u8>,
 }
@@ -77,7 +78,7 @@ impl Protocol for Swim {
     }
 
     fn start(&mut self, id: u32, now: Nanos, out: &mut Out<Nanos>) {
-        let rng = seed::rng(self.seed, Stream::Node { id, generation: 0 });
+        let rng = seed::node_rng(self.seed, id, 0);
         // Config::lan() validates: a failure here is a bug in the preset.
         let node = Node::new(addr(id), self.config.clone(), rng, Instant::from_nanos(now))
             .unwrap_or_else(|e| panic!("swim-core rejected its own LAN preset: {e:?}"));
