@@ -39,6 +39,7 @@ pub mod invariants;
 pub mod network;
 pub mod plot;
 pub mod queue;
+pub mod refusals;
 pub mod report;
 pub mod seed;
 pub mod sim;
@@ -48,4 +49,4 @@ pub mod trace;
 
 pub use report::Report;
 pub use sim::Simulation;
-pub use spec::{CrashSpec, LatencyRange, PartitionSpec, Profile, RunSpec, Scenario, SpecError};
+pub use spec::{CrashSpec, EncryptionMode, LatencyRange, PartitionSpec, Profile, RunSpec, Scenario, SpecError};

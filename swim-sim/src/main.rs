@@ -16,7 +16,7 @@ use swim_core::Instant;
 use swim_sim::expect::Expectation;
 use swim_sim::spec::{MaybeClog, MaybePartition, CARGO_RUN};
 use swim_sim::sweep::{self, SeedRange};
-use swim_sim::{plot, CrashSpec, LatencyRange, Profile, Report, RunSpec, Scenario, Simulation};
+use swim_sim::{plot, CrashSpec, EncryptionMode, LatencyRange, Profile, Report, RunSpec, Scenario, Simulation};
 
 /// Simulate a SWIM + Lifeguard cluster of unmodified swim-core nodes on a
 /// virtual clock, inject faults, and report detection, accuracy and cost.
@@ -108,6 +108,12 @@ struct RunArgs {
     /// Turn the Lifeguard extensions off, to compare.
     #[arg(long)]
     no_lifeguard: bool,
+    /// How every node treats sealing (swim-core's Config::encryption): off
+    /// (plaintext, the default), accept (sends plaintext, accepts both),
+    /// seal (seals, accepts both), require (seals, refuses plaintext); all
+    /// but off give every node one key drawn from the seed.
+    #[arg(long, value_name = "MODE")]
+    encryption: Option<EncryptionMode>,
     /// Exit non-zero unless the run holds this: converged, no-false-positives,
     /// no-false-suspicions, detected (repeatable).
     #[arg(long, value_name = "WHAT")]
@@ -160,6 +166,9 @@ impl RunArgs {
         }
         if self.no_lifeguard {
             spec.lifeguard = false;
+        }
+        if let Some(e) = self.encryption {
+            spec.encryption = e.0;
         }
         spec.validate().map_err(|e| e.to_string())?;
         Ok(spec)

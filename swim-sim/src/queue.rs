@@ -19,6 +19,9 @@ pub enum Action {
         to: u32,
         /// The datagram (a recycled buffer).
         payload: Vec<u8>,
+        /// Whether this is one of the two copies of a datagram the network
+        /// duplicated (each draws its own latency, so either may come first).
+        duplicated: bool,
     },
     /// A node's timer may be due.
     Wake {

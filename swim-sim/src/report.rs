@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::checks::{DepartureKind, Exercised};
+use crate::refusals::Refusals;
 use crate::sim::{PhaseEnd, Simulation};
 use swim_core::wire::{Message, Update, Writer};
 use swim_core::{NodeId, State};
@@ -75,6 +76,9 @@ pub struct Report {
     pub slow_delay_ms: f64,
     /// The partition's start and end in seconds, if there was one.
     pub partition: Option<[f64; 2]>,
+    /// How every node treated sealing: `off` (plaintext), `accept`, `seal`
+    /// or `require` (one key shared by every node).
+    pub encryption: String,
     /// Simulated time.
     pub simulated_seconds: f64,
     /// Wall-clock time the run took.
@@ -168,6 +172,16 @@ pub struct Report {
     pub bytes_per_node_per_second: f64,
     /// The largest member table (tombstones included) any node held.
     pub peak_member_table: u32,
+    /// Datagrams the nodes refused in the fault phase, by reason (the
+    /// fields of swim-core's `Stats::rejected`, plus `other` and `total`),
+    /// summed over every process that ran.
+    pub refused: Refusals,
+    /// Digests from non-members and ping requests for unknown targets the
+    /// nodes turned down in the fault phase, summed likewise.
+    pub strangers_refused: u64,
+    /// Duplicate copies (from `--duplicate`) that a sealing receiver
+    /// refused as replays; counted in `refused.replayed` too.
+    pub copies_refused_as_replays: u64,
     /// Simulated node-seconds (every process's running time, added up).
     pub node_seconds: f64,
     /// Simulator speed: simulated node-seconds per wall second.
@@ -240,6 +254,7 @@ impl Report {
             converged: checks.converged(),
             undetected: checks.undetected().len() as u32,
             settled_since: sim.settled_since(),
+            refusals: sim.refusals(),
         });
         let traffic = end.traffic;
         let node_seconds = end.node_seconds;
@@ -277,6 +292,7 @@ impl Report {
             slow: spec.slow,
             slow_delay_ms: spec.slow_delay.as_secs_f64() * 1e3,
             partition: spec.partition.map(|p| [p.start.as_secs_f64(), p.end.as_secs_f64()]),
+            encryption: spec.encryption.as_str().to_owned(),
             simulated_seconds: secs(end.at),
             wall_seconds,
             join_convergence_seconds: convergence.map(|c| secs(c.at)),
@@ -324,6 +340,9 @@ impl Report {
             datagrams_per_node_per_second: per_node(traffic.datagrams_sent),
             bytes_per_node_per_second: per_node(traffic.bytes_sent),
             peak_member_table: sim.peak_members(),
+            refused: end.refusals,
+            strangers_refused: end.refusals.strangers,
+            copies_refused_as_replays: traffic.copies_refused,
             node_seconds,
             node_seconds_per_wall_second: if wall_seconds > 0.0 { node_seconds / wall_seconds } else { 0.0 },
             wall_micros_per_node_second: if node_seconds > 0.0 { wall_seconds * 1e6 / node_seconds } else { 0.0 },
@@ -354,7 +373,7 @@ impl Report {
     pub fn summary(&self) -> String {
         let mut s = String::new();
         let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2} s"));
-        let _ = writeln!(
+        let _ = write!(
             s,
             "scenario {} | {} nodes | profile {} | lifeguard {} | loss {:.1}% | latency {}..{} ms | {} slow",
             self.scenario,
@@ -366,6 +385,10 @@ impl Report {
             self.latency_ms[1],
             self.slow
         );
+        if self.encryption != "off" {
+            let _ = write!(s, " | sealed: encryption {}, one key at every node", self.encryption);
+        }
+        let _ = writeln!(s);
         let _ = writeln!(
             s,
             "simulated {:.0} s in {:.2} s wall ({:.0} node-seconds per second, {:.1} µs per node-second)",
@@ -476,6 +499,20 @@ impl Report {
             "traffic per node: {:.2} datagrams/s, {:.0} bytes/s; peak member table {}",
             self.datagrams_per_node_per_second, self.bytes_per_node_per_second, self.peak_member_table
         );
+        if self.refused.total() > 0 {
+            let reasons: Vec<String> = self.refused.nonzero().map(|(r, n)| format!("{r} {n}")).collect();
+            let _ = write!(
+                s,
+                "refused by the nodes: {} datagrams ({}); {} requests from strangers",
+                self.refused.total(),
+                if reasons.is_empty() { "none".to_owned() } else { reasons.join(", ") },
+                self.strangers_refused
+            );
+            if self.copies_refused_as_replays > 0 {
+                let _ = write!(s, "; {} replays were the network's duplicate copies", self.copies_refused_as_replays);
+            }
+            let _ = writeln!(s);
+        }
         let e = &self.exercised;
         let _ = write!(
             s,

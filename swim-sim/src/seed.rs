@@ -23,6 +23,8 @@ pub enum Stream {
     Network,
     /// Which nodes crash, leave, restart, are slow.
     Faults,
+    /// The key every node of a sealed run holds.
+    Key,
     /// A node's own RNG: its id and how many times it was (re)started.
     Node {
         /// The node's id.
@@ -45,6 +47,7 @@ pub fn derive(seed: u64, stream: Stream) -> u64 {
     let tag = match stream {
         Stream::Network => 1,
         Stream::Faults => 2,
+        Stream::Key => 4,
         Stream::Node { id, generation } => (3 << 60) ^ (u64::from(generation) << 32) ^ u64::from(id),
     };
     mix(mix(seed) ^ mix(tag))

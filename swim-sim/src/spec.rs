@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use swim_core::Config;
+use swim_core::{Config, Encryption};
 
 /// A protocol timing preset of swim-core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +105,7 @@ impl Scenario {
             slow: 0,
             slow_delay: Duration::from_millis(1500),
             lifeguard: true,
+            encryption: Encryption::Off,
         };
         match self {
             Scenario::Demo => RunSpec {
@@ -283,6 +284,23 @@ impl FromStr for MaybeClog {
     }
 }
 
+/// `off`, `accept`, `seal` or `require`: how every node treats sealing
+/// (swim-core's `Config::encryption`; every node but `off` holds the one
+/// key of the run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncryptionMode(pub Encryption);
+
+impl FromStr for EncryptionMode {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        [Encryption::Off, Encryption::Accept, Encryption::Seal, Encryption::Require]
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .map(EncryptionMode)
+            .ok_or(ParseError("one of off, accept, seal, require"))
+    }
+}
+
 /// `MIN_MS..MAX_MS`: one-way latency drawn uniformly in between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LatencyRange {
@@ -348,6 +366,9 @@ pub struct RunSpec {
     pub slow_delay: Duration,
     /// The Lifeguard extensions on (the default) or off.
     pub lifeguard: bool,
+    /// How every node treats sealing: `Off` (plaintext, the default), or
+    /// `Accept`, `Seal`, `Require` with one key shared by every node.
+    pub encryption: Encryption,
 }
 
 /// The most nodes a run may have: the checker keeps a few bytes per
@@ -482,6 +503,7 @@ impl RunSpec {
     pub fn config(&self) -> Config {
         let mut c = self.profile.config();
         c.lifeguard = self.lifeguard;
+        c.encryption = self.encryption;
         c
     }
 
@@ -612,6 +634,9 @@ impl RunSpec {
         if !self.lifeguard {
             cmd.push_str(" --no-lifeguard");
         }
+        if self.encryption != Encryption::Off {
+            cmd.push_str(&format!(" --encryption {}", self.encryption.as_str()));
+        }
         cmd
     }
 }
@@ -640,6 +665,10 @@ mod tests {
         assert_eq!("none".parse::<MaybeClog>().unwrap().0, None);
         assert!("2@90..60".parse::<MaybeClog>().is_err());
         assert!("nope".parse::<Profile>().is_err());
+        assert_eq!("require".parse::<EncryptionMode>().unwrap().0, Encryption::Require);
+        assert_eq!("off".parse::<EncryptionMode>().unwrap().0, Encryption::Off);
+        let refused = "on".parse::<EncryptionMode>().expect_err("refused").to_string();
+        assert_eq!(refused, "expected one of off, accept, seal, require");
     }
 
     #[test]
@@ -684,6 +713,8 @@ mod tests {
     fn the_replay_command_names_every_parameter() {
         let mut spec = Scenario::Demo.spec(42);
         spec.lifeguard = false;
+        assert!(!spec.replay_command().contains("--encryption"), "plaintext is the default");
+        spec.encryption = Encryption::Require;
         let cmd = spec.replay_command();
         for part in [
             "--scenario demo",
@@ -694,6 +725,7 @@ mod tests {
             "--crash 3@60",
             "--partition none",
             "--no-lifeguard",
+            "--encryption require",
         ] {
             assert!(cmd.contains(part), "{cmd} lacks {part}");
         }

@@ -87,6 +87,7 @@ fn options_the_run_cannot_honour_are_refused_before_it_starts() {
         (&["--nodes", "100", "--slow", "200"][..], "--slow 200: must be within 0..=99"),
         (&["--latency", "5..1"][..], "--latency 5..1: MAX_MS must be at least MIN_MS"),
         (&["--json", bad_json][..], "--json"),
+        (&["--encryption", "on"][..], "'--encryption <MODE>': expected one of off, accept, seal, require"),
     ] {
         let o = swim_sim(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");

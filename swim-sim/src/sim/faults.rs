@@ -2,7 +2,7 @@
 //! joins, leaves, partitions and broadcasts, on random nodes drawn from the
 //! run's fault stream.
 
-use swim_core::{Node, NodeId};
+use swim_core::{Encryption, Node, NodeId};
 
 use super::{SimNode, Simulation};
 use crate::checks::{broadcast_payload, Life};
@@ -22,8 +22,14 @@ impl Simulation {
             self.introduced += 1;
         }
         slot.generation += 1;
-        // The configuration was validated in `with_config`.
-        let Ok(mut node) = Node::new(NodeId(id), self.config.clone(), rng, now) else {
+        // The configuration was validated in `with_config`, and a sealing
+        // configuration gets its one key.
+        let node = if self.config.encryption == Encryption::Off {
+            Node::new(NodeId(id), self.config.clone(), rng, now)
+        } else {
+            Node::with_keys(NodeId(id), self.config.clone(), rng, now, core::slice::from_ref(&self.key))
+        };
+        let Ok(mut node) = node else {
             return;
         };
         if let Some(s) = seed {
@@ -54,7 +60,11 @@ impl Simulation {
         }
         slot.wakeup = None;
         slot.leaving_since = None;
-        slot.node.take()
+        let node = slot.node.take();
+        if let Some(node) = &node {
+            self.retired.add(node.stats());
+        }
+        node
     }
 
     /// Up to `k` of `candidates`, chosen at random (a partial Fisher-Yates shuffle).

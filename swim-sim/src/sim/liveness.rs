@@ -27,6 +27,7 @@ impl Simulation {
             converged: self.checks.converged(),
             undetected: self.checks.undetected().len() as u32,
             settled_since: self.settled_since,
+            refusals: self.refusals(),
         });
         self.liveness_phase();
         self.end_checks();

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use swim_core::{Config, Event, Instant, Node, NodeId, State};
+use rand_core::{RngCore as _, SeedableRng as _};
+use swim_core::{Config, Event, Instant, Key, Node, NodeId, Rejected, SealError, State};
 
 mod faults;
 mod liveness;
@@ -13,6 +14,7 @@ use crate::checks::Checks;
 use crate::invariants::{Limits, NodeReport};
 use crate::network::{Network, NetworkConfig};
 use crate::queue::{Action, EventQueue};
+use crate::refusals::Refusals;
 use crate::seed::{self, NodeRng, SimRng, Stream};
 use crate::spec::{Fault, RunSpec};
 use crate::trace::TraceHash;
@@ -58,6 +60,9 @@ pub struct Traffic {
     pub undeliverable: u64,
     /// Extra copies made by duplication.
     pub duplicated: u64,
+    /// Of those, copies a sealing receiver refused as replays (whichever of
+    /// the two came second): the replay window doing its job, not a fault.
+    pub copies_refused: u64,
 }
 
 /// When the join first converged, and what it cost.
@@ -90,6 +95,8 @@ pub struct PhaseEnd {
     /// Since when the cluster had been settled (every running node seeing
     /// every running node as a member, no stopped node as live), if it was.
     pub settled_since: Option<Instant>,
+    /// Datagrams refused until then, by reason, summed over every process.
+    pub refusals: Refusals,
 }
 
 /// A whole simulated cluster.
@@ -127,6 +134,10 @@ pub struct Simulation {
     phase_end: Option<PhaseEnd>,
     liveness: Option<Duration>,
     finished: bool,
+    /// The key every node holds when the run seals (see [`Simulation::key`]).
+    key: Key,
+    /// Refusals counted by processes that have stopped.
+    retired: Refusals,
     #[cfg(test)]
     pub(crate) tamper: Option<Tamper>,
 }
@@ -183,6 +194,8 @@ impl Simulation {
             phase_end: None,
             liveness: None,
             finished: false,
+            key: cluster_key(spec.seed),
+            retired: Refusals::default(),
             config,
             plan,
             spec,
@@ -245,6 +258,21 @@ impl Simulation {
     /// Whether a node is slow.
     pub fn is_slow(&self, id: u32) -> bool {
         self.network.is_slow(id)
+    }
+
+    /// The key every node holds when the run seals (drawn from the seed).
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// Datagrams refused so far, by reason, summed over every process that
+    /// ran (stopped ones included).
+    pub fn refusals(&self) -> Refusals {
+        let mut sum = self.retired;
+        for node in self.slots.iter().filter_map(|s| s.node.as_ref()) {
+            sum.add(node.stats());
+        }
+        sum
     }
 
     /// The run's datagram counts.
@@ -418,8 +446,8 @@ impl Simulation {
 
     fn handle(&mut self, action: Action) {
         match action {
-            Action::Deliver { from, to, payload } => {
-                self.deliver(from, to, &payload);
+            Action::Deliver { from, to, payload, duplicated } => {
+                self.deliver(from, to, &payload, duplicated);
                 self.free.push(payload);
             }
             Action::Wake { node } => self.wake(node),
@@ -432,7 +460,7 @@ impl Simulation {
         }
     }
 
-    fn deliver(&mut self, from: u32, to: u32, payload: &[u8]) {
+    fn deliver(&mut self, from: u32, to: u32, payload: &[u8], duplicated: bool) {
         let now = self.now;
         if self.network.blocked(from, to) {
             self.traffic.cut += 1;
@@ -444,9 +472,13 @@ impl Simulation {
         };
         self.traffic.delivered += 1;
         self.trace.datagram(now, from, to, payload);
-        if let Err(e) = node.handle_datagram(now, NodeId(from), payload) {
-            let what = format!("n{to} rejected a datagram from n{from}: {e}");
-            self.violate_once(to, what);
+        match node.handle_datagram(now, NodeId(from), payload) {
+            Ok(()) => {}
+            Err(Rejected::Seal(SealError::Replayed)) if duplicated => self.traffic.copies_refused += 1,
+            Err(e) => {
+                let what = format!("n{to} rejected a datagram from n{from}: {e}");
+                self.violate_once(to, what);
+            }
         }
         self.after_input(to);
     }
@@ -500,11 +532,12 @@ impl Simulation {
             if first.is_none() {
                 self.traffic.lost += 1;
             }
+            let duplicated = second.is_some();
             for delay in [first, second].into_iter().flatten() {
                 let mut payload = self.free.pop().unwrap_or_default();
                 payload.clear();
                 payload.extend_from_slice(bytes);
-                self.queue.push(now + delay, Action::Deliver { from: id, to, payload });
+                self.queue.push(now + delay, Action::Deliver { from: id, to, payload, duplicated });
             }
             if second.is_some() {
                 self.traffic.duplicated += 1;
@@ -595,6 +628,14 @@ impl std::fmt::Debug for Tamper {
 
 #[cfg(test)]
 mod tests;
+
+/// The key of a sealed run seeded with `seed`: known to every node, drawn
+/// from its own stream so it does not shift any other draw.
+fn cluster_key(seed: u64) -> Key {
+    let mut bytes = [0u8; 32];
+    NodeRng::seed_from_u64(seed::derive(seed, Stream::Key)).fill_bytes(&mut bytes);
+    Key::from_bytes(bytes)
+}
 
 /// Feed one event into the trace hash.
 fn hash_event(trace: &mut TraceHash, at: Instant, node: u32, event: &Event<NodeId>) {
