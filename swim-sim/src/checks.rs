@@ -561,7 +561,8 @@ impl Checks {
         };
         let m = member.addr.0 as usize;
         if m >= self.n {
-            self.violate(now, format!("n{observer} reports unknown member {}", member.addr));
+            let what = format!("n{observer} reports n{m}, never a member, as {}", member.state.as_str());
+            self.violate_invariant(now, Invariant::NoOutsiders, what);
             return;
         }
         let new = Belief::from_state(member.state);
@@ -681,9 +682,14 @@ impl Checks {
         }
         let mut live_in_table = 0u32;
         let mut bad = None;
+        let mut outsider = None;
         for (m, state) in table {
             let m = m as usize;
-            if m == o || m >= self.n {
+            if m >= self.n {
+                outsider.get_or_insert((m, state));
+                continue;
+            }
+            if m == o {
                 continue;
             }
             let b = Belief::from_state(state);
@@ -695,6 +701,10 @@ impl Checks {
             }
         }
         let live_in_events = self.beliefs.live_in_row(o);
+        if let Some((m, state)) = outsider {
+            let what = format!("n{observer}'s table holds n{m}, never a member, as {}", state.as_str());
+            self.violate_invariant(now, Invariant::NoOutsiders, what);
+        }
         if let Some((m, state)) = bad {
             let what = format!(
                 "n{observer}'s table says n{m} is {} but its events said {:?}",
@@ -784,6 +794,16 @@ mod tests {
         assert_eq!(c.false_positives.across_partition, 2);
         assert_eq!(c.false_positives.count, 2);
         assert_eq!(c.false_positives.nodes.len(), 2);
+    }
+
+    #[test]
+    fn a_table_holding_an_address_never_started_breaks_no_outsiders() {
+        let mut c = three_running();
+        c.check_table(Instant::ZERO, 0, [(0, State::Alive), (7, State::Alive)].into_iter());
+        let v = c.violations();
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].invariant, Some(Invariant::NoOutsiders));
+        assert!(v[0].what.contains("n0's table holds n7, never a member"), "{}", v[0].what);
     }
 
     #[test]

@@ -38,11 +38,14 @@ pub enum Invariant {
     KnownWithinIntroduced,
     /// Every queue a node reports stays within its configured bound.
     QueuesBounded,
+    /// No node takes an address that was never a member (a flood's
+    /// outsider, or any id the run never started) into its table.
+    NoOutsiders,
 }
 
 impl Invariant {
     /// Every invariant, in the order the report lists them.
-    pub const ALL: [Invariant; 8] = [
+    pub const ALL: [Invariant; 9] = [
         Invariant::IncarnationMonotonic,
         Invariant::NoResurrection,
         Invariant::LegalTransition,
@@ -51,6 +54,7 @@ impl Invariant {
         Invariant::SelfAlive,
         Invariant::KnownWithinIntroduced,
         Invariant::QueuesBounded,
+        Invariant::NoOutsiders,
     ];
 
     /// The name a violation quotes.
@@ -64,6 +68,7 @@ impl Invariant {
             Invariant::SelfAlive => "self-alive",
             Invariant::KnownWithinIntroduced => "known-within-introduced",
             Invariant::QueuesBounded => "queues-bounded",
+            Invariant::NoOutsiders => "no-outsiders",
         }
     }
 }

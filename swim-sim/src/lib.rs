@@ -15,6 +15,9 @@
 //!   events, against the truth, and records false positives, detection
 //!   times, convergence and broken invariants; [`invariants`] holds the
 //!   named safety invariants checked at every state change.
+//! - A run may seal every datagram (`RunSpec::encryption`, one key at
+//!   every node), and outsiders may flood the members ([`flood`]); what
+//!   the nodes refused is summed by reason ([`refusals`]).
 //! - [`Report`] sums a run up as JSON and as text; [`plot`] draws it;
 //!   [`sweep`] runs a range of seeds and tables them.
 //!
@@ -35,6 +38,7 @@ pub mod beliefs;
 pub mod bounds;
 pub mod checks;
 pub mod expect;
+pub mod flood;
 pub mod invariants;
 pub mod network;
 pub mod plot;

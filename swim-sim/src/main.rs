@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use swim_core::Instant;
 use swim_sim::expect::Expectation;
-use swim_sim::spec::{MaybeClog, MaybePartition, CARGO_RUN};
+use swim_sim::spec::{MaybeClog, MaybeFlood, MaybePartition, CARGO_RUN};
 use swim_sim::sweep::{self, SeedRange};
 use swim_sim::{plot, CrashSpec, EncryptionMode, LatencyRange, Profile, Report, RunSpec, Scenario, Simulation};
 
@@ -114,6 +114,15 @@ struct RunArgs {
     /// but off give every node one key drawn from the seed.
     #[arg(long, value_name = "MODE")]
     encryption: Option<EncryptionMode>,
+    /// COUNT outsiders (addresses that are not members) send random members
+    /// valid-looking and garbage datagrams from START to END seconds, each
+    /// at 10 times a member's normal rate of 2 datagrams per probe interval
+    /// (COUNT@START..END, or none). In plaintext they forge no claim about
+    /// members: nothing can stop that without keys, and the flood shows
+    /// that nothing else hurts. With --encryption they also send forgeries
+    /// sealed under a wrong key and replays of captured member datagrams.
+    #[arg(long, value_name = "COUNT@START..END")]
+    flood: Option<MaybeFlood>,
     /// Exit non-zero unless the run holds this: converged, no-false-positives,
     /// no-false-suspicions, detected (repeatable).
     #[arg(long, value_name = "WHAT")]
@@ -169,6 +178,9 @@ impl RunArgs {
         }
         if let Some(e) = self.encryption {
             spec.encryption = e.0;
+        }
+        if let Some(f) = self.flood {
+            spec.flood = f.0;
         }
         spec.validate().map_err(|e| e.to_string())?;
         Ok(spec)

@@ -28,6 +28,11 @@ pub enum Action {
         /// The node.
         node: u32,
     },
+    /// A flooding outsider sends its next datagram.
+    Flood {
+        /// The outsider's id.
+        outsider: u32,
+    },
     /// The scenario's fault with this index in the plan fires.
     Fault(usize),
     /// Take a sample for the time series (member counts, table sizes).

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::checks::{DepartureKind, Exercised};
+use crate::flood::{FloodKind, FloodStats, FLOOD_MULTIPLE, NORMAL_PER_PROBE_INTERVAL};
 use crate::refusals::Refusals;
 use crate::sim::{PhaseEnd, Simulation};
 use swim_core::wire::{Message, Update, Writer};
@@ -49,6 +50,27 @@ pub struct BroadcastReport {
     pub delivered: usize,
     /// Seconds until every live node had it; null if some never did.
     pub everywhere_seconds: Option<f64>,
+}
+
+/// What a flood's outsiders sent in the fault phase and what came back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FloodReport {
+    /// Outsiders sending.
+    pub outsiders: u32,
+    /// When they started, in seconds.
+    pub start_seconds: f64,
+    /// When they stopped (at the latest, the end of the fault phase).
+    pub end_seconds: f64,
+    /// Datagrams per second each sent: `multiple` times a member's normal
+    /// rate.
+    pub datagrams_per_second_each: f64,
+    /// The multiple of a member's normal rate.
+    pub multiple: u32,
+    /// A member's normal rate, in datagrams per probe interval.
+    pub normal_per_probe_interval: u32,
+    /// What was sent, delivered, accepted and answered.
+    #[serde(flatten)]
+    pub counts: FloodStats,
 }
 
 /// Everything measured in one run. Field names are the JSON report's.
@@ -182,6 +204,9 @@ pub struct Report {
     /// Duplicate copies (from `--duplicate`) that a sealing receiver
     /// refused as replays; counted in `refused.replayed` too.
     pub copies_refused_as_replays: u64,
+    /// The flood, if the run had one; its datagrams, and the members'
+    /// answers to outsiders, are not in the member traffic figures above.
+    pub flood: Option<FloodReport>,
     /// Simulated node-seconds (every process's running time, added up).
     pub node_seconds: f64,
     /// Simulator speed: simulated node-seconds per wall second.
@@ -255,6 +280,7 @@ impl Report {
             undetected: checks.undetected().len() as u32,
             settled_since: sim.settled_since(),
             refusals: sim.refusals(),
+            flood: sim.flood().map(|f| f.stats),
         });
         let traffic = end.traffic;
         let node_seconds = end.node_seconds;
@@ -343,6 +369,15 @@ impl Report {
             refused: end.refusals,
             strangers_refused: end.refusals.strangers,
             copies_refused_as_replays: traffic.copies_refused,
+            flood: sim.flood().zip(end.flood).map(|(f, stats)| FloodReport {
+                outsiders: f.spec().count,
+                start_seconds: f.spec().start.as_secs_f64(),
+                end_seconds: f.spec().end.as_secs_f64(),
+                datagrams_per_second_each: f.rate(),
+                multiple: FLOOD_MULTIPLE,
+                normal_per_probe_interval: NORMAL_PER_PROBE_INTERVAL,
+                counts: stats,
+            }),
             node_seconds,
             node_seconds_per_wall_second: if wall_seconds > 0.0 { node_seconds / wall_seconds } else { 0.0 },
             wall_micros_per_node_second: if node_seconds > 0.0 { wall_seconds * 1e6 / node_seconds } else { 0.0 },
@@ -499,7 +534,34 @@ impl Report {
             "traffic per node: {:.2} datagrams/s, {:.0} bytes/s; peak member table {}",
             self.datagrams_per_node_per_second, self.bytes_per_node_per_second, self.peak_member_table
         );
-        if self.refused.total() > 0 {
+        if let Some(f) = &self.flood {
+            let _ = writeln!(
+                s,
+                "flood: {} outsiders from {:.0} s to {:.0} s, {:.1} datagrams/s each ({}x a member's {} per probe interval): \
+                 {} sent ({} bytes), {} delivered ({} accepted), {} lost; members answered outsiders with {} datagrams ({} bytes)",
+                f.outsiders,
+                f.start_seconds,
+                f.end_seconds,
+                f.datagrams_per_second_each,
+                f.multiple,
+                f.normal_per_probe_interval,
+                f.counts.sent,
+                f.counts.bytes,
+                f.counts.delivered,
+                f.counts.accepted,
+                f.counts.lost + f.counts.cut,
+                f.counts.replies,
+                f.counts.reply_bytes
+            );
+            let kinds: Vec<String> = FloodKind::ALL
+                .iter()
+                .zip(f.counts.by_kind)
+                .filter(|(_, n)| *n > 0)
+                .map(|(k, n)| format!("{} {n}", k.name()))
+                .collect();
+            let _ = writeln!(s, "  sent by kind: {}", kinds.join(", "));
+        }
+        if self.refused.total() > 0 || self.flood.is_some() {
             let reasons: Vec<String> = self.refused.nonzero().map(|(r, n)| format!("{r} {n}")).collect();
             let _ = write!(
                 s,

@@ -25,6 +25,8 @@ pub enum Stream {
     Faults,
     /// The key every node of a sealed run holds.
     Key,
+    /// The flood's outsiders: when they send, what, to whom.
+    Flood,
     /// A node's own RNG: its id and how many times it was (re)started.
     Node {
         /// The node's id.
@@ -48,6 +50,7 @@ pub fn derive(seed: u64, stream: Stream) -> u64 {
         Stream::Network => 1,
         Stream::Faults => 2,
         Stream::Key => 4,
+        Stream::Flood => 5,
         Stream::Node { id, generation } => (3 << 60) ^ (u64::from(generation) << 32) ^ u64::from(id),
     };
     mix(mix(seed) ^ mix(tag))

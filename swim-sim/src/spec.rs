@@ -106,6 +106,7 @@ impl Scenario {
             slow_delay: Duration::from_millis(1500),
             lifeguard: true,
             encryption: Encryption::Off,
+            flood: None,
         };
         match self {
             Scenario::Demo => RunSpec {
@@ -268,19 +269,50 @@ pub struct ClogSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MaybeClog(pub Option<ClogSpec>);
 
+/// `COUNT@START..END` (or `none`): a count and a window, as `--clog` and
+/// `--flood` take them; `want` is what the option expects, for the error.
+fn count_window(s: &str, want: &'static str) -> Result<Option<(u32, PartitionSpec)>, ParseError> {
+    if s == "none" {
+        return Ok(None);
+    }
+    let (count, window) = s.split_once('@').ok_or(ParseError(want))?;
+    let count = count.trim().parse().map_err(|_| ParseError(want))?;
+    let MaybePartition(Some(w)) = window.parse().map_err(|_| ParseError(want))? else {
+        return Err(ParseError(want));
+    };
+    Ok(Some((count, w)))
+}
+
 impl FromStr for MaybeClog {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, ParseError> {
-        const WANT: &str = "COUNT@START..END, e.g. 2@60..90, or none";
-        if s == "none" {
-            return Ok(MaybeClog(None));
-        }
-        let (count, window) = s.split_once('@').ok_or(ParseError(WANT))?;
-        let count = count.trim().parse().map_err(|_| ParseError(WANT))?;
-        let MaybePartition(Some(w)) = window.parse().map_err(|_| ParseError(WANT))? else {
-            return Err(ParseError(WANT));
-        };
-        Ok(MaybeClog(Some(ClogSpec { count, start: w.start, end: w.end })))
+        let clog = count_window(s, "COUNT@START..END, e.g. 2@60..90, or none")?;
+        Ok(MaybeClog(clog.map(|(count, w)| ClogSpec { count, start: w.start, end: w.end })))
+    }
+}
+
+/// `COUNT@START..END`: that many outsiders (addresses that are not
+/// members) flood random members from START to END seconds (see
+/// [`crate::flood`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FloodSpec {
+    /// Outsiders sending.
+    pub count: u32,
+    /// When they start.
+    pub start: Duration,
+    /// When they stop (at the latest, the end of the fault phase).
+    pub end: Duration,
+}
+
+/// An optional flood: `COUNT@START..END` or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaybeFlood(pub Option<FloodSpec>);
+
+impl FromStr for MaybeFlood {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let flood = count_window(s, "COUNT@START..END in seconds, e.g. 10@30..90, or none")?;
+        Ok(MaybeFlood(flood.map(|(count, w)| FloodSpec { count, start: w.start, end: w.end })))
     }
 }
 
@@ -369,12 +401,17 @@ pub struct RunSpec {
     /// How every node treats sealing: `Off` (plaintext, the default), or
     /// `Accept`, `Seal`, `Require` with one key shared by every node.
     pub encryption: Encryption,
+    /// Outsiders flooding the members for a while.
+    pub flood: Option<FloodSpec>,
 }
 
 /// The most nodes a run may have: the checker keeps a few bytes per
 /// (observer, member) pair, and DESIGN's largest aim is 20,000 nodes in one
 /// process.
 pub const MAX_NODES: u32 = 20_000;
+
+/// The most outsiders a `--flood` may have.
+pub const MAX_FLOODERS: u32 = 1_000;
 
 /// A run parameter the simulator refuses before doing any work, naming the
 /// option and what it allows.
@@ -420,7 +457,9 @@ pub enum SpecError {
         /// Nodes that may be clogged.
         max: u32,
     },
-    /// A `--partition` or `--clog` window that starts after the run ends.
+    /// `--flood` with more outsiders than [`MAX_FLOODERS`].
+    FloodCount(u32),
+    /// A `--partition`, `--clog` or `--flood` window that starts after the run ends.
     Window {
         /// The option.
         option: &'static str,
@@ -452,6 +491,9 @@ impl fmt::Display for SpecError {
             }
             SpecError::ClogCount { count, max } => {
                 write!(f, "--clog {count}@..: COUNT must be within 0..={max} (every node but node 0, the seed)")
+            }
+            SpecError::FloodCount(count) => {
+                write!(f, "--flood {count}@..: COUNT must be within 0..={MAX_FLOODERS}")
             }
             SpecError::Window { option, start, duration } => write!(
                 f,
@@ -539,6 +581,14 @@ impl RunSpec {
             }
             if c.start > self.duration {
                 return Err(SpecError::Window { option: "clog", start: c.start, duration: self.duration });
+            }
+        }
+        if let Some(fl) = self.flood.filter(|fl| fl.count > 0) {
+            if fl.count > MAX_FLOODERS {
+                return Err(SpecError::FloodCount(fl.count));
+            }
+            if fl.start > self.duration {
+                return Err(SpecError::Window { option: "flood", start: fl.start, duration: self.duration });
             }
         }
         if let Some(p) = self.partition.filter(|p| p.start > self.duration) {
@@ -637,6 +687,9 @@ impl RunSpec {
         if self.encryption != Encryption::Off {
             cmd.push_str(&format!(" --encryption {}", self.encryption.as_str()));
         }
+        if let Some(fl) = self.flood.filter(|fl| fl.count > 0) {
+            cmd.push_str(&format!(" --flood {}@{}..{}", fl.count, secs_text(fl.start), secs_text(fl.end)));
+        }
         cmd
     }
 }
@@ -667,6 +720,14 @@ mod tests {
         assert!("nope".parse::<Profile>().is_err());
         assert_eq!("require".parse::<EncryptionMode>().unwrap().0, Encryption::Require);
         assert_eq!("off".parse::<EncryptionMode>().unwrap().0, Encryption::Off);
+        let f: MaybeFlood = "10@30..90.5".parse().unwrap();
+        let want = FloodSpec { count: 10, start: Duration::from_secs(30), end: Duration::from_secs_f64(90.5) };
+        assert_eq!(f.0, Some(want));
+        assert_eq!("none".parse::<MaybeFlood>().unwrap().0, None);
+        for bad in ["10", "10@90..30", "x@1..2", "10@1"] {
+            let e = bad.parse::<MaybeFlood>().expect_err(bad).to_string();
+            assert!(e.contains("COUNT@START..END"), "{bad}: {e}");
+        }
         let refused = "on".parse::<EncryptionMode>().expect_err("refused").to_string();
         assert_eq!(refused, "expected one of off, accept, seal, require");
     }
@@ -698,6 +759,9 @@ mod tests {
             &|s| s.partition = Some(PartitionSpec { start: Duration::from_secs(900), end: Duration::from_secs(999) })
         )
         .starts_with("--partition starting at 900 s"));
+        let flood = |count, start| Some(FloodSpec { count, start: Duration::from_secs(start), end: Duration::MAX });
+        assert!(refused(&|s| s.flood = flood(5000, 10)).starts_with("--flood 5000@..: COUNT must be within 0..=1000"));
+        assert!(refused(&|s| s.flood = flood(2, 900)).starts_with("--flood starting at 900 s"));
     }
 
     #[test]
@@ -715,6 +779,7 @@ mod tests {
         spec.lifeguard = false;
         assert!(!spec.replay_command().contains("--encryption"), "plaintext is the default");
         spec.encryption = Encryption::Require;
+        spec.flood = Some(FloodSpec { count: 10, start: Duration::from_secs(30), end: Duration::from_secs(90) });
         let cmd = spec.replay_command();
         for part in [
             "--scenario demo",
@@ -726,6 +791,7 @@ mod tests {
             "--partition none",
             "--no-lifeguard",
             "--encryption require",
+            "--flood 10@30..90",
         ] {
             assert!(cmd.contains(part), "{cmd} lacks {part}");
         }

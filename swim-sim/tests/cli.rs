@@ -88,6 +88,12 @@ fn options_the_run_cannot_honour_are_refused_before_it_starts() {
         (&["--latency", "5..1"][..], "--latency 5..1: MAX_MS must be at least MIN_MS"),
         (&["--json", bad_json][..], "--json"),
         (&["--encryption", "on"][..], "'--encryption <MODE>': expected one of off, accept, seal, require"),
+        (&["--flood", "10"][..], "'--flood <COUNT@START..END>': expected COUNT@START..END in seconds"),
+        (&["--flood", "5000@1..2"][..], "--flood 5000@..: COUNT must be within 0..=1000"),
+        (
+            &["--flood", "2@900..999", "--duration", "60"][..],
+            "--flood starting at 900 s: START must be within 0..=60 s",
+        ),
     ] {
         let o = swim_sim(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
@@ -95,6 +101,40 @@ fn options_the_run_cannot_honour_are_refused_before_it_starts() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert!(o.stdout.is_empty(), "{args:?}: refused before the run");
     }
+}
+
+#[test]
+fn a_flooded_sealed_run_reports_the_flood_and_the_refusals_in_json_and_text() {
+    let json = std::env::temp_dir().join(format!("swim-sim-cli-flood-{}.json", std::process::id()));
+    let o = swim_sim(&[
+        "--scenario",
+        "join",
+        "--nodes",
+        "8",
+        "--duration",
+        "20",
+        "--seed",
+        "2",
+        "--flood",
+        "1@5..15",
+        "--encryption",
+        "require",
+        "--json",
+        json.to_str().expect("utf-8 path"),
+    ]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.lines().nth(1).is_some_and(|l| l.ends_with("--encryption require --flood 1@5..15")), "{out}");
+    assert!(out.contains("| sealed: encryption require"), "{out}");
+    assert!(out.contains("flood: 1 outsiders from 5 s to 15 s, 20.0 datagrams/s each"), "{out}");
+    assert!(out.contains("refused by the nodes: "), "{out}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report written")).expect("JSON");
+    assert_eq!(report["flood"]["sent"], 200);
+    assert!(report["flood"]["by_kind"]["wrong_key"].as_u64().is_some_and(|n| n > 0), "{}", report["flood"]);
+    assert!(report["refused"]["plaintext_refused"].as_u64().is_some_and(|n| n > 0), "{}", report["refused"]);
+    assert_eq!(report["encryption"], "require");
+    let _ = std::fs::remove_file(&json);
 }
 
 #[test]

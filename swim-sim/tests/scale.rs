@@ -1,5 +1,6 @@
-//! The comparison runs of DESIGN.md at full size. Too slow for the default
-//! test run (a minute or more each in release); run them with
+//! The comparison runs of DESIGN.md, and issue 14's flood, at full size.
+//! Too slow for the default test run (seconds to a minute each in release,
+//! minutes in debug); run them with
 //! `cargo test --release -p swim-sim --test scale -- --ignored`.
 
 use std::time::Duration;
@@ -41,4 +42,32 @@ fn a_thousand_nodes_under_ten_percent_loss_declare_no_live_node_failed() {
     let r = run(spec);
     assert_eq!(r.false_positives, 0, "{:?}\n{}", r.false_positive_examples, r.replay);
     assert!(r.invariant_violations.is_empty(), "{:#?}\n{}", r.invariant_violations, r.replay);
+}
+
+/// Issue 14's flood at full size, plain and sealed: 1,000 nodes, 10
+/// outsiders for 70 s, 2 crashes in the middle of it.
+/// `cargo run --release -p swim-sim -- --scenario crash --nodes 1000 --duration 120 --crash 2@60 --flood 10@30..100 --seed 1 [--encryption require]`
+#[test]
+#[ignore = "5-10 s each in release, minutes in debug"]
+fn a_thousand_nodes_flooded_by_ten_outsiders_fail_nobody_and_detect_both_crashes_in_time() {
+    for encryption in [swim_core::Encryption::Off, swim_core::Encryption::Require] {
+        let mut spec = Scenario::Crash.spec(1);
+        spec.nodes = 1000;
+        spec.duration = Duration::from_secs(120);
+        spec.crashes = vec![CrashSpec::new(2, 60.0)];
+        spec.flood = Some(swim_sim::spec::FloodSpec {
+            count: 10,
+            start: Duration::from_secs(30),
+            end: Duration::from_secs(100),
+        });
+        spec.encryption = encryption;
+        let r = run(spec);
+        assert!(r.invariant_violations.is_empty(), "{:#?}\n{}", r.invariant_violations, r.replay);
+        assert_eq!(r.false_positives, 0, "{:?}\n{}", r.false_positive_examples, r.replay);
+        assert_eq!(r.detection.all_failed_count, 2, "{}", r.replay);
+        assert!(r.detection.all_failed_max.is_some_and(|t| t <= r.detection.bound), "{}", r.replay);
+        let flood = r.flood.as_ref().expect("a flood");
+        assert_eq!(flood.counts.sent, 10 * 70 * 20);
+        assert!(r.refused.total() > 0);
+    }
 }

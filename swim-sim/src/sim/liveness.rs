@@ -28,6 +28,7 @@ impl Simulation {
             undetected: self.checks.undetected().len() as u32,
             settled_since: self.settled_since,
             refusals: self.refusals(),
+            flood: self.flood.as_ref().map(|f| f.stats),
         });
         self.liveness_phase();
         self.end_checks();

@@ -11,12 +11,13 @@ mod liveness;
 
 use crate::bounds;
 use crate::checks::Checks;
+use crate::flood::{Flood, FloodStats};
 use crate::invariants::{Limits, NodeReport};
 use crate::network::{Network, NetworkConfig};
 use crate::queue::{Action, EventQueue};
 use crate::refusals::Refusals;
 use crate::seed::{self, NodeRng, SimRng, Stream};
-use crate::spec::{Fault, RunSpec};
+use crate::spec::{Fault, FloodSpec, RunSpec};
 use crate::trace::TraceHash;
 
 /// A simulated node.
@@ -97,6 +98,8 @@ pub struct PhaseEnd {
     pub settled_since: Option<Instant>,
     /// Datagrams refused until then, by reason, summed over every process.
     pub refusals: Refusals,
+    /// What the flood had sent and got back until then, if there was one.
+    pub flood: Option<FloodStats>,
 }
 
 /// A whole simulated cluster.
@@ -138,6 +141,8 @@ pub struct Simulation {
     key: Key,
     /// Refusals counted by processes that have stopped.
     retired: Refusals,
+    /// The flooding outsiders, if the run has a flood.
+    flood: Option<Flood>,
     #[cfg(test)]
     pub(crate) tamper: Option<Tamper>,
 }
@@ -196,6 +201,7 @@ impl Simulation {
             finished: false,
             key: cluster_key(spec.seed),
             retired: Refusals::default(),
+            flood: None,
             config,
             plan,
             spec,
@@ -218,6 +224,16 @@ impl Simulation {
         }
         for (i, (at, _)) in sim.plan.iter().enumerate() {
             sim.queue.push(Instant::ZERO + *at, Action::Fault(i));
+        }
+        if let Some(spec) = sim.spec.flood.filter(|f| f.count > 0) {
+            // Outsiders take the ids above every id the run can start, and
+            // stop at the end of the fault phase at the latest.
+            let spec = FloodSpec { end: spec.end.min(sim.spec.duration), ..spec };
+            let mut flood = Flood::new(spec, ids, &sim.config, sim.spec.seed, &sim.key);
+            for (at, outsider) in flood.first_sends() {
+                sim.queue.push(at, Action::Flood { outsider });
+            }
+            sim.flood = Some(flood);
         }
         sim.queue.push(Instant::ZERO, Action::Sample);
         Ok(sim)
@@ -275,7 +291,13 @@ impl Simulation {
         sum
     }
 
-    /// The run's datagram counts.
+    /// The flood, if the run has one: its outsiders and what they sent.
+    pub fn flood(&self) -> Option<&Flood> {
+        self.flood.as_ref()
+    }
+
+    /// The run's datagram counts (members' datagrams to members; a flood's
+    /// are counted apart, in [`Simulation::flood`]).
     pub fn traffic(&self) -> Traffic {
         self.traffic
     }
@@ -451,6 +473,7 @@ impl Simulation {
                 self.free.push(payload);
             }
             Action::Wake { node } => self.wake(node),
+            Action::Flood { outsider } => self.flood_send(outsider),
             Action::Fault(i) => {
                 if let Some(&(_, fault)) = self.plan.get(i) {
                     self.apply(fault);
@@ -460,20 +483,73 @@ impl Simulation {
         }
     }
 
+    /// An outsider sends its next datagram, and schedules the one after.
+    fn flood_send(&mut self, outsider: u32) {
+        let now = self.now;
+        let Some(flood) = self.flood.as_mut() else {
+            return;
+        };
+        if let Some(next) = flood.next_send(now) {
+            self.queue.push(next, Action::Flood { outsider });
+        }
+        let mut payload = self.free.pop().unwrap_or_default();
+        let Some(to) = flood.datagram(self.next_id, &mut payload) else {
+            self.free.push(payload);
+            return;
+        };
+        flood.stats.sent += 1;
+        flood.stats.bytes += payload.len() as u64;
+        let [first, second] = self.network.fate(&mut self.net_rng, to);
+        if first.is_none() {
+            flood.stats.lost += 1;
+        }
+        let duplicated = second.is_some();
+        if let Some(delay) = second {
+            let mut copy = self.free.pop().unwrap_or_default();
+            copy.clear();
+            copy.extend_from_slice(&payload);
+            self.queue.push(now + delay, Action::Deliver { from: outsider, to, payload: copy, duplicated });
+        }
+        match first {
+            Some(delay) => self.queue.push(now + delay, Action::Deliver { from: outsider, to, payload, duplicated }),
+            None => self.free.push(payload),
+        }
+    }
+
     fn deliver(&mut self, from: u32, to: u32, payload: &[u8], duplicated: bool) {
         let now = self.now;
+        let flood = self.flood.as_mut().filter(|f| f.is_outsider(from));
         if self.network.blocked(from, to) {
-            self.traffic.cut += 1;
+            match flood {
+                Some(f) => f.stats.cut += 1,
+                None => self.traffic.cut += 1,
+            }
             return;
         }
         let Some(node) = self.slots.get_mut(to as usize).and_then(|s| s.node.as_mut()) else {
-            self.traffic.undeliverable += 1;
+            match flood {
+                Some(f) => f.stats.undeliverable += 1,
+                None => self.traffic.undeliverable += 1,
+            }
             return;
         };
-        self.traffic.delivered += 1;
         self.trace.datagram(now, from, to, payload);
-        match node.handle_datagram(now, NodeId(from), payload) {
-            Ok(()) => {}
+        let result = node.handle_datagram(now, NodeId(from), payload);
+        if let Some(f) = flood {
+            // Refusing what an outsider sends is the point; what it costs
+            // and what it changes show in the counters and the checks.
+            f.stats.delivered += 1;
+            f.stats.accepted += u64::from(result.is_ok());
+            self.after_input(to);
+            return;
+        }
+        self.traffic.delivered += 1;
+        match result {
+            Ok(()) => {
+                if let Some(f) = self.flood.as_mut() {
+                    f.capture(now, to, payload);
+                }
+            }
             Err(Rejected::Seal(SealError::Replayed)) if duplicated => self.traffic.copies_refused += 1,
             Err(e) => {
                 let what = format!("n{to} rejected a datagram from n{from}: {e}");
@@ -525,6 +601,13 @@ impl Simulation {
         };
         while let Some(tx) = node.poll_transmit(&mut self.buf) {
             let bytes = &self.buf[..tx.len];
+            if let Some(f) = self.flood.as_mut().filter(|f| f.is_outsider(tx.to.0)) {
+                // Answers to outsiders go nowhere; they are what the flood
+                // got back, counted apart from the members' own traffic.
+                f.stats.replies += 1;
+                f.stats.reply_bytes += tx.len as u64;
+                continue;
+            }
             self.traffic.datagrams_sent += 1;
             self.traffic.bytes_sent += tx.len as u64;
             let to = tx.to.0;

@@ -164,3 +164,18 @@ fn a_queue_over_its_bound_breaks_queues_bounded() {
     };
     assert_eq!(broken(crash_spec(), tamper), [Invariant::QueuesBounded]);
 }
+
+#[test]
+fn a_node_that_announces_an_outsider_breaks_no_outsiders() {
+    let mut spec = crash_spec();
+    spec.flood = Some(crate::spec::FloodSpec { count: 2, start: Duration::from_secs(5), end: Duration::from_secs(20) });
+    let tamper = rewrite_events(
+        |e| matches!(e, Event::Joined(_)),
+        |m| vec![Event::Joined(m.clone()), Event::Joined(Member { addr: NodeId(8), ..m.clone() })],
+    );
+    assert_eq!(broken(spec.clone(), tamper), [Invariant::NoOutsiders]);
+    let mut sim = Simulation::new(spec).expect("valid config");
+    sim.run();
+    assert!(sim.checks().violations().is_empty(), "untampered: {:?}", sim.checks().violations());
+    assert_eq!(sim.flood().map(|f| f.outsiders()), Some(8..10), "outsiders take the ids above the members'");
+}
