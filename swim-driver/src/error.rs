@@ -12,6 +12,9 @@ use swim_core::{CommandError, ConfigError};
 pub enum StartError {
     /// The protocol configuration does not validate; names the field.
     Config(ConfigError),
+    /// The operating system's random generator failed: the node's RNG
+    /// cannot be seeded (no fallback: nonces must not be predictable).
+    Entropy(rand_core::OsError),
     /// The UDP socket could not be bound.
     Bind {
         /// The address asked for.
@@ -33,6 +36,7 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Config(e) => write!(f, "invalid configuration: {e}"),
+            StartError::Entropy(e) => write!(f, "cannot seed the node's random generator from the OS: {e}"),
             StartError::Bind { addr, source } => write!(f, "cannot bind UDP {addr}: {source}"),
             StartError::UnspecifiedAdvertise(a) => {
                 write!(f, "bound to the unspecified address {a}: set an advertise address other members can reach")
@@ -49,6 +53,7 @@ impl std::error::Error for StartError {
             StartError::Config(e) => Some(e),
             StartError::Bind { source, .. } | StartError::Setup(source) => Some(source),
             StartError::Metadata(e) => Some(e),
+            StartError::Entropy(e) => Some(e),
             StartError::UnspecifiedAdvertise(_) => None,
         }
     }

@@ -31,7 +31,7 @@ pub mod stats;
 pub use clock::Clock;
 pub use error::StartError;
 pub use member::{LeaveOutcome, PendingLeaves};
-pub use node::{DriverNode, Outgoing, SwimNode};
+pub use node::{DriverNode, InstalledKey, Outgoing, RngSeed, SwimNode};
 pub use options::Options;
 pub use stats::{MemberCounts, Stats};
 

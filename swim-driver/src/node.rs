@@ -10,9 +10,11 @@
 use std::io;
 use std::net::SocketAddr;
 
-use rand_core::{OsRng, SeedableRng, TryRngCore};
-use rand_xoshiro::Xoshiro256PlusPlus;
-use swim_core::{Event, Node, Rejected, State};
+use std::fmt;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{OsError, OsRng, SeedableRng, TryRngCore};
+use swim_core::{Event, KeyId, Node, Rejected, State};
 
 use crate::addr;
 use crate::clock::Clock;
@@ -21,8 +23,80 @@ use crate::options::Options;
 use crate::stats::{MemberCounts, Stats};
 
 /// The node every driver runs: members known by socket address, the
-/// xoshiro256++ RNG.
-pub type SwimNode = Node<SocketAddr, Xoshiro256PlusPlus>;
+/// ChaCha20 RNG. A cryptographically secure generator because the node
+/// draws from it the nonces of sealed datagrams, which must never repeat
+/// under one key across a whole cluster, and the probe sequence numbers
+/// that outsiders must not predict.
+pub type SwimNode = Node<SocketAddr, ChaCha20Rng>;
+
+/// The 32-byte seed of a node's RNG: drawn from the operating system, or
+/// expanded deterministically from a given `u64` (tests, replays).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RngSeed {
+    bytes: [u8; 32],
+    given: Option<u64>,
+}
+
+impl RngSeed {
+    /// 256 bits from the operating system's generator. There is no
+    /// fallback: a node whose nonces could repeat must not start.
+    pub fn from_os() -> Result<RngSeed, OsError> {
+        let mut bytes = [0u8; 32];
+        OsRng.try_fill_bytes(&mut bytes)?;
+        Ok(RngSeed { bytes, given: None })
+    }
+
+    /// The seed `ChaCha20Rng::seed_from_u64(seed)` uses: the same node
+    /// randomness for the same `seed`, on every machine.
+    pub fn from_u64(seed: u64) -> RngSeed {
+        RngSeed { bytes: ChaCha20Rng::seed_from_u64(seed).get_seed(), given: Some(seed) }
+    }
+
+    /// The 32 bytes.
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
+    /// The `u64` it was expanded from, when it was given
+    /// (`Options::rng_seed`); `None` when it came from the OS.
+    pub fn given(&self) -> Option<u64> {
+        self.given
+    }
+
+    /// A generator starting from this seed.
+    pub fn rng(&self) -> ChaCha20Rng {
+        ChaCha20Rng::from_seed(self.bytes)
+    }
+}
+
+/// The 32 bytes in hex, and the `u64` they were expanded from if given.
+impl fmt::Display for RngSeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.bytes {
+            write!(f, "{b:02x}")?;
+        }
+        match self.given {
+            Some(n) => write!(f, " (from {n})"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl fmt::Debug for RngSeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RngSeed({self})")
+    }
+}
+
+/// One key of a node's keyring, as drivers report it: its id (never the
+/// key) and whether it is the primary one, which seals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstalledKey {
+    /// The key's id.
+    pub id: KeyId,
+    /// Whether it seals this node's datagrams.
+    pub primary: bool,
+}
 
 /// A datagram ready to send.
 #[derive(Debug)]
@@ -44,23 +118,32 @@ pub struct DriverNode {
     /// The socket's own address (its family decides address forms).
     bound: SocketAddr,
     out: Vec<u8>,
-    rng_seed: u64,
+    rng_seed: RngSeed,
 }
 
 impl DriverNode {
     /// Build the node for a socket bound to `bound`: its identity from
     /// `options.advertise` (see [`addr::identity`]), its RNG from
-    /// `options.rng_seed` or the operating system, the clock's epoch now,
-    /// and the initial metadata set. Fails with
-    /// [`StartError::UnspecifiedAdvertise`], [`StartError::Config`] or
-    /// [`StartError::Metadata`]; nothing is left running.
+    /// `options.rng_seed` or 32 bytes of the operating system's, its
+    /// keyring from `options.keys` (none: plaintext), the clock's epoch
+    /// now, and the initial metadata set. Fails with
+    /// [`StartError::UnspecifiedAdvertise`], [`StartError::Entropy`],
+    /// [`StartError::Config`] (encryption on without keys, or keys with
+    /// encryption off) or [`StartError::Metadata`]; nothing is left running.
     pub fn start(options: &Options, bound: SocketAddr) -> Result<Self, StartError> {
         let identity = addr::identity(options.advertise, bound).map_err(StartError::UnspecifiedAdvertise)?;
-        let rng_seed = options.rng_seed.unwrap_or_else(os_seed);
+        let rng_seed = match options.rng_seed {
+            Some(seed) => RngSeed::from_u64(seed),
+            None => RngSeed::from_os().map_err(StartError::Entropy)?,
+        };
         let clock = Clock::start();
-        let mut node =
-            Node::new(identity, options.config.clone(), Xoshiro256PlusPlus::seed_from_u64(rng_seed), clock.now())
-                .map_err(StartError::Config)?;
+        let config = options.config.clone();
+        let mut node = if options.keys.is_empty() {
+            Node::new(identity, config, rng_seed.rng(), clock.now())
+        } else {
+            Node::with_keys(identity, config, rng_seed.rng(), clock.now(), &options.keys)
+        }
+        .map_err(StartError::Config)?;
         if !options.metadata.is_empty() {
             node.set_metadata(clock.now(), &options.metadata).map_err(StartError::Metadata)?;
         }
@@ -97,10 +180,18 @@ impl DriverNode {
         self.bound
     }
 
-    /// The seed the node's RNG was built from (log it: a run can be
-    /// replayed with it).
-    pub fn rng_seed(&self) -> u64 {
+    /// The seed the node's RNG was built from: with it, a run can be
+    /// replayed. Whoever knows it can predict the node's probe sequence
+    /// numbers and nonces (not its keys): drivers log a seed drawn from the
+    /// OS at debug level only.
+    pub fn rng_seed(&self) -> RngSeed {
         self.rng_seed
+    }
+
+    /// The keyring: each key's id and whether it is the primary one (empty
+    /// for a node without keys).
+    pub fn keys(&self) -> Vec<InstalledKey> {
+        self.node.keys().map(|(id, primary)| InstalledKey { id, primary }).collect()
     }
 
     /// Feed a datagram received from `from` (any address form). Returns
@@ -176,15 +267,6 @@ impl DriverNode {
     }
 }
 
-/// A seed for the node's RNG from the operating system, or from the clock
-/// if the OS cannot provide one.
-pub fn os_seed() -> u64 {
-    OsRng.try_next_u64().unwrap_or_else(|_| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id())
-    })
-}
-
 /// Whether a failed send is the expected kind a node survives quietly: the
 /// peer is unreachable or refused. Drivers log these at debug level,
 /// others as warnings.
@@ -203,7 +285,7 @@ pub fn is_unreachable_on_receive(e: &io::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use swim_core::Config;
+    use swim_core::{Config, Encryption, Key};
 
     use super::*;
 
@@ -220,11 +302,59 @@ mod tests {
         o.metadata = b"m".to_vec();
         let d = DriverNode::start(&o, "[::]:4000".parse().unwrap()).unwrap();
         assert_eq!(d.identity(), "10.0.0.1:4000".parse().unwrap());
-        assert_eq!(d.rng_seed(), 7);
+        assert_eq!(d.rng_seed(), RngSeed::from_u64(7));
         assert_eq!(&d.local_member().meta[..], b"m");
         assert_eq!(d.members().len(), 1);
         let stats = d.snapshot(());
         assert_eq!((stats.members.alive, stats.members.get(State::Dead)), (1, 0));
+    }
+
+    #[test]
+    fn a_given_seed_expands_the_same_way_every_time_and_os_seeds_differ() {
+        let seed = RngSeed::from_u64(7);
+        assert_eq!(seed, RngSeed::from_u64(7));
+        assert_ne!(seed.bytes(), RngSeed::from_u64(8).bytes());
+        assert_eq!(seed.bytes(), &ChaCha20Rng::seed_from_u64(7).get_seed());
+        assert_eq!(seed.given(), Some(7));
+        let shown = seed.to_string();
+        assert!(shown.ends_with(" (from 7)") && shown[..64].chars().all(|c| c.is_ascii_hexdigit()), "{shown}");
+        let (a, b) = (RngSeed::from_os().unwrap(), RngSeed::from_os().unwrap());
+        assert_ne!(a, b);
+        assert_eq!((a.given(), a.to_string().len()), (None, 64));
+        // Two nodes from one given seed draw alike.
+        use rand_core::RngCore;
+        assert_eq!(seed.rng().next_u64(), seed.rng().next_u64());
+    }
+
+    #[test]
+    fn a_node_with_keys_seals_and_reports_key_ids_only() {
+        let (k1, k2) = (Key::from_bytes([1; 32]), Key::from_bytes([2; 32]));
+        let mut o = options(5);
+        o.config.encryption = Encryption::Require;
+        o.keys = vec![k1.clone(), k2.clone()];
+        let mut d = DriverNode::start(&o, "127.0.0.1:4000".parse().unwrap()).unwrap();
+        assert_eq!(
+            d.keys(),
+            [InstalledKey { id: k1.id(), primary: true }, InstalledKey { id: k2.id(), primary: false }]
+        );
+        let now = d.now();
+        d.node_mut().join(now, &["127.0.0.1:4001".parse().unwrap()]);
+        let tx = d.poll_transmit().expect("a join datagram");
+        assert_eq!(tx.payload[0], swim_core::seal::SEALED_VERSION);
+        assert!(!format!("{o:?}").contains("1, 1, 1"), "options show key bytes: {o:?}");
+    }
+
+    #[test]
+    fn encryption_and_keys_must_go_together() {
+        let bound = "127.0.0.1:4000".parse().unwrap();
+        let mut o = options(1);
+        o.config.encryption = Encryption::Seal;
+        let e = DriverNode::start(&o, bound).unwrap_err();
+        assert!(matches!(e, StartError::Config(ref c) if c.field == "encryption"), "{e}");
+        let mut o = options(1);
+        o.keys = vec![Key::from_bytes([1; 32])];
+        let e = DriverNode::start(&o, bound).unwrap_err();
+        assert!(matches!(e, StartError::Config(ref c) if c.field == "encryption"), "{e}");
     }
 
     #[test]

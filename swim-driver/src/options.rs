@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use swim_core::Config;
+use swim_core::{Config, Key};
 
 /// Everything a driver's `Handle::start` needs. Start from
 /// [`Options::new`] and set fields.
@@ -23,9 +23,15 @@ pub struct Options {
     /// Metadata to start with (at most `config.max_metadata_len` bytes);
     /// see [`crate::meta`] for the name-and-tags form the `swim` agent uses.
     pub metadata: Vec<u8>,
-    /// The RNG seed; `None` draws one from the operating system. It is
-    /// logged at start either way, so a run can be replayed.
+    /// The RNG seed, expanded to the 32 bytes of a ChaCha20 seed; `None`
+    /// draws 32 bytes from the operating system (production: nonces and
+    /// probe sequence numbers must be unpredictable). Drivers log a given
+    /// seed at start, and one drawn from the OS at debug level only.
     pub rng_seed: Option<u64>,
+    /// The keyring: the first key seals, every key opens. Needs
+    /// `config.encryption` other than `Off`, which needs at least one key.
+    /// `Debug` shows key ids only.
+    pub keys: Vec<Key>,
     /// Events buffered for the application. The protocol never waits for
     /// it: swim-tokio's subscribers further behind than this miss the
     /// oldest and are told how many (tokio's `Lagged`); swim-mio's channel,
@@ -53,6 +59,7 @@ impl Options {
             config,
             metadata: Vec::new(),
             rng_seed: None,
+            keys: Vec::new(),
             event_capacity: 1024,
             leave_timeout: Duration::from_secs(5),
             join_timeout: Some(Duration::from_secs(30)),

@@ -104,7 +104,15 @@ pub(crate) async fn spawn(
     let bound = socket.local_addr().map_err(|source| StartError::Bind { addr: options.bind, source })?;
     let node = DriverNode::start(&options, bound)?;
     let identity = node.identity();
-    info!(addr = %identity, bound = %bound, rng_seed = node.rng_seed(), "swim node started");
+    let seed = node.rng_seed();
+    // A seed drawn from the OS predicts the node's probe sequence numbers
+    // and nonces: not for logs shipped at the default level.
+    if seed.given().is_some() {
+        info!(addr = %identity, bound = %bound, rng_seed = %seed, "swim node started");
+    } else {
+        info!(addr = %identity, bound = %bound, "swim node started");
+        debug!(rng_seed = %seed, "node RNG seeded from the OS");
+    }
 
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAPACITY);
     let (events, _) = broadcast::channel(options.event_capacity.max(1));
@@ -242,6 +250,30 @@ impl Driver {
             }
             Command::Stats { reply } => {
                 let _ = reply.send(self.snapshot());
+            }
+            Command::InstallKey { key, reply } => {
+                let installed = self.node.node_mut().install_key(now, &key).map_err(Error::Key);
+                if let Ok(id) = installed {
+                    info!(key = %id, "key installed");
+                }
+                let _ = reply.send(installed);
+            }
+            Command::UseKey { id, reply } => {
+                let used = self.node.node_mut().use_key(now, id).map_err(Error::Key);
+                if used.is_ok() {
+                    info!(key = %id, "key now primary: it seals every datagram");
+                }
+                let _ = reply.send(used);
+            }
+            Command::RemoveKey { id, reply } => {
+                let removed = self.node.node_mut().remove_key(now, id).map_err(Error::Key);
+                if removed.is_ok() {
+                    info!(key = %id, "key removed");
+                }
+                let _ = reply.send(removed);
+            }
+            Command::Keys { reply } => {
+                let _ = reply.send(self.node.keys());
             }
             // Handled by the loop, which must stop.
             Command::Shutdown { reply } => {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use swim_core::CommandError;
+use swim_core::{CommandError, KeyError};
 
 pub use swim_driver::StartError;
 
@@ -30,6 +30,8 @@ pub enum Error {
     },
     /// A leave ended the join before a seed answered.
     JoinAborted,
+    /// A key command was refused; the keyring is unchanged.
+    Key(KeyError),
 }
 
 impl fmt::Display for Error {
@@ -42,6 +44,7 @@ impl fmt::Display for Error {
             }
             Error::JoinGaveUp { attempts } => write!(f, "gave up joining after {attempts} unanswered attempts"),
             Error::JoinAborted => f.write_str("the join was ended by a leave before a seed answered"),
+            Error::Key(e) => write!(f, "key refused: {e}"),
         }
     }
 }

@@ -7,8 +7,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use swim_core::Event;
-use swim_driver::{LeaveOutcome, Member, Options};
+use swim_core::{Event, Key, KeyId};
+use swim_driver::{InstalledKey, LeaveOutcome, Member, Options};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
@@ -76,6 +76,10 @@ pub(crate) enum Command {
     Broadcast { payload: Vec<u8>, reply: oneshot::Sender<Result<(), Error>> },
     ForceLeave { addr: SocketAddr, reply: oneshot::Sender<Result<(), Error>> },
     Stats { reply: oneshot::Sender<Stats> },
+    InstallKey { key: Key, reply: oneshot::Sender<Result<KeyId, Error>> },
+    UseKey { id: KeyId, reply: oneshot::Sender<Result<(), Error>> },
+    RemoveKey { id: KeyId, reply: oneshot::Sender<Result<(), Error>> },
+    Keys { reply: oneshot::Sender<Vec<InstalledKey>> },
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -180,6 +184,35 @@ impl Handle {
     /// The node's counters, taken now.
     pub async fn stats(&self) -> Result<Stats, Error> {
         self.ask(|reply| Command::Stats { reply }).await
+    }
+
+    /// Add `key` to the keyring: from now on this node opens datagrams
+    /// sealed with it (installing a key already there is a no-op). The
+    /// first of the three steps of a rotation: install the new key at
+    /// every member, then [`Handle::use_key`] it at every member, then
+    /// [`Handle::remove_key`] the old one at every member. Refused
+    /// ([`Error::Key`]) on a node started without keys or with a full
+    /// keyring; the keyring is then unchanged.
+    pub async fn install_key(&self, key: Key) -> Result<KeyId, Error> {
+        self.ask(|reply| Command::InstallKey { key, reply }).await?
+    }
+
+    /// Seal with the installed key `id` from now on. Refused for a key
+    /// that is not installed.
+    pub async fn use_key(&self, id: KeyId) -> Result<(), Error> {
+        self.ask(|reply| Command::UseKey { id, reply }).await?
+    }
+
+    /// Remove the installed key `id`. Refused for the primary key (make
+    /// another one primary first) and for a key that is not installed.
+    pub async fn remove_key(&self, id: KeyId) -> Result<(), Error> {
+        self.ask(|reply| Command::RemoveKey { id, reply }).await?
+    }
+
+    /// The keyring's key ids, each with whether it is the primary one;
+    /// empty for a node started without keys.
+    pub async fn keys(&self) -> Result<Vec<InstalledKey>, Error> {
+        self.ask(|reply| Command::Keys { reply }).await
     }
 
     /// Events from now on.

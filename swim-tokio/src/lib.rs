@@ -52,8 +52,8 @@ pub use error::{Error, StartError};
 pub use handle::{Events, Handle, Lagged};
 pub use seed::Seed;
 pub use stats::{DriverStats, MemberCounts, Stats};
-pub use swim_core::{Config, State};
+pub use swim_core::{Config, Encryption, Key, KeyError, KeyId, State};
 pub use swim_driver::{Event, Member};
-pub use swim_driver::{LeaveOutcome, Options};
+pub use swim_driver::{InstalledKey, LeaveOutcome, Options};
 /// To read [`Events`]: `events.next().await`.
 pub use tokio_stream::{Stream, StreamExt};
