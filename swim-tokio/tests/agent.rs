@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use swim_tokio::agent::client;
+use swim_tokio::agent::{client, keys};
+use swim_tokio::Key;
 use tokio::time::Instant;
 
 /// A loopback UDP port nobody is using right now.
@@ -754,4 +755,81 @@ async fn without_a_name_the_agent_is_known_by_its_host_name() {
         .await;
     let me: serde_json::Value = serde_json::from_str(&client::get(&http, "/v1/self").await.unwrap()).unwrap();
     assert_eq!(me["name"].as_str(), Some(host.as_str()));
+}
+
+#[test]
+fn keygen_prints_a_new_base64_key_of_32_bytes() {
+    let (code, first, err) = swim(&["keygen"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, second, _) = swim(&["keygen"]);
+    assert_eq!(first.trim().len(), 44, "{first}");
+    assert_eq!(first.lines().count(), 1);
+    let key = keys::parse_key(&first).unwrap();
+    assert_eq!(key.as_bytes().len(), 32);
+    assert_ne!(keys::parse_key(&second).unwrap(), key);
+}
+
+#[test]
+fn bad_keys_and_plaintext_beyond_loopback_stop_the_agent_naming_the_fix() {
+    let secret = "c2VjcmV0LWJ1dC10b28tc2hvcnQ=";
+    let (code, _, err) = swim(&["agent", "--bind", "127.0.0.1:0", "--key", secret]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("invalid value for `--key` (key 1): 20 bytes, not 32"), "{err}");
+    assert!(!err.contains(secret), "{err}");
+    let (code, _, err) = swim(&["agent", "--bind", "127.0.0.1:0", "--encryption", "seal"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("`--encryption`: `seal` needs at least one key"), "{err}");
+    let (code, _, err) = swim(&["agent", "--bind", "0.0.0.0:0", "--advertise", "127.0.0.1:0", "--name", "x"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("refusing to run unencrypted on 0.0.0.0:0") && err.contains("--insecure-plaintext"), "{err}");
+}
+
+#[tokio::test]
+async fn insecure_plaintext_runs_beyond_loopback_and_warns() {
+    let http = free_tcp();
+    let log = std::env::temp_dir().join(format!("swim-agent-{}-insecure.log", std::process::id()));
+    let args: Vec<String> = ["agent", "--bind", "0.0.0.0:0", "--advertise", "127.0.0.1:0", "--name", "open"]
+        .into_iter()
+        .chain(["--insecure-plaintext", "--http", &http.to_string(), "--log-level", "info"])
+        .map(String::from)
+        .collect();
+    let child = Agent::spawn(&args, &log, false);
+    let agent = Agent { child, udp: free_udp(), http: http.to_string(), log, args };
+    eventually(Duration::from_secs(10), "the agent warns", || async { agent.log().contains("UNENCRYPTED") }).await;
+    assert!(agent.log().contains("agent running"), "{}", agent.log());
+}
+
+/// A private file holding `keys`, one per line.
+fn key_file(name: &str, keys: &[&Key]) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("swim-keys-{}-{name}", std::process::id()));
+    let text: String = keys.iter().map(|k| keys::key_text(k) + "\n").collect();
+    std::fs::write(&path, text).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn sealed_agents_converge_and_one_with_another_key_is_not_seen() {
+    let k1 = Key::from_bytes([0x41; 32]);
+    let file = key_file("k1", &[&k1]);
+    let file_arg = file.display().to_string();
+    let a = Agent::start_with("a", &[], &["--key-file", &file_arg]);
+    let b = Agent::start_with("b", &[a.udp], &["--key", &keys::key_text(&k1)]);
+    let c = Agent::start_with("c", &[a.udp], &["--key-file", &file_arg, "--encryption", "require"]);
+    let other = Key::from_bytes([0x42; 32]);
+    let x = Agent::start_with("x", &[a.udp], &["--key", &keys::key_text(&other)]);
+    let all = [&a, &b, &c];
+    eventually(Duration::from_secs(20), "the three sealed agents converge", || all_alive(&all)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for agent in all {
+        assert!(agent.states().await.unwrap().iter().all(|(addr, _)| *addr != x.udp.to_string()), "x is seen");
+    }
+    assert_eq!(x.states().await.unwrap().len(), 1, "x learned members");
+    for agent in [&a, &b, &c, &x] {
+        let log = agent.log();
+        assert!(!log.contains(&keys::key_text(&k1)) && !log.contains(&keys::key_text(&other)), "a key in the log");
+    }
+    assert!(a.log().contains(&format!("primary={}", k1.id())), "{}", a.log());
+    std::fs::remove_file(&file).unwrap();
 }

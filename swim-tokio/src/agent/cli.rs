@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a member of a cluster until Ctrl-C or SIGTERM, then leave.
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// Ask a running agent (its --http address) for the members it knows.
     Members(MembersArgs),
     /// Ask a running agent to join a cluster through these seeds.
@@ -35,6 +35,8 @@ pub enum Command {
     Monitor(MonitorArgs),
     /// Show a running agent: name, address, incarnation, members by state, protocol, version.
     Info(InfoArgs),
+    /// Print a new random cluster key (base64), for `swim agent --key` or a key file.
+    Keygen,
 }
 
 /// How a subcommand reaches its agent.
@@ -160,6 +162,34 @@ impl Profile {
     }
 }
 
+/// How an agent treats encryption: the steps of a migration from
+/// plaintext, one rolling restart each (`off` → `accept` → `seal` →
+/// `require`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncryptionMode {
+    /// Plaintext only, no keys.
+    Off,
+    /// Send plaintext, accept plaintext and sealed (migration step 1).
+    Accept,
+    /// Seal everything, accept plaintext and sealed (step 2).
+    Seal,
+    /// Seal everything, refuse plaintext (step 3; the default with keys).
+    Require,
+}
+
+impl EncryptionMode {
+    /// The core's setting.
+    pub fn core(self) -> swim_core::Encryption {
+        match self {
+            EncryptionMode::Off => swim_core::Encryption::Off,
+            EncryptionMode::Accept => swim_core::Encryption::Accept,
+            EncryptionMode::Seal => swim_core::Encryption::Seal,
+            EncryptionMode::Require => swim_core::Encryption::Require,
+        }
+    }
+}
+
 /// `swim agent`: every option may also come from `--config FILE`; the
 /// command line wins.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -197,6 +227,22 @@ pub struct AgentArgs {
     /// member-leave, member-failed, member-update, user, user:NAME, comma separated.
     #[arg(long, value_name = "[FILTER=]COMMAND")]
     pub event_handler: Vec<String>,
+    /// A cluster key (base64, from `swim keygen`); repeatable: the first
+    /// seals, every one opens. Visible to local users in the process list:
+    /// prefer --key-file.
+    #[arg(long, value_name = "KEY")]
+    pub key: Vec<String>,
+    /// A file of cluster keys, one base64 key per line, the first sealing;
+    /// it must not be readable by other users.
+    #[arg(long, value_name = "FILE", conflicts_with = "key")]
+    pub key_file: Option<PathBuf>,
+    /// off, accept, seal or require (default: require with keys, off without).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub encryption: Option<EncryptionMode>,
+    /// Run without encryption although the UDP address is not loopback
+    /// (anyone who can reach it can join and forge claims); logged as a warning.
+    #[arg(long)]
+    pub insecure_plaintext: bool,
     /// A TOML file with these settings and every protocol tunable.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -267,5 +313,15 @@ mod tests {
         assert_eq!(args.join, vec!["a:1", "127.0.0.1:2"]);
         assert_eq!(args.meta.len(), 2);
         assert_eq!(args.profile, Some(Profile::Local));
+    }
+
+    #[test]
+    fn keys_and_encryption_parse_and_bad_modes_are_refused_naming_the_allowed_ones() {
+        let cli = Cli::try_parse_from(["swim", "agent", "--key", "A", "--key", "B", "--encryption", "seal"]).unwrap();
+        let Command::Agent(args) = cli.command else { panic!("not agent") };
+        assert_eq!((args.key.len(), args.encryption, args.insecure_plaintext), (2, Some(EncryptionMode::Seal), false));
+        let e = Cli::try_parse_from(["swim", "agent", "--encryption", "on"]).unwrap_err().to_string();
+        assert!(e.contains("--encryption") && e.contains("off, accept, seal, require"), "{e}");
+        assert!(Cli::try_parse_from(["swim", "agent", "--key", "A", "--key-file", "f"]).is_err());
     }
 }

@@ -11,6 +11,7 @@ pub mod client;
 pub mod events;
 pub mod handlers;
 pub mod http;
+pub mod keys;
 pub mod metrics;
 pub mod run;
 pub mod settings;

@@ -79,6 +79,7 @@ pub async fn run(args: AgentArgs, mut settings: Settings, log: LogControl) -> Re
     options.advertise = settings.advertise;
     options.metadata = settings.meta_bytes.clone();
     options.rng_seed = settings.rng_seed;
+    options.keys = settings.keys.clone();
     options.leave_timeout = settings.leave_timeout;
     // The agent waits for its join as long as it takes, unless told to
     // give up; each unanswered attempt is logged.
@@ -90,8 +91,10 @@ pub async fn run(args: AgentArgs, mut settings: Settings, log: LogControl) -> Re
     info!(
         addr = %handle.local_addr(),
         name = settings.meta.name.as_deref().unwrap_or(""),
+        encryption = settings.config.encryption.as_str(),
         "agent running"
     );
+    log_encryption(&settings);
     let (leave_tx, mut leave_requests) = mpsc::channel(1);
     let access =
         WriteAccess::new(settings.http.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))), settings.http_token.clone());
@@ -164,6 +167,34 @@ pub async fn run(args: AgentArgs, mut settings: Settings, log: LogControl) -> Re
     stop_http_task(&stop_http, http).await;
     handle.shutdown().await;
     Ok(())
+}
+
+/// Say how the agent's datagrams are protected: the keys by id, and a
+/// warning for plaintext beyond loopback and for the migration steps that
+/// still take plaintext.
+fn log_encryption(settings: &Settings) {
+    use swim_core::Encryption;
+    let encryption = settings.config.encryption;
+    if let Some((primary, rest)) = settings.keys.split_first() {
+        let others: Vec<String> = rest.iter().map(|k| k.id().to_string()).collect();
+        info!(primary = %primary.id(), others = ?others, "cluster keys");
+    }
+    if let Some(addr) = super::settings::plaintext_exposure(encryption, settings.bind, settings.advertise) {
+        warn!(
+            %addr,
+            "running UNENCRYPTED beyond loopback (--insecure-plaintext): whoever can send a datagram to {addr} \
+             can join the cluster and forge claims"
+        );
+    }
+    match encryption {
+        Encryption::Accept => warn!(
+            "encryption = accept: sending plaintext and accepting plaintext (migration step 1; next: seal, then require)"
+        ),
+        Encryption::Seal => {
+            warn!("encryption = seal: sealing, still accepting plaintext (migration step 2; next: require)")
+        }
+        Encryption::Off | Encryption::Require => {}
+    }
 }
 
 /// Stop serving HTTP; open keep-alive connections must not hold the exit up.

@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
-use swim_core::{Bytes, Config};
+use swim_core::{Bytes, Config, Encryption, Key};
 
-use super::cli::{AgentArgs, Profile};
+use super::cli::{AgentArgs, EncryptionMode, Profile};
 use super::handlers::{EventHandler, HandlerError, Handlers};
+use super::keys::{self, KeyFileError, KeyProblem};
 use crate::meta::{self, MetaError, NameTags};
 
 /// The default UDP port (memberlist's).
@@ -50,32 +51,54 @@ pub struct FileConfig {
     pub event_handler_timeout_ms: Option<u64>,
     /// How long a graceful leave may take, in milliseconds.
     pub leave_timeout_ms: Option<u64>,
-    /// The node's RNG seed (default: drawn from the OS and logged).
+    /// The node's RNG seed (default: 32 bytes drawn from the OS).
     pub rng_seed: Option<u64>,
+    /// `keys = ["BASE64", ...]`, or one string: the cluster keys, the
+    /// first sealing. Prefer `key_file`, which can be kept private.
+    #[serde(default, deserialize_with = "keys_one_or_many")]
+    pub keys: Option<Vec<String>>,
+    /// `key_file = "/etc/swim/keys"`: one base64 key per line, the first
+    /// sealing; not readable by other users.
+    pub key_file: Option<PathBuf>,
+    /// `encryption = "off" | "accept" | "seal" | "require"` (default:
+    /// require with keys, off without).
+    pub encryption: Option<EncryptionMode>,
+    /// `insecure_plaintext = true`: run without encryption on an address
+    /// that is not loopback.
+    pub insecure_plaintext: Option<bool>,
     /// `[protocol]`: overrides on top of the profile.
     pub protocol: Option<ProtocolFile>,
 }
 
+/// One string or a list of strings; `expecting` says what else was wanted.
+struct OneOrMany(&'static str);
+
+impl<'de> serde::de::Visitor<'de> for OneOrMany {
+    type Value = Vec<String>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(vec![v.to_owned()])
+    }
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+        let mut out = Vec::new();
+        while let Some(item) = seq.next_element::<String>()? {
+            out.push(item);
+        }
+        Ok(out)
+    }
+}
+
 /// `join` as one string or a list of strings.
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    struct Seeds;
-    impl<'de> serde::de::Visitor<'de> for Seeds {
-        type Value = Vec<String>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a seed \"HOST:PORT\" or a list of them")
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(vec![v.to_owned()])
-        }
-        fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
-            let mut out = Vec::new();
-            while let Some(seed) = seq.next_element::<String>()? {
-                out.push(seed);
-            }
-            Ok(out)
-        }
-    }
-    d.deserialize_any(Seeds).map(Some)
+    d.deserialize_any(OneOrMany("a seed \"HOST:PORT\" or a list of them")).map(Some)
+}
+
+/// `keys` as one string or a list of strings: any string is taken here and
+/// checked later, so no error message repeats a key's text.
+fn keys_one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    d.deserialize_any(OneOrMany("a base64 key or a list of them")).map(Some)
 }
 
 /// Every tunable of [`swim_core::Config`]; durations in milliseconds.
@@ -187,6 +210,16 @@ pub enum SettingsError {
         /// Why.
         source: std::io::Error,
     },
+    /// The config file, which holds keys, is not valid: the message names
+    /// the line but does not show it.
+    ParseHidden {
+        /// The file.
+        path: String,
+        /// The line (1-based), when the parser knows it.
+        line: Option<usize>,
+        /// The parser's message (it holds no value).
+        message: String,
+    },
     /// The config file is not valid: the message names the key and line.
     Parse {
         /// The file.
@@ -232,6 +265,46 @@ pub enum SettingsError {
     },
     /// No name was given and the host name cannot be read.
     NoHostName(std::io::Error),
+    /// A key is refused (its text is never shown).
+    Key {
+        /// `--key` or `keys`.
+        key: &'static str,
+        /// Which one, from 1.
+        entry: usize,
+        /// What is wrong.
+        problem: KeyProblem,
+    },
+    /// A key file is refused.
+    KeyFile {
+        /// `--key-file` or `key_file`.
+        key: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        error: KeyFileError,
+    },
+    /// More keys than a keyring holds.
+    TooManyKeys {
+        /// `--key`, `--key-file`, `keys` or `key_file`.
+        key: &'static str,
+        /// How many were given.
+        count: usize,
+    },
+    /// The config file gives both `keys` and `key_file`.
+    TwoKeySources,
+    /// Encryption and keys do not go together.
+    Encryption {
+        /// `--encryption` or `encryption` (or where the keys came from).
+        key: &'static str,
+        /// The mode.
+        mode: Encryption,
+    },
+    /// Plaintext on an address beyond loopback, without
+    /// `--insecure-plaintext`.
+    Plaintext {
+        /// The address others could reach.
+        addr: SocketAddr,
+    },
     /// A value from the config file `path` was refused.
     InFile {
         /// The file.
@@ -246,6 +319,10 @@ impl fmt::Display for SettingsError {
         match self {
             SettingsError::Read { path, source } => write!(f, "cannot read {path}: {source}"),
             SettingsError::Parse { path, source } => write!(f, "in {path}: {source}"),
+            SettingsError::ParseHidden { path, line: Some(line), message } => {
+                write!(f, "in {path}, line {line}: {message}")
+            }
+            SettingsError::ParseHidden { path, line: None, message } => write!(f, "in {path}: {message}"),
             SettingsError::Protocol { key, source } => {
                 write!(f, "invalid value for `{key}`: {}", ProblemText(source))
             }
@@ -269,6 +346,29 @@ impl fmt::Display for SettingsError {
                 write!(f, "no `--name` given and the host name cannot be read ({e}): give `--name NAME`")
             }
             SettingsError::InFile { path, error } => write!(f, "in {path}: {error}"),
+            SettingsError::Key { key, entry, problem } => {
+                write!(f, "invalid value for `{key}` (key {entry}): {problem}")
+            }
+            SettingsError::KeyFile { key, path, error } => write!(f, "invalid value for `{key}`: {path}: {error}"),
+            SettingsError::TooManyKeys { key, count } => {
+                write!(f, "invalid value for `{key}`: {count} keys, at most {}", swim_core::seal::MAX_KEYS)
+            }
+            SettingsError::TwoKeySources => f.write_str("give `keys` or `key_file`, not both"),
+            SettingsError::Encryption { key, mode: Encryption::Off } => {
+                write!(f, "invalid value for `{key}`: `off` with keys given: give accept, seal or require, or no keys")
+            }
+            SettingsError::Encryption { key, mode } => write!(
+                f,
+                "invalid value for `{key}`: `{}` needs at least one key: give `--key-file FILE` or `--key KEY` \
+                 (`key_file` or `keys` in the config file); `swim keygen` makes one",
+                mode.as_str()
+            ),
+            SettingsError::Plaintext { addr } => write!(
+                f,
+                "refusing to run unencrypted on {addr}, which is not a loopback address: whoever can send it a \
+                 datagram can join the cluster and forge claims. Give a key (`swim keygen`, then `--key-file FILE` \
+                 or `--key KEY`), or `--insecure-plaintext` (`insecure_plaintext = true`) to run in plaintext anyway"
+            ),
         }
     }
 }
@@ -330,6 +430,36 @@ pub fn read_token(path: &Path) -> Result<String, SettingsError> {
     Ok(token)
 }
 
+/// The keys of `texts` (`key` names the flag or file key in errors).
+fn parse_keys(key: &'static str, texts: &[String]) -> Result<Vec<Key>, SettingsError> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| keys::parse_key(t).map_err(|problem| SettingsError::Key { key, entry: i + 1, problem }))
+        .collect()
+}
+
+/// The keys of the key file `path`.
+fn read_keys(key: &'static str, path: &Path) -> Result<Vec<Key>, SettingsError> {
+    keys::read_key_file(path).map_err(|error| SettingsError::KeyFile { key, path: path.display().to_string(), error })
+}
+
+/// The address beyond loopback that a node would speak plaintext on: its
+/// bind address (unspecified counts: it listens everywhere) or its
+/// advertised one, when `encryption` is off; `None` when sealed or
+/// loopback only. The agent refuses to start on one unless told
+/// `--insecure-plaintext`, and then warns.
+pub fn plaintext_exposure(
+    encryption: Encryption,
+    bind: SocketAddr,
+    advertise: Option<SocketAddr>,
+) -> Option<SocketAddr> {
+    if encryption != Encryption::Off {
+        return None;
+    }
+    [Some(bind), advertise].into_iter().flatten().find(|a| !swim_driver::addr::canonical(*a).ip().is_loopback())
+}
+
 /// The name of this host, the default member name.
 pub fn host_name() -> std::io::Result<String> {
     let name = hostname::get()?;
@@ -367,15 +497,28 @@ pub struct Settings {
     pub handlers: Handlers,
     /// RNG seed, if fixed.
     pub rng_seed: Option<u64>,
+    /// The cluster keys, the first sealing (`Debug` shows their ids only).
+    pub keys: Vec<Key>,
+    /// Whether plaintext beyond loopback was allowed (`--insecure-plaintext`).
+    pub insecure_plaintext: bool,
     /// The timing profile the protocol configuration starts from.
     pub profile: Profile,
     /// The protocol configuration, validated.
     pub config: Config,
 }
 
-/// Parse a config file's text (`path` names it in errors).
+/// Parse a config file's text (`path` names it in errors). The errors of
+/// a file that may hold keys (a line starting with `key`) name the line
+/// without quoting it.
 pub fn parse_file(path: &str, text: &str) -> Result<FileConfig, SettingsError> {
-    toml::from_str(text).map_err(|e| SettingsError::Parse { path: path.to_owned(), source: Box::new(e) })
+    toml::from_str(text).map_err(|e| {
+        if text.lines().any(|l| l.trim_start().starts_with("key")) {
+            let line = e.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            SettingsError::ParseHidden { path: path.to_owned(), line, message: e.message().trim().to_owned() }
+        } else {
+            SettingsError::Parse { path: path.to_owned(), source: Box::new(e) }
+        }
+    })
 }
 
 /// Read and parse a config file.
@@ -456,6 +599,40 @@ impl Settings {
             return Err(SettingsError::NeedsAdvertise { addr: known_as });
         }
         let join = if args.join.is_empty() { file.join.unwrap_or_default() } else { args.join.clone() };
+
+        let (keys, keys_from) = if !args.key.is_empty() {
+            (parse_keys("--key", &args.key)?, "--key")
+        } else if let Some(path) = &args.key_file {
+            (read_keys("--key-file", path)?, "--key-file")
+        } else {
+            match (&file.keys, &file.key_file) {
+                (Some(_), Some(_)) => return Err(in_file(SettingsError::TwoKeySources)),
+                (Some(texts), None) => (parse_keys("keys", texts).map_err(in_file)?, "keys"),
+                (None, Some(path)) => (read_keys("key_file", path).map_err(in_file)?, "key_file"),
+                (None, None) => (Vec::new(), "--key"),
+            }
+        };
+        if keys.len() > swim_core::seal::MAX_KEYS {
+            return Err(SettingsError::TooManyKeys { key: keys_from, count: keys.len() });
+        }
+        let (mode, mode_from) = match (args.encryption, file.encryption) {
+            (Some(m), _) => (m.core(), Some("--encryption")),
+            (None, Some(m)) => (m.core(), Some("encryption")),
+            (None, None) if keys.is_empty() => (Encryption::Off, None),
+            (None, None) => (Encryption::Require, None),
+        };
+        if (mode == Encryption::Off) != keys.is_empty() {
+            let error = SettingsError::Encryption { key: mode_from.unwrap_or(keys_from), mode };
+            return Err(if mode_from == Some("encryption") { in_file(error) } else { error });
+        }
+        config.encryption = mode;
+        let insecure_plaintext = args.insecure_plaintext || file.insecure_plaintext.unwrap_or(false);
+        if let Some(addr) = plaintext_exposure(mode, bind, advertise) {
+            if !insecure_plaintext {
+                return Err(SettingsError::Plaintext { addr });
+            }
+        }
+
         Ok(Settings {
             config_file: path.map(Path::to_path_buf),
             bind,
@@ -476,6 +653,8 @@ impl Settings {
                 timeout: Duration::from_millis(file.event_handler_timeout_ms.unwrap_or(30_000)),
             },
             rng_seed: file.rng_seed,
+            keys,
+            insecure_plaintext,
             profile,
             config,
         })
@@ -509,7 +688,11 @@ impl Settings {
         check(self.http_token != new.http_token, "http_token_file");
         check(self.leave_timeout != new.leave_timeout, "leave_timeout_ms");
         check(self.rng_seed != new.rng_seed, "rng_seed");
-        check(self.config != new.config, "profile / [protocol]");
+        check(self.keys != new.keys, "keys / key_file (`swim keys` changes them at runtime)");
+        check(self.config.encryption != new.config.encryption, "encryption");
+        check(self.insecure_plaintext != new.insecure_plaintext, "insecure_plaintext");
+        let protocol = Config { encryption: self.config.encryption, ..new.config.clone() };
+        check(self.config != protocol, "profile / [protocol]");
         keys
     }
 }
@@ -556,7 +739,7 @@ mod tests {
         assert_eq!(s.config.probe_timeout, Duration::from_millis(300));
         assert_eq!(s.config.gossip_interval, Config::local().gossip_interval);
 
-        let s = merge(&AgentArgs::default(), "advertise = \"10.0.0.1:7946\"").unwrap();
+        let s = merge(&AgentArgs::default(), "advertise = \"10.0.0.1:7946\"\ninsecure_plaintext = true").unwrap();
         assert_eq!(s.bind, SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)));
         assert_eq!(s.config, Config::lan());
         // The default name is the host's.
@@ -659,12 +842,123 @@ mod tests {
             max_seeds: _,
             broadcast_dedup_window: _,
             label: _,
+            // Top-level `encryption`, not in `[protocol]`: set below.
             encryption: _,
             lifeguard: _,
             inbound_per_source: _,
             inbound_total: _,
             inbound_source_slots: _,
         } = Config::lan();
+        let key = keys::key_text(&Key::from_bytes([5; 32]));
+        for mode in [Encryption::Accept, Encryption::Seal, Encryption::Require] {
+            let text = format!("bind = \"127.0.0.1:1\"\nkeys = [\"{key}\"]\nencryption = \"{}\"\n", mode.as_str());
+            assert_eq!(merge(&AgentArgs::default(), &text).unwrap().config.encryption, mode);
+        }
+    }
+
+    const LOOPBACK: &str = "bind = \"127.0.0.1:1\"\n";
+
+    fn key_text(byte: u8) -> String {
+        keys::key_text(&Key::from_bytes([byte; 32]))
+    }
+
+    #[test]
+    fn keys_come_from_flags_or_the_file_and_imply_require() {
+        let (k1, k2) = (key_text(1), key_text(2));
+        let s = merge(&AgentArgs::default(), &format!("{LOOPBACK}keys = [\"{k1}\", \"{k2}\"]\n")).unwrap();
+        assert_eq!(s.keys, vec![Key::from_bytes([1; 32]), Key::from_bytes([2; 32])]);
+        assert_eq!(s.config.encryption, Encryption::Require);
+        // One string is one key; the command line's keys win.
+        let args = AgentArgs { key: vec![k2.clone()], ..AgentArgs::default() };
+        let s = merge(&args, &format!("{LOOPBACK}keys = \"{k1}\"\nencryption = \"seal\"\n")).unwrap();
+        assert_eq!((s.keys.len(), s.config.encryption), (1, Encryption::Seal));
+        assert_eq!(s.keys[0], Key::from_bytes([2; 32]));
+        // No keys: plaintext.
+        let s = merge(&AgentArgs::default(), LOOPBACK).unwrap();
+        assert_eq!((s.keys.len(), s.config.encryption), (0, Encryption::Off));
+        // Keys never show in the settings' Debug.
+        let s = merge(&AgentArgs::default(), &format!("{LOOPBACK}keys = [\"{k1}\"]\n")).unwrap();
+        assert!(!format!("{s:?}").contains(&k1[..20]));
+        // A key file.
+        let path = std::env::temp_dir().join(format!("swim-settings-keys-{}", std::process::id()));
+        std::fs::write(&path, format!("{k2}\n{k1}\n")).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        let file = format!("{LOOPBACK}key_file = \"{}\"\n", path.display());
+        let s = merge(&AgentArgs::default(), &file).unwrap();
+        assert_eq!(s.keys, vec![Key::from_bytes([2; 32]), Key::from_bytes([1; 32])]);
+        let both = format!("{file}keys = [\"{k1}\"]\n");
+        assert_eq!(
+            merge(&AgentArgs::default(), &both).unwrap_err().to_string(),
+            "in test.toml: give `keys` or `key_file`, not both"
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn bad_keys_are_refused_naming_the_field_without_showing_the_key() {
+        let args = AgentArgs { key: vec![key_text(1), "c2hvcnQ=".into()], ..AgentArgs::default() };
+        let e = merge(&args, LOOPBACK).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid value for `--key` (key 2): 5 bytes, not 32: give a key as `swim keygen` prints it, 44 characters \
+             of standard base64 encoding 32 bytes"
+        );
+        let secret = "NOT*base64*but*secret*all*the*same*000000000";
+        let e = merge(&AgentArgs::default(), &format!("{LOOPBACK}keys = [\"{secret}\"]\n")).unwrap_err().to_string();
+        assert!(e.starts_with("in test.toml: invalid value for `keys` (key 1): not base64"), "{e}");
+        assert!(!e.contains(secret), "{e}");
+        // A file that holds keys and does not parse is not quoted either.
+        let e = merge(&AgentArgs::default(), &format!("keys = [\"{secret}\", 5]\n")).unwrap_err().to_string();
+        assert!(e.starts_with("in test.toml, line 1: ") && !e.contains(secret), "{e}");
+        let e = merge(&AgentArgs::default(), &format!("key = \"{secret}\"\n")).unwrap_err().to_string();
+        assert!(e.contains("unknown field `key`") && !e.contains(secret), "{e}");
+        let nine: Vec<String> = (1..=9).map(key_text).collect();
+        let e = merge(&AgentArgs { key: nine, ..AgentArgs::default() }, LOOPBACK).unwrap_err().to_string();
+        assert_eq!(e, "invalid value for `--key`: 9 keys, at most 8");
+        let e = merge(&AgentArgs::default(), &format!("{LOOPBACK}key_file = \"/no/such/swim-keys\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("in test.toml: invalid value for `key_file`: /no/such/swim-keys: cannot read it"), "{e}");
+    }
+
+    #[test]
+    fn encryption_and_keys_must_agree() {
+        let args = AgentArgs { encryption: Some(EncryptionMode::Require), ..AgentArgs::default() };
+        let e = merge(&args, LOOPBACK).unwrap_err().to_string();
+        assert!(e.starts_with("invalid value for `--encryption`: `require` needs at least one key"), "{e}");
+        let args = AgentArgs { key: vec![key_text(1)], ..AgentArgs::default() };
+        let e = merge(&args, &format!("{LOOPBACK}encryption = \"off\"\n")).unwrap_err().to_string();
+        assert!(e.starts_with("in test.toml: invalid value for `encryption`: `off` with keys given"), "{e}");
+        let e = merge(&AgentArgs::default(), &format!("{LOOPBACK}encryption = \"on\"\n")).unwrap_err().to_string();
+        assert!(e.contains("encryption") && e.contains("`off`, `accept`, `seal`"), "{e}");
+    }
+
+    #[test]
+    fn plaintext_beyond_loopback_is_refused_unless_insecure_plaintext() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let off = Encryption::Off;
+        assert_eq!(plaintext_exposure(off, a("127.0.0.1:1"), None), None);
+        assert_eq!(plaintext_exposure(off, a("[::1]:1"), None), None);
+        assert_eq!(plaintext_exposure(off, a("[::ffff:127.0.0.1]:1"), None), None);
+        assert_eq!(plaintext_exposure(off, a("0.0.0.0:1"), Some(a("127.0.0.1:1"))), Some(a("0.0.0.0:1")));
+        assert_eq!(plaintext_exposure(off, a("127.0.0.1:1"), Some(a("10.0.0.1:1"))), Some(a("10.0.0.1:1")));
+        assert_eq!(plaintext_exposure(Encryption::Require, a("0.0.0.0:1"), Some(a("10.0.0.1:1"))), None);
+        assert_eq!(plaintext_exposure(Encryption::Accept, a("10.0.0.1:1"), None), None);
+
+        let args = AgentArgs { bind: Some(a("10.0.0.1:7946")), ..AgentArgs::default() };
+        let e = merge(&args, "").unwrap_err().to_string();
+        assert!(
+            e.starts_with("refusing to run unencrypted on 10.0.0.1:7946") && e.contains("--insecure-plaintext"),
+            "{e}"
+        );
+        let s = merge(&AgentArgs { insecure_plaintext: true, ..args.clone() }, "").unwrap();
+        assert!(s.insecure_plaintext && s.config.encryption == Encryption::Off);
+        merge(&args, "insecure_plaintext = true\n").unwrap();
+        merge(&AgentArgs { key: vec![key_text(1)], ..args }, "").unwrap();
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! swim members --http 127.0.0.1:7947
 //! swim event --http 127.0.0.1:7947 deploy v1.2
 //! swim monitor --http 127.0.0.1:7957
+//! swim keygen > keys && chmod 600 keys
 //! ```
 
 use std::process::ExitCode;
@@ -17,11 +18,14 @@ use std::io::Write as _;
 use serde_json::json;
 use swim_tokio::agent::cli::{AgentArgs, ApiArgs, Cli, Command, MembersArgs};
 use swim_tokio::agent::settings::Settings;
-use swim_tokio::agent::{client, init_logging, run};
+use swim_tokio::agent::{client, init_logging, keys, run};
 use swim_tokio::meta::parse_tag;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Keygen = cli.command {
+        return keygen();
+    }
     // One thread: an agent's work is a few datagrams a second, and idle
     // worker threads only cost memory.
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -56,6 +60,20 @@ async fn agent(args: AgentArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("swim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `swim keygen`: a new key from the OS generator, base64, on stdout.
+fn keygen() -> ExitCode {
+    match keys::generate() {
+        Ok(key) => {
+            println!("{}", keys::key_text(&key));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("swim: cannot draw a key from the operating system's generator: {e}");
             ExitCode::FAILURE
         }
     }
@@ -115,7 +133,7 @@ async fn write(
 
 async fn operate(command: Command) -> ExitCode {
     match command {
-        Command::Agent(args) => agent(args).await,
+        Command::Agent(args) => agent(*args).await,
         Command::Members(args) => members(args).await,
         Command::Join(args) => {
             write(&args.api, "/v1/join", json!({ "seeds": args.seeds }), |a| {
@@ -169,6 +187,7 @@ async fn operate(command: Command) -> ExitCode {
                 Err(e) => failed(&args.api.http, e),
             }
         }
+        Command::Keygen => keygen(),
         Command::Info(args) => match client::get(&args.api.http, "/v1/info").await {
             Ok(body) if args.json => {
                 println!("{body}");
