@@ -831,5 +831,113 @@ async fn sealed_agents_converge_and_one_with_another_key_is_not_seen() {
         assert!(!log.contains(&keys::key_text(&k1)) && !log.contains(&keys::key_text(&other)), "a key in the log");
     }
     assert!(a.log().contains(&format!("primary={}", k1.id())), "{}", a.log());
+    let metrics = client::get(&a.http, "/metrics").await.unwrap();
+    let unknown_key = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("swim_decode_errors_total{reason=\"unknown_key\"} "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(unknown_key.is_some_and(|n| n > 0), "x's datagrams not counted: {unknown_key:?}");
     std::fs::remove_file(&file).unwrap();
+}
+
+/// Run `swim ARGS...` with `input` on stdin; its exit code, stdout and stderr.
+fn swim_with_input(args: &[&str], input: &str) -> (Option<i32>, String, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_swim"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn keys_rotate_through_the_cli_without_a_suspicion_and_refusals_are_clear() {
+    let (k1, k2) = (Key::from_bytes([0x51; 32]), Key::from_bytes([0x52; 32]));
+    let (id1, id2) = (k1.id().to_string(), k2.id().to_string());
+    let file = key_file("rotation", &[&k1]);
+    let file_arg = file.display().to_string();
+    let a = Agent::start_with("a", &[], &["--key-file", &file_arg]);
+    let b = Agent::start_with("b", &[a.udp], &["--key-file", &file_arg]);
+    let c = Agent::start_with("c", &[a.udp], &["--key-file", &file_arg]);
+    let all = [&a, &b, &c];
+    eventually(Duration::from_secs(20), "the three converge", || all_alive(&all)).await;
+
+    let (code, out, err) = swim(&["keys", "list", "--http", &a.http]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, format!("encryption require\n{id1} primary\n"));
+
+    // 1. Install the new key everywhere (from stdin, or as an argument).
+    let (code, out, err) = swim_with_input(&["keys", "install", "-", "--http", &a.http], &keys::key_text(&k2));
+    assert_eq!((code, out.trim()), (Some(0), format!("installed key {id2}").as_str()), "{err}");
+    for agent in [&b, &c] {
+        let (code, _, err) = swim(&["keys", "install", &keys::key_text(&k2), "--http", &agent.http]);
+        assert_eq!(code, Some(0), "{err}");
+    }
+    // The primary key cannot be removed; an unknown id is not found.
+    let (code, _, err) = swim(&["keys", "remove", &id1, "--http", &a.http]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("HTTP 409") && err.contains(&format!("key {id1} is the primary key")), "{err}");
+    let (code, _, err) = swim(&["keys", "use", "00000000", "--http", &a.http]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("HTTP 404") && err.contains("no installed key has id 00000000"), "{err}");
+    let (code, _, err) = swim(&["keys", "install", "c2hvcnQ=", "--http", &a.http]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("invalid value for `KEY`: 5 bytes, not 32") && !err.contains("c2hvcnQ="), "{err}");
+
+    // 2. Use it everywhere (by id, or by the key itself).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (code, out, err) = swim(&["keys", "use", &keys::key_text(&k2), "--http", &a.http]);
+    assert_eq!((code, out.trim()), (Some(0), format!("key {id2} now seals").as_str()), "{err}");
+    for agent in [&b, &c] {
+        assert_eq!(swim(&["keys", "use", &id2, "--http", &agent.http]).0, Some(0));
+    }
+    // 3. Remove the old one everywhere.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for agent in all {
+        let (code, out, err) = swim(&["keys", "remove", &id1, "--http", &agent.http]);
+        assert_eq!((code, out.trim()), (Some(0), format!("removed key {id1}").as_str()), "{err}");
+    }
+    let (_, out, _) = swim(&["keys", "list", "--http", &b.http]);
+    assert_eq!(out, format!("encryption require\n{id2} primary\n"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(all_alive(&all).await);
+
+    let metrics = client::get(&a.http, "/metrics").await.unwrap();
+    assert!(metrics.contains(&format!("swim_primary_key_info{{id=\"{id2}\"}} 1\n")), "{metrics}");
+    assert!(metrics.contains("swim_keys 1\n") && metrics.contains("swim_encryption_info{mode=\"require\"} 1\n"));
+    for reason in ["unknown_key", "bad_tag", "replayed"] {
+        assert!(metrics.contains(&format!("swim_decode_errors_total{{reason=\"{reason}\"}} 0\n")), "{reason}");
+    }
+    let info: serde_json::Value = serde_json::from_str(&client::get(&c.http, "/v1/info").await.unwrap()).unwrap();
+    assert_eq!(info["encryption"], serde_json::json!({ "mode": "require", "primary_key": id2, "keys": 1 }));
+    for agent in all {
+        let log = agent.log();
+        assert!(!log.contains("member suspected") && !log.contains("member failed"), "{log}");
+        assert!(!log.contains(&keys::key_text(&k1)) && !log.contains(&keys::key_text(&k2)), "a key in the log");
+    }
+    assert!(b.log().contains(&format!("key now primary: it seals every datagram key={id2}")), "{}", b.log());
+    std::fs::remove_file(&file).unwrap();
+}
+
+#[tokio::test]
+async fn key_commands_on_a_plaintext_agent_say_it_has_no_keys() {
+    let a = Agent::start("plain", &[]);
+    eventually(Duration::from_secs(10), "the agent answers", || async {
+        client::get(&a.http, "/v1/keys").await.is_ok()
+    })
+    .await;
+    let (_, out, _) = swim(&["keys", "list", "--http", &a.http]);
+    assert_eq!(out, "encryption off\n");
+    let (code, _, err) = swim(&["keys", "install", &keys::key_text(&Key::from_bytes([1; 32])), "--http", &a.http]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("HTTP 409") && err.contains("started without encryption keys"), "{err}");
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use swim_tokio::agent::metrics::{render, ProcessStats};
+use swim_tokio::agent::metrics::{render, Keyring, ProcessStats};
 use swim_tokio::Stats;
 
 /// Every `expr` of every panel's targets.
@@ -49,7 +49,7 @@ fn every_dashboard_query_names_a_metric_the_agent_exports() {
     let dashboard: serde_json::Value =
         serde_json::from_str(include_str!("../deploy/grafana/dashboards/swim.json")).expect("valid JSON");
     let process = ProcessStats { resident_memory_bytes: Some(1), cpu_seconds: Some(1.0), open_fds: Some(1) };
-    let exposition = render(&Stats::default(), &process);
+    let exposition = render(&Stats::default(), &Keyring::PLAINTEXT, &process);
     let exported = exported(&exposition);
     let queries = queries(&dashboard);
     assert!(queries.len() >= 10, "{queries:?}");
@@ -94,7 +94,7 @@ fn promtool_finds_nothing_to_fix_in_the_exposition() {
     };
     let mut stats = Stats::default();
     stats.members.alive = 3;
-    let exposition = render(&stats, &ProcessStats::read());
+    let exposition = render(&stats, &Keyring::PLAINTEXT, &ProcessStats::read());
     child.stdin.take().unwrap().write_all(exposition.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

@@ -37,6 +37,51 @@ pub enum Command {
     Info(InfoArgs),
     /// Print a new random cluster key (base64), for `swim agent --key` or a key file.
     Keygen,
+    /// List, install, use or remove a running agent's cluster keys. A rotation:
+    /// install the new key at every agent, then use it at every agent, then remove the old one.
+    Keys {
+        /// What to do with the keyring.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+/// `swim keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Show the keys' ids and which one seals.
+    List {
+        /// Where the agent is.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Print the agent's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install a key: the agent opens datagrams sealed with it from now on.
+    Install {
+        /// Where the agent is.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The key, base64 (from `swim keygen`); `-` reads it from stdin, out of the process list.
+        key: String,
+    },
+    /// Seal with an installed key from now on.
+    Use {
+        /// Where the agent is.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The key's id (eight hex digits, from `swim keys list`) or the key itself.
+        key: String,
+    },
+    /// Remove an installed key (not the one that seals).
+    Remove {
+        /// Where the agent is.
+        #[command(flatten)]
+        api: ApiArgs,
+        /// The key's id (eight hex digits, from `swim keys list`) or the key itself.
+        key: String,
+    },
 }
 
 /// How a subcommand reaches its agent.

@@ -8,8 +8,12 @@
 //! the API listens beyond loopback ([`super::state::WriteAccess`]): `POST /v1/join`
 //! `{"seeds": [...]}`, `POST /v1/leave`, `POST /v1/force-leave`
 //! `{"node": NAME}`, `POST /v1/event` `{"name": ..., "payload": ...}`,
-//! `POST /v1/tags` `{"set": {...}, "delete": [...]}`. Errors are plain
-//! text with a 4xx or 5xx status.
+//! `POST /v1/tags` `{"set": {...}, "delete": [...]}`, and the keyring's:
+//! `GET /v1/keys` (ids only, open like every read), `POST /v1/keys/install`
+//! `{"key": BASE64}` (accepted only from this host, as the key travels in
+//! the clear), `POST /v1/keys/use` `{"id": ID}`, `POST /v1/keys/remove`
+//! `{"id": ID}`. Errors are plain text with a 4xx or 5xx status; none holds
+//! a key.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -19,6 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -31,9 +36,10 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt;
 
+use super::keys;
 use super::state::{AgentState, OpError};
 use crate::meta::NameTags;
-use crate::Member;
+use crate::{InstalledKey, Member};
 
 /// How long `POST /v1/join` waits for a seed to answer.
 const JOIN_WAIT: Duration = Duration::from_secs(10);
@@ -126,6 +132,10 @@ pub fn router(agent: Arc<AgentState>) -> Router {
         .route("/v1/force-leave", post(force_leave))
         .route("/v1/event", post(event))
         .route("/v1/tags", post(tags))
+        .route("/v1/keys", get(list_keys))
+        .route("/v1/keys/install", post(install_key))
+        .route("/v1/keys/use", post(use_key))
+        .route("/v1/keys/remove", post(remove_key))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .with_state(agent)
@@ -137,7 +147,33 @@ pub async fn serve(
     agent: Arc<AgentState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router(agent)).with_graceful_shutdown(shutdown).await
+    let app = router(agent).into_make_service_with_connect_info::<Connection>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// The two ends of a request's connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Connection {
+    /// The agent's end.
+    pub local: Option<SocketAddr>,
+    /// The client's end.
+    pub remote: SocketAddr,
+}
+
+impl Connected<axum::serve::IncomingStream<'_, TcpListener>> for Connection {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        Connection { local: stream.io().local_addr().ok(), remote: *stream.remote_addr() }
+    }
+}
+
+impl Connection {
+    /// Whether the client runs on this host: it came over loopback, or to
+    /// one of this host's addresses from that same address (traffic that
+    /// never leaves the host).
+    pub fn from_this_host(&self) -> bool {
+        let remote = swim_driver::addr::canonical(self.remote).ip();
+        remote.is_loopback() || self.local.is_some_and(|l| swim_driver::addr::canonical(l).ip() == remote)
+    }
 }
 
 impl IntoResponse for OpError {
@@ -204,6 +240,8 @@ async fn local(State(agent): State<Arc<AgentState>>) -> Result<Response, OpError
 async fn info(State(agent): State<Arc<AgentState>>) -> Result<Response, OpError> {
     let me = agent.handle.local_member().await?;
     let stats = agent.handle.stats().await?;
+    let keys = agent.handle.keys().await?;
+    let primary = keys.iter().find(|k| k.primary).map(|k| k.id.to_string());
     let meta = agent.meta().await;
     let c = &agent.config;
     let ms = |d: Duration| d.as_millis() as u64;
@@ -230,6 +268,11 @@ async fn info(State(agent): State<Arc<AgentState>>) -> Result<Response, OpError>
             "gossip_interval_ms": ms(c.gossip_interval),
             "push_pull_interval_ms": ms(c.push_pull_interval),
             "lifeguard": c.lifeguard,
+        },
+        "encryption": {
+            "mode": c.encryption.as_str(),
+            "primary_key": primary,
+            "keys": keys.len(),
         },
         "writes": agent.access.as_str(),
         "version": env!("CARGO_PKG_VERSION"),
@@ -333,11 +376,86 @@ async fn tags(
     Ok(Json(serde_json::json!({ "tags": tags })).into_response())
 }
 
+/// The keyring as `GET /v1/keys` and the key writes answer it.
+fn keyring_json(agent: &AgentState, keys: &[InstalledKey]) -> serde_json::Value {
+    let keys: Vec<serde_json::Value> =
+        keys.iter().map(|k| serde_json::json!({ "id": k.id.to_string(), "primary": k.primary })).collect();
+    serde_json::json!({ "encryption": agent.config.encryption.as_str(), "keys": keys })
+}
+
+/// `GET /v1/keys`: the encryption mode and each key's id, and which one
+/// seals.
+async fn list_keys(State(agent): State<Arc<AgentState>>) -> Result<Response, OpError> {
+    let keys = agent.handle.keys().await?;
+    Ok(Json(keyring_json(&agent, &keys)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyBody {
+    key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdBody {
+    id: String,
+}
+
+/// The key id of a request body, without repeating what was sent.
+fn key_id(text: &str) -> Result<swim_core::KeyId, OpError> {
+    keys::parse_id(text).ok_or_else(|| {
+        OpError::BadRequest("invalid `id`: give a key id, eight hex digits (`swim keys list` shows them)".to_owned())
+    })
+}
+
+/// `POST /v1/keys/install {"key": BASE64}`: open datagrams sealed with it
+/// from now on. Only from this host: the key is in the request, in the clear.
+async fn install_key(
+    State(agent): State<Arc<AgentState>>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
+    Write(KeyBody { key }): Write<KeyBody>,
+) -> Result<Response, OpError> {
+    if !connection.from_this_host() {
+        return Err(OpError::Forbidden(
+            "keys are installed only from the agent's own host: HTTP carries them in the clear".to_owned(),
+        ));
+    }
+    let key = keys::parse_key(&key).map_err(|problem| OpError::BadRequest(format!("invalid `key`: {problem}")))?;
+    let id = agent.handle.install_key(key).await?;
+    let keys = agent.handle.keys().await?;
+    let mut answer = keyring_json(&agent, &keys);
+    answer["installed"] = id.to_string().into();
+    Ok(Json(answer).into_response())
+}
+
+/// `POST /v1/keys/use {"id": ID}`: seal with that installed key from now on.
+async fn use_key(
+    State(agent): State<Arc<AgentState>>,
+    Write(IdBody { id }): Write<IdBody>,
+) -> Result<Response, OpError> {
+    agent.handle.use_key(key_id(&id)?).await?;
+    let keys = agent.handle.keys().await?;
+    Ok(Json(keyring_json(&agent, &keys)).into_response())
+}
+
+/// `POST /v1/keys/remove {"id": ID}`: forget that key (not the primary).
+async fn remove_key(
+    State(agent): State<Arc<AgentState>>,
+    Write(IdBody { id }): Write<IdBody>,
+) -> Result<Response, OpError> {
+    agent.handle.remove_key(key_id(&id)?).await?;
+    let keys = agent.handle.keys().await?;
+    Ok(Json(keyring_json(&agent, &keys)).into_response())
+}
+
 async fn metrics(State(agent): State<Arc<AgentState>>) -> Result<Response, OpError> {
     let stats = agent.handle.stats().await?;
+    let keys = agent.handle.keys().await?;
+    let keyring = super::metrics::Keyring { encryption: agent.config.encryption, keys: &keys };
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        super::metrics::render(&stats, &super::metrics::ProcessStats::read()),
+        super::metrics::render(&stats, &keyring, &super::metrics::ProcessStats::read()),
     )
         .into_response())
 }
@@ -353,6 +471,17 @@ async fn healthz(State(agent): State<Arc<AgentState>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_installed_only_from_this_host() {
+        let c = |local: &str, remote: &str| Connection { local: local.parse().ok(), remote: remote.parse().unwrap() };
+        assert!(c("127.0.0.1:7947", "127.0.0.1:5000").from_this_host());
+        assert!(c("[::1]:7947", "[::1]:5000").from_this_host());
+        assert!(c("10.0.0.1:7947", "10.0.0.1:5000").from_this_host());
+        assert!(c("[::ffff:10.0.0.1]:7947", "[::ffff:10.0.0.1]:5000").from_this_host());
+        assert!(!c("10.0.0.1:7947", "10.0.0.2:5000").from_this_host());
+        assert!(!c("-", "10.0.0.2:5000").from_this_host());
+    }
 
     fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
         q.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()

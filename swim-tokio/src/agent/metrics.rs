@@ -1,12 +1,26 @@
-//! The Prometheus text exposition of a node's [`Stats`] and of the
-//! agent's process (resident memory, CPU seconds, open file descriptors,
-//! in the standard `process_*` names).
+//! The Prometheus text exposition of a node's [`Stats`], of its keyring
+//! (ids only) and of the agent's process (resident memory, CPU seconds,
+//! open file descriptors, in the standard `process_*` names).
 
 use std::fmt::Write;
 
-use swim_core::{RoundTrips, ROUND_TRIP_BOUNDS_MICROS};
+use swim_core::{Encryption, RoundTrips, ROUND_TRIP_BOUNDS_MICROS};
 
-use crate::Stats;
+use crate::{InstalledKey, Stats};
+
+/// How the node's datagrams are sealed, for the exposition.
+#[derive(Debug, Clone, Copy)]
+pub struct Keyring<'a> {
+    /// The encryption mode.
+    pub encryption: Encryption,
+    /// The installed keys by id.
+    pub keys: &'a [InstalledKey],
+}
+
+impl Keyring<'_> {
+    /// A node without keys.
+    pub const PLAINTEXT: Keyring<'static> = Keyring { encryption: Encryption::Off, keys: &[] };
+}
 
 /// What the agent's process uses, read from the operating system.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -34,8 +48,9 @@ impl ProcessStats {
     }
 }
 
-/// Render `stats` and `process` in the Prometheus text format (version 0.0.4).
-pub fn render(stats: &Stats, process: &ProcessStats) -> String {
+/// Render `stats`, `keyring` and `process` in the Prometheus text format
+/// (version 0.0.4).
+pub fn render(stats: &Stats, keyring: &Keyring<'_>, process: &ProcessStats) -> String {
     let mut out = String::with_capacity(8192);
     let _ = writeln!(out, "# HELP swim_build_info The agent's version; always 1.");
     let _ = writeln!(out, "# TYPE swim_build_info gauge");
@@ -98,8 +113,33 @@ pub fn render(stats: &Stats, process: &ProcessStats) -> String {
             ("reason=\"too_large\"", r.too_large),
             ("reason=\"unknown_message\"", r.unknown_message),
             ("reason=\"from_self\"", r.from_self),
+            ("reason=\"extra_primary\"", r.extra_primary),
+            ("reason=\"plaintext_refused\"", r.plaintext_refused),
+            ("reason=\"sealed_unexpected\"", r.sealed_unexpected),
+            ("reason=\"unknown_key\"", r.unknown_key),
+            ("reason=\"bad_tag\"", r.bad_tag),
+            ("reason=\"replayed\"", r.replayed),
+            ("reason=\"rate_limited\"", r.rate_limited),
+            ("reason=\"rate_limited_total\"", r.rate_limited_total),
         ],
     );
+    let _ =
+        writeln!(out, "# HELP swim_encryption_info How datagrams are sealed (off, accept, seal, require); always 1.");
+    let _ = writeln!(out, "# TYPE swim_encryption_info gauge");
+    let _ = writeln!(out, "swim_encryption_info{{mode=\"{}\"}} 1", keyring.encryption.as_str());
+    family(
+        &mut out,
+        "swim_keys",
+        "gauge",
+        "Keys installed in the keyring (every one opens datagrams).",
+        &[("", keyring.keys.len() as u64)],
+    );
+    if let Some(primary) = keyring.keys.iter().find(|k| k.primary) {
+        let _ =
+            writeln!(out, "# HELP swim_primary_key_info The id of the key that seals this node's datagrams; always 1.");
+        let _ = writeln!(out, "# TYPE swim_primary_key_info gauge");
+        let _ = writeln!(out, "swim_primary_key_info{{id=\"{}\"}} 1", primary.id);
+    }
     family(
         &mut out,
         "swim_local_health",
@@ -188,7 +228,7 @@ mod tests {
         stats.members.alive = 3;
         stats.core.rejected.bad_checksum = 2;
         let process = ProcessStats { resident_memory_bytes: Some(2048), cpu_seconds: Some(0.25), open_fds: Some(9) };
-        let text = render(&stats, &process);
+        let text = render(&stats, &Keyring::PLAINTEXT, &process);
         assert!(text.contains("swim_members{state=\"alive\"} 3\n"));
         assert!(text.contains("process_resident_memory_bytes 2048\n"));
         assert!(text.contains("process_cpu_seconds_total 0.25\n"));
@@ -215,6 +255,62 @@ mod tests {
     }
 
     #[test]
+    fn every_refusal_reason_is_a_sample_and_the_keyring_shows_ids_only() {
+        let mut stats = Stats::default();
+        // Fails to compile when the core counts a reason this does not list.
+        macro_rules! every_reason {
+            ($($reason:ident),*) => {{
+                let swim_core::Rejections { $($reason),* } = &mut stats.core.rejected;
+                [$($reason),*]
+            }};
+        }
+        let all = every_reason!(
+            too_short,
+            too_long,
+            bad_version,
+            wrong_cluster,
+            bad_checksum,
+            malformed,
+            too_large,
+            unknown_message,
+            from_self,
+            extra_primary,
+            plaintext_refused,
+            sealed_unexpected,
+            unknown_key,
+            bad_tag,
+            replayed,
+            rate_limited,
+            rate_limited_total
+        );
+        let reasons = all.len();
+        for (i, count) in all.into_iter().enumerate() {
+            *count = 1 << i;
+        }
+        let key = swim_core::Key::from_bytes([3; 32]);
+        let keys = [
+            InstalledKey { id: key.id(), primary: true },
+            InstalledKey { id: swim_core::KeyId([0; 4]), primary: false },
+        ];
+        let keyring = Keyring { encryption: Encryption::Require, keys: &keys };
+        let text = render(&stats, &keyring, &ProcessStats::default());
+        let samples: Vec<u64> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("swim_decode_errors_total{reason=\""))
+            .map(|l| l.rsplit_once(' ').unwrap().1.parse().unwrap())
+            .collect();
+        assert_eq!(samples.len(), reasons);
+        assert_eq!(samples.iter().sum::<u64>(), stats.core.rejected.total());
+        assert!(text.contains("swim_decode_errors_total{reason=\"bad_tag\"} 8192\n"), "{text}");
+        assert!(text.contains("swim_decode_errors_total{reason=\"replayed\"} 16384\n"), "{text}");
+        assert!(text.contains("swim_encryption_info{mode=\"require\"} 1\n"));
+        assert!(text.contains("swim_keys 2\n"));
+        assert!(text.contains(&format!("swim_primary_key_info{{id=\"{}\"}} 1\n", key.id())));
+        let plain = render(&Stats::default(), &Keyring::PLAINTEXT, &ProcessStats::default());
+        assert!(plain.contains("swim_keys 0\n") && !plain.contains("swim_primary_key_info"));
+    }
+
+    #[test]
     fn round_trips_are_a_cumulative_histogram_in_seconds() {
         let mut stats = Stats::default();
         let rt = &mut stats.core.probe_round_trips;
@@ -222,7 +318,7 @@ mod tests {
         rt.record(std::time::Duration::from_micros(300));
         rt.record(std::time::Duration::from_micros(500));
         rt.record(std::time::Duration::from_secs(10));
-        let text = render(&stats, &ProcessStats::default());
+        let text = render(&stats, &Keyring::PLAINTEXT, &ProcessStats::default());
         for want in [
             "swim_probe_rtt_seconds_bucket{le=\"0.000128\"} 1\n",
             "swim_probe_rtt_seconds_bucket{le=\"0.000256\"} 1\n",

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 
-use swim_core::{Bytes, CommandError, Config};
+use swim_core::{Bytes, CommandError, Config, KeyError};
 use tokio::sync::{broadcast, mpsc, Mutex};
 
 use super::events::{self, AgentEvent};
@@ -112,6 +112,8 @@ impl From<Error> for OpError {
             Error::JoinTimedOut { .. } => OpError::TimedOut(e.to_string()),
             Error::Rejected(CommandError::UnknownMember) => OpError::NotFound(e.to_string()),
             Error::Rejected(CommandError::NotFailed { .. }) => OpError::Conflict(e.to_string()),
+            Error::Key(KeyError::UnknownKey(_)) => OpError::NotFound(e.to_string()),
+            Error::Key(_) => OpError::Conflict(e.to_string()),
             other => OpError::BadRequest(other.to_string()),
         }
     }

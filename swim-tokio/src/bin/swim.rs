@@ -16,7 +16,7 @@ use clap::Parser;
 use std::io::Write as _;
 
 use serde_json::json;
-use swim_tokio::agent::cli::{AgentArgs, ApiArgs, Cli, Command, MembersArgs};
+use swim_tokio::agent::cli::{AgentArgs, ApiArgs, Cli, Command, KeysAction, MembersArgs};
 use swim_tokio::agent::settings::Settings;
 use swim_tokio::agent::{client, init_logging, keys, run};
 use swim_tokio::meta::parse_tag;
@@ -188,21 +188,88 @@ async fn operate(command: Command) -> ExitCode {
             }
         }
         Command::Keygen => keygen(),
-        Command::Info(args) => match client::get(&args.api.http, "/v1/info").await {
-            Ok(body) if args.json => {
-                println!("{body}");
+        Command::Keys { action } => keys_command(action).await,
+        Command::Info(args) => show(&args.api.http, "/v1/info", args.json, info_text).await,
+    }
+}
+
+/// GET `path` and print the agent's JSON when `json`, else `text` of it.
+async fn show(http: &str, path: &str, json: bool, text: fn(&serde_json::Value) -> String) -> ExitCode {
+    match client::get(http, path).await {
+        Ok(body) if json => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok(body) => match serde_json::from_str::<serde_json::Value>(&body) {
+            Ok(v) => {
+                print!("{}", text(&v));
                 ExitCode::SUCCESS
             }
-            Ok(body) => match serde_json::from_str::<serde_json::Value>(&body) {
-                Ok(info) => {
-                    print!("{}", info_text(&info));
-                    ExitCode::SUCCESS
+            Err(e) => failed(http, e),
+        },
+        Err(e) => failed(http, e),
+    }
+}
+
+/// `swim keys ...`: keys are checked here, and only an id is sent to use
+/// or remove one (a key itself travels only to be installed).
+async fn keys_command(action: KeysAction) -> ExitCode {
+    let named = |text: &str| {
+        keys::id_or_key(text).map_err(|problem| {
+            eprintln!("swim: invalid value for `KEY`: give a key id (eight hex digits) or a key: {problem}");
+            ExitCode::from(2)
+        })
+    };
+    match action {
+        KeysAction::List { api, json } => show(&api.http, "/v1/keys", json, keys_text).await,
+        KeysAction::Install { api, key } => {
+            let text = if key == "-" {
+                let mut line = String::new();
+                if let Err(e) = std::io::stdin().read_line(&mut line) {
+                    eprintln!("swim: cannot read the key from stdin: {e}");
+                    return ExitCode::from(2);
                 }
-                Err(e) => failed(&args.api.http, e),
-            },
-            Err(e) => failed(&args.api.http, e),
+                line
+            } else {
+                key
+            };
+            let key = match keys::parse_key(&text) {
+                Ok(k) => k,
+                Err(problem) => {
+                    eprintln!("swim: invalid value for `KEY`: {problem}");
+                    return ExitCode::from(2);
+                }
+            };
+            let body = json!({ "key": keys::key_text(&key) });
+            write(&api, "/v1/keys/install", body, |_| format!("installed key {}", key.id())).await
+        }
+        KeysAction::Use { api, key } => match named(&key) {
+            Ok(id) => {
+                write(&api, "/v1/keys/use", json!({ "id": id.to_string() }), |_| format!("key {id} now seals")).await
+            }
+            Err(code) => code,
+        },
+        KeysAction::Remove { api, key } => match named(&key) {
+            Ok(id) => {
+                write(&api, "/v1/keys/remove", json!({ "id": id.to_string() }), |_| format!("removed key {id}")).await
+            }
+            Err(code) => code,
         },
     }
+}
+
+/// `swim keys list` as lines: each key's id, the primary marked.
+fn keys_text(v: &serde_json::Value) -> String {
+    let mut out = format!("encryption {}\n", v["encryption"].as_str().unwrap_or(""));
+    for k in v["keys"].as_array().into_iter().flatten() {
+        let id = k["id"].as_str().unwrap_or("");
+        if k["primary"].as_bool() == Some(true) {
+            out.push_str(&format!("{id} primary\n"));
+        } else {
+            out.push_str(&format!("{id}\n"));
+        }
+    }
+    out
 }
 
 /// `key=value` pairs of a JSON object, space separated.
@@ -260,6 +327,7 @@ fn info_text(v: &serde_json::Value) -> String {
         ("tags", pairs(&v["tags"])),
         ("local_health", s(&v["local_health"])),
         ("protocol", pairs(&v["protocol"])),
+        ("encryption", pairs(&v["encryption"])),
         ("writes", s(&v["writes"])),
         ("version", s(&v["version"])),
     ];
