@@ -272,11 +272,12 @@ fn keys_text(v: &serde_json::Value) -> String {
     out
 }
 
-/// `key=value` pairs of a JSON object, space separated.
+/// `key=value` pairs of a JSON object, space separated (nulls left out).
 fn pairs(v: &serde_json::Value) -> String {
     v.as_object()
         .map(|o| {
             o.iter()
+                .filter(|(_, v)| !v.is_null())
                 .map(|(k, v)| match v {
                     serde_json::Value::String(s) => format!("{k}={s}"),
                     other => format!("{k}={other}"),
