@@ -14,7 +14,7 @@ use std::fmt;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsError, OsRng, SeedableRng, TryRngCore};
-use swim_core::{Event, KeyId, Node, Rejected, State};
+use swim_core::{Event, Key, KeyError, KeyId, Node, Rejected, State};
 
 use crate::addr;
 use crate::clock::Clock;
@@ -186,6 +186,24 @@ impl DriverNode {
     /// OS at debug level only.
     pub fn rng_seed(&self) -> RngSeed {
         self.rng_seed
+    }
+
+    /// Install `key` now (see `swim_core::Node::install_key`).
+    pub fn install_key(&mut self, key: &Key) -> Result<KeyId, KeyError> {
+        let now = self.clock.now();
+        self.node.install_key(now, key)
+    }
+
+    /// Seal with the installed key `id` from now on.
+    pub fn use_key(&mut self, id: KeyId) -> Result<(), KeyError> {
+        let now = self.clock.now();
+        self.node.use_key(now, id)
+    }
+
+    /// Remove the installed key `id` (not the primary one).
+    pub fn remove_key(&mut self, id: KeyId) -> Result<(), KeyError> {
+        let now = self.clock.now();
+        self.node.remove_key(now, id)
     }
 
     /// The keyring: each key's id and whether it is the primary one (empty

@@ -223,6 +223,18 @@ impl Driver {
             Command::Stats { reply } => {
                 let _ = reply.send(self.snapshot());
             }
+            Command::InstallKey { key, reply } => {
+                let _ = reply.send(self.node.install_key(&key).map_err(Error::Key));
+            }
+            Command::UseKey { id, reply } => {
+                let _ = reply.send(self.node.use_key(id).map_err(Error::Key));
+            }
+            Command::RemoveKey { id, reply } => {
+                let _ = reply.send(self.node.remove_key(id).map_err(Error::Key));
+            }
+            Command::Keys { reply } => {
+                let _ = reply.send(self.node.keys());
+            }
             // Handled by `on_commands`, which stops the loop.
             Command::Shutdown => {}
         }

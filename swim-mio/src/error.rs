@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use swim_core::CommandError;
+use swim_core::{CommandError, KeyError};
 
 pub use swim_driver::StartError;
 
@@ -21,6 +21,8 @@ pub enum Error {
     /// Called from the node's own thread (an event callback), where waiting
     /// for the node's answer would wait forever.
     FromDriverThread,
+    /// A key command was refused; the keyring is unchanged.
+    Key(KeyError),
 }
 
 impl fmt::Display for Error {
@@ -32,6 +34,7 @@ impl fmt::Display for Error {
             Error::FromDriverThread => {
                 f.write_str("called from the node's own thread, where it cannot wait for itself")
             }
+            Error::Key(e) => write!(f, "key refused: {e}"),
         }
     }
 }

@@ -9,7 +9,8 @@ use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
 
 use mio::Waker;
-use swim_driver::{LeaveOutcome, Member, Options};
+use swim_core::{Key, KeyId};
+use swim_driver::{InstalledKey, LeaveOutcome, Member, Options};
 
 use crate::driver::{self, Sink};
 use crate::error::{Error, StartError};
@@ -33,6 +34,10 @@ pub(crate) enum Command {
     SetMetadata { meta: Vec<u8>, reply: SyncSender<Result<(), Error>> },
     Broadcast { payload: Vec<u8>, reply: SyncSender<Result<(), Error>> },
     Stats { reply: SyncSender<Stats> },
+    InstallKey { key: Key, reply: SyncSender<Result<KeyId, Error>> },
+    UseKey { id: KeyId, reply: SyncSender<Result<(), Error>> },
+    RemoveKey { id: KeyId, reply: SyncSender<Result<(), Error>> },
+    Keys { reply: SyncSender<Vec<InstalledKey>> },
     Shutdown,
 }
 
@@ -208,6 +213,35 @@ impl Handle {
     /// The node's counters, taken now.
     pub fn stats(&self) -> Result<Stats, Error> {
         self.ask(|reply| Command::Stats { reply })
+    }
+
+    /// Add `key` to the keyring: from now on this node opens datagrams
+    /// sealed with it (installing a key already there is a no-op). A
+    /// rotation: install the new key at every member, then
+    /// [`Handle::use_key`] it at every member, then [`Handle::remove_key`]
+    /// the old one at every member. Refused ([`Error::Key`]) on a node
+    /// started without keys or with a full keyring; the keyring is then
+    /// unchanged.
+    pub fn install_key(&self, key: Key) -> Result<KeyId, Error> {
+        self.ask(|reply| Command::InstallKey { key, reply })?
+    }
+
+    /// Seal with the installed key `id` from now on. Refused for a key
+    /// that is not installed.
+    pub fn use_key(&self, id: KeyId) -> Result<(), Error> {
+        self.ask(|reply| Command::UseKey { id, reply })?
+    }
+
+    /// Remove the installed key `id`. Refused for the primary key (make
+    /// another one primary first) and for a key that is not installed.
+    pub fn remove_key(&self, id: KeyId) -> Result<(), Error> {
+        self.ask(|reply| Command::RemoveKey { id, reply })?
+    }
+
+    /// The keyring's key ids, each with whether it is the primary one;
+    /// empty for a node started without keys.
+    pub fn keys(&self) -> Result<Vec<InstalledKey>, Error> {
+        self.ask(|reply| Command::Keys { reply })
     }
 
     /// Stop the node (without leaving: call [`Handle::leave`] first to

@@ -252,21 +252,21 @@ impl Driver {
                 let _ = reply.send(self.snapshot());
             }
             Command::InstallKey { key, reply } => {
-                let installed = self.node.node_mut().install_key(now, &key).map_err(Error::Key);
+                let installed = self.node.install_key(&key).map_err(Error::Key);
                 if let Ok(id) = installed {
                     info!(key = %id, "key installed");
                 }
                 let _ = reply.send(installed);
             }
             Command::UseKey { id, reply } => {
-                let used = self.node.node_mut().use_key(now, id).map_err(Error::Key);
+                let used = self.node.use_key(id).map_err(Error::Key);
                 if used.is_ok() {
                     info!(key = %id, "key now primary: it seals every datagram");
                 }
                 let _ = reply.send(used);
             }
             Command::RemoveKey { id, reply } => {
-                let removed = self.node.node_mut().remove_key(now, id).map_err(Error::Key);
+                let removed = self.node.remove_key(id).map_err(Error::Key);
                 if removed.is_ok() {
                     info!(key = %id, "key removed");
                 }
