@@ -33,7 +33,7 @@ pub enum Command {
     Tags(TagsArgs),
     /// Stream a running agent's membership and user events as they happen.
     Monitor(MonitorArgs),
-    /// Show a running agent: name, address, incarnation, members by state, protocol, version.
+    /// Show a running agent: name, address, incarnation, members by state, protocol, encryption, version.
     Info(InfoArgs),
     /// Print a new random cluster key (base64), for `swim agent --key` or a key file.
     Keygen,
@@ -64,7 +64,7 @@ pub enum KeysAction {
         #[command(flatten)]
         api: ApiArgs,
         /// The key, base64 (from `swim keygen`); `-` reads it from stdin, out of the process list.
-        key: String,
+        key: KeyText,
     },
     /// Seal with an installed key from now on.
     Use {
@@ -207,6 +207,36 @@ impl Profile {
     }
 }
 
+/// A key's text as given on the command line, checked later; its `Debug`
+/// hides it, so printing the arguments cannot leak a key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyText(pub String);
+
+impl std::str::FromStr for KeyText {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(KeyText(s.to_owned()))
+    }
+}
+
+impl From<String> for KeyText {
+    fn from(s: String) -> Self {
+        KeyText(s)
+    }
+}
+
+impl AsRef<str> for KeyText {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyText({} characters)", self.0.len())
+    }
+}
+
 /// How an agent treats encryption: the steps of a migration from
 /// plaintext, one rolling restart each (`off` → `accept` → `seal` →
 /// `require`).
@@ -276,7 +306,7 @@ pub struct AgentArgs {
     /// seals, every one opens. Visible to local users in the process list:
     /// prefer --key-file.
     #[arg(long, value_name = "KEY")]
-    pub key: Vec<String>,
+    pub key: Vec<KeyText>,
     /// A file of cluster keys, one base64 key per line, the first sealing;
     /// it must not be readable by other users.
     #[arg(long, value_name = "FILE", conflicts_with = "key")]
@@ -365,6 +395,8 @@ mod tests {
         let cli = Cli::try_parse_from(["swim", "agent", "--key", "A", "--key", "B", "--encryption", "seal"]).unwrap();
         let Command::Agent(args) = cli.command else { panic!("not agent") };
         assert_eq!((args.key.len(), args.encryption, args.insecure_plaintext), (2, Some(EncryptionMode::Seal), false));
+        assert_eq!(args.key[1].as_ref(), "B");
+        assert!(!format!("{args:?}").contains("\"B\""), "{args:?}");
         let e = Cli::try_parse_from(["swim", "agent", "--encryption", "on"]).unwrap_err().to_string();
         assert!(e.contains("--encryption") && e.contains("off, accept, seal, require"), "{e}");
         assert!(Cli::try_parse_from(["swim", "agent", "--key", "A", "--key-file", "f"]).is_err());

@@ -431,11 +431,11 @@ pub fn read_token(path: &Path) -> Result<String, SettingsError> {
 }
 
 /// The keys of `texts` (`key` names the flag or file key in errors).
-fn parse_keys(key: &'static str, texts: &[String]) -> Result<Vec<Key>, SettingsError> {
+fn parse_keys<T: AsRef<str>>(key: &'static str, texts: &[T]) -> Result<Vec<Key>, SettingsError> {
     texts
         .iter()
         .enumerate()
-        .map(|(i, t)| keys::parse_key(t).map_err(|problem| SettingsError::Key { key, entry: i + 1, problem }))
+        .map(|(i, t)| keys::parse_key(t.as_ref()).map_err(|problem| SettingsError::Key { key, entry: i + 1, problem }))
         .collect()
 }
 
@@ -869,7 +869,7 @@ mod tests {
         assert_eq!(s.keys, vec![Key::from_bytes([1; 32]), Key::from_bytes([2; 32])]);
         assert_eq!(s.config.encryption, Encryption::Require);
         // One string is one key; the command line's keys win.
-        let args = AgentArgs { key: vec![k2.clone()], ..AgentArgs::default() };
+        let args = AgentArgs { key: vec![k2.clone().into()], ..AgentArgs::default() };
         let s = merge(&args, &format!("{LOOPBACK}keys = \"{k1}\"\nencryption = \"seal\"\n")).unwrap();
         assert_eq!((s.keys.len(), s.config.encryption), (1, Encryption::Seal));
         assert_eq!(s.keys[0], Key::from_bytes([2; 32]));
@@ -900,7 +900,7 @@ mod tests {
 
     #[test]
     fn bad_keys_are_refused_naming_the_field_without_showing_the_key() {
-        let args = AgentArgs { key: vec![key_text(1), "c2hvcnQ=".into()], ..AgentArgs::default() };
+        let args = AgentArgs { key: vec![key_text(1).into(), "c2hvcnQ=".to_owned().into()], ..AgentArgs::default() };
         let e = merge(&args, LOOPBACK).unwrap_err().to_string();
         assert_eq!(
             e,
@@ -916,7 +916,7 @@ mod tests {
         assert!(e.starts_with("in test.toml, line 1: ") && !e.contains(secret), "{e}");
         let e = merge(&AgentArgs::default(), &format!("key = \"{secret}\"\n")).unwrap_err().to_string();
         assert!(e.contains("unknown field `key`") && !e.contains(secret), "{e}");
-        let nine: Vec<String> = (1..=9).map(key_text).collect();
+        let nine = (1..=9).map(|b| key_text(b).into()).collect();
         let e = merge(&AgentArgs { key: nine, ..AgentArgs::default() }, LOOPBACK).unwrap_err().to_string();
         assert_eq!(e, "invalid value for `--key`: 9 keys, at most 8");
         let e = merge(&AgentArgs::default(), &format!("{LOOPBACK}key_file = \"/no/such/swim-keys\"\n"))
@@ -930,7 +930,7 @@ mod tests {
         let args = AgentArgs { encryption: Some(EncryptionMode::Require), ..AgentArgs::default() };
         let e = merge(&args, LOOPBACK).unwrap_err().to_string();
         assert!(e.starts_with("invalid value for `--encryption`: `require` needs at least one key"), "{e}");
-        let args = AgentArgs { key: vec![key_text(1)], ..AgentArgs::default() };
+        let args = AgentArgs { key: vec![key_text(1).into()], ..AgentArgs::default() };
         let e = merge(&args, &format!("{LOOPBACK}encryption = \"off\"\n")).unwrap_err().to_string();
         assert!(e.starts_with("in test.toml: invalid value for `encryption`: `off` with keys given"), "{e}");
         let e = merge(&AgentArgs::default(), &format!("{LOOPBACK}encryption = \"on\"\n")).unwrap_err().to_string();
@@ -958,7 +958,7 @@ mod tests {
         let s = merge(&AgentArgs { insecure_plaintext: true, ..args.clone() }, "").unwrap();
         assert!(s.insecure_plaintext && s.config.encryption == Encryption::Off);
         merge(&args, "insecure_plaintext = true\n").unwrap();
-        merge(&AgentArgs { key: vec![key_text(1)], ..args }, "").unwrap();
+        merge(&AgentArgs { key: vec![key_text(1).into()], ..args }, "").unwrap();
     }
 
     #[test]

@@ -223,7 +223,7 @@ async fn keys_command(action: KeysAction) -> ExitCode {
     match action {
         KeysAction::List { api, json } => show(&api.http, "/v1/keys", json, keys_text).await,
         KeysAction::Install { api, key } => {
-            let text = if key == "-" {
+            let text = if key.as_ref() == "-" {
                 let mut line = String::new();
                 if let Err(e) = std::io::stdin().read_line(&mut line) {
                     eprintln!("swim: cannot read the key from stdin: {e}");
@@ -231,7 +231,7 @@ async fn keys_command(action: KeysAction) -> ExitCode {
                 }
                 line
             } else {
-                key
+                key.0
             };
             let key = match keys::parse_key(&text) {
                 Ok(k) => k,
