@@ -133,6 +133,33 @@ pub struct ProtocolFile {
     pub broadcast_dedup_window: Option<usize>,
     pub label: Option<String>,
     pub lifeguard: Option<bool>,
+    pub inbound_per_source: Option<RateFile>,
+    pub inbound_total: Option<RateFile>,
+    pub inbound_source_slots: Option<usize>,
+}
+
+/// An inbound budget, `[protocol.inbound_per_source]` or
+/// `[protocol.inbound_total]`: units a second and the largest burst (a
+/// datagram costs 1, a ping request 4, a digest 8, a full-state request
+/// 16); `per_second = 0` turns it off.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateFile {
+    /// `Rate::per_second`.
+    pub per_second: Option<u32>,
+    /// `Rate::burst`.
+    pub burst: Option<u32>,
+}
+
+impl RateFile {
+    fn apply(&self, rate: &mut swim_core::Rate) {
+        if let Some(v) = self.per_second {
+            rate.per_second = v;
+        }
+        if let Some(v) = self.burst {
+            rate.burst = v;
+        }
+    }
 }
 
 /// `Config` fields that are durations: their file keys end in `_ms`.
@@ -197,6 +224,13 @@ impl ProtocolFile {
             c.label = Bytes::copy_from_slice(label.as_bytes());
         }
         set(self.lifeguard, &mut c.lifeguard);
+        if let Some(r) = &self.inbound_per_source {
+            r.apply(&mut c.inbound_per_source);
+        }
+        if let Some(r) = &self.inbound_total {
+            r.apply(&mut c.inbound_total);
+        }
+        set(self.inbound_source_slots, &mut c.inbound_source_slots);
     }
 }
 
@@ -763,6 +797,14 @@ mod tests {
         let e = merge(&AgentArgs::default(), "[protocol]\nmax_members = 0\n").unwrap_err().to_string();
         assert!(e.contains("`protocol.max_members`"), "{e}");
 
+        let e = merge(&AgentArgs::default(), "[protocol.inbound_total]\nburst = 1\n").unwrap_err().to_string();
+        assert!(
+            e.starts_with("in test.toml: invalid value for `protocol.inbound_total.burst`: must be at least"),
+            "{e}"
+        );
+        let e = merge(&AgentArgs::default(), "[protocol.inbound_total]\nbursts = 1\n").unwrap_err().to_string();
+        assert!(e.contains("unknown field `bursts`"), "{e}");
+
         let e = merge(&AgentArgs::default(), "profile = \"moon\"\n").unwrap_err().to_string();
         assert!(e.contains("profile"), "{e}");
     }
@@ -849,6 +891,13 @@ mod tests {
             inbound_total: _,
             inbound_source_slots: _,
         } = Config::lan();
+        let text = "bind = \"127.0.0.1:1\"\n[protocol]\ninbound_source_slots = 64\n\
+                    [protocol.inbound_per_source]\nper_second = 10\nburst = 40\n\
+                    [protocol.inbound_total]\nper_second = 0\n";
+        let c = merge(&AgentArgs::default(), text).unwrap().config;
+        assert_eq!(c.inbound_per_source, swim_core::Rate { per_second: 10, burst: 40 });
+        assert_eq!(c.inbound_total, swim_core::Rate { per_second: 0, ..Config::lan().inbound_total });
+        assert_eq!(c.inbound_source_slots, 64);
         let key = keys::key_text(&Key::from_bytes([5; 32]));
         for mode in [Encryption::Accept, Encryption::Seal, Encryption::Require] {
             let text = format!("bind = \"127.0.0.1:1\"\nkeys = [\"{key}\"]\nencryption = \"{}\"\n", mode.as_str());
