@@ -34,6 +34,12 @@
 //! bounded broadcast channel (a slow subscriber lags, the protocol never
 //! waits), and waiting out a graceful leave.
 //!
+//! With [`Options::keys`] (and `Config::encryption` other than `Off`) the
+//! node seals every datagram under the first key and opens with every key;
+//! [`Handle::install_key`], [`Handle::use_key`] and [`Handle::remove_key`]
+//! rotate them at runtime. The node's RNG is ChaCha20, seeded with 32 bytes
+//! from the OS (its nonces must never repeat).
+//!
 //! Member names and tags in the form the `swim` agent shows them are read
 //! and written with [`meta::NameTags`]. With the default `agent` feature
 //! the crate also holds the `swim` agent binary's parts in [`agent`].

@@ -852,6 +852,12 @@ mod tests {
         assert_eq!(old.needs_restart(&new), vec!["http"]);
         let new = merge(&args, "profile = \"local\"\n").unwrap();
         assert_eq!(old.needs_restart(&new), vec!["profile / [protocol]"]);
+        let key = keys::key_text(&Key::from_bytes([7; 32]));
+        let new = merge(&args, &format!("keys = [\"{key}\"]\n[meta]\nrole = \"web\"\n")).unwrap();
+        assert_eq!(
+            old.needs_restart(&new),
+            vec!["keys / key_file (`swim keys` changes them at runtime)", "encryption"]
+        );
     }
 
     #[test]
