@@ -10,7 +10,7 @@ use core::fmt;
 use core::time::Duration;
 
 use crate::seal::Encryption;
-use crate::wire::MAX_LABEL_LEN;
+use crate::wire::{DecodeError, NoRoom, Reader, Writer, MAX_LABEL_LEN};
 
 /// Every tunable of a node. Start from [`Config::lan`], [`Config::wan`] or
 /// [`Config::local`] and change fields; [`Config::validate`] (called by
@@ -302,6 +302,107 @@ impl Config {
     }
 }
 
+/// Version of [`Config::encode`]'s layout: bumped whenever a field is added,
+/// removed or reordered.
+pub const CONFIG_ENCODING_VERSION: u8 = 1;
+
+impl Config {
+    /// A canonical encoding of every field, for logs that must rebuild the
+    /// node exactly (a recording's header): the layout version, then each
+    /// field in declaration order: durations as varint nanoseconds, counts
+    /// as varints, the label with a varint length, `encryption` as a byte
+    /// (0 off, 1 accept, 2 seal, 3 require), `lifeguard` as 0 or 1, each
+    /// [`Rate`] as two varints (per second, burst).
+    pub fn encode(&self, w: &mut Writer<'_>) -> Result<(), NoRoom> {
+        w.u8(CONFIG_ENCODING_VERSION)?;
+        w.varint(crate::time::duration_nanos(self.probe_interval))?;
+        w.varint(crate::time::duration_nanos(self.probe_timeout))?;
+        w.varint(u64::from(self.indirect_checks))?;
+        w.varint(u64::from(self.retransmit_mult))?;
+        w.varint(u64::from(self.suspicion_mult))?;
+        w.varint(u64::from(self.suspicion_max_timeout_mult))?;
+        w.varint(u64::from(self.awareness_max_multiplier))?;
+        w.varint(crate::time::duration_nanos(self.gossip_interval))?;
+        w.varint(u64::from(self.gossip_nodes))?;
+        w.varint(crate::time::duration_nanos(self.push_pull_interval))?;
+        w.varint(crate::time::duration_nanos(self.tombstone_timeout))?;
+        w.varint(crate::time::duration_nanos(self.join_retry_interval))?;
+        w.varint(crate::time::duration_nanos(self.join_retry_max_interval))?;
+        w.varint(self.max_datagram_size as u64)?;
+        w.varint(self.max_metadata_len as u64)?;
+        w.varint(self.max_broadcast_len as u64)?;
+        w.varint(self.max_members as u64)?;
+        w.varint(self.max_tombstones as u64)?;
+        w.varint(self.max_gossip_queue as u64)?;
+        w.varint(self.max_pending_transmits as u64)?;
+        w.varint(self.max_pending_events as u64)?;
+        w.varint(self.max_relays as u64)?;
+        w.varint(self.max_push_pull_sends as u64)?;
+        w.varint(self.max_seeds as u64)?;
+        w.varint(self.broadcast_dedup_window as u64)?;
+        w.bytes_with_len(&self.label)?;
+        w.u8(self.encryption as u8)?;
+        w.u8(u8::from(self.lifeguard))?;
+        w.varint(u64::from(self.inbound_per_source.per_second))?;
+        w.varint(u64::from(self.inbound_per_source.burst))?;
+        w.varint(u64::from(self.inbound_total.per_second))?;
+        w.varint(u64::from(self.inbound_total.burst))?;
+        w.varint(self.inbound_source_slots as u64)?;
+        Ok(())
+    }
+
+    /// Read [`Config::encode`]'s form. The result is not validated: call
+    /// [`Config::validate`] (a node does when built).
+    pub fn decode(r: &mut Reader<'_>) -> Result<Config, DecodeError> {
+        if r.u8()? != CONFIG_ENCODING_VERSION {
+            return Err(DecodeError::BadValue);
+        }
+        Ok(Config {
+            probe_interval: Duration::from_nanos(r.varint()?),
+            probe_timeout: Duration::from_nanos(r.varint()?),
+            indirect_checks: r.varint_u32()?,
+            retransmit_mult: r.varint_u32()?,
+            suspicion_mult: r.varint_u32()?,
+            suspicion_max_timeout_mult: r.varint_u32()?,
+            awareness_max_multiplier: r.varint_u32()?,
+            gossip_interval: Duration::from_nanos(r.varint()?),
+            gossip_nodes: r.varint_u32()?,
+            push_pull_interval: Duration::from_nanos(r.varint()?),
+            tombstone_timeout: Duration::from_nanos(r.varint()?),
+            join_retry_interval: Duration::from_nanos(r.varint()?),
+            join_retry_max_interval: Duration::from_nanos(r.varint()?),
+            max_datagram_size: usize::try_from(r.varint()?).map_err(|_| DecodeError::VarintOverflow)?,
+            max_metadata_len: usize::try_from(r.varint()?).map_err(|_| DecodeError::VarintOverflow)?,
+            max_broadcast_len: usize::try_from(r.varint()?).map_err(|_| DecodeError::VarintOverflow)?,
+            max_members: usize::try_from(r.varint()?).map_err(|_| DecodeError::VarintOverflow)?,
+            max_tombstones: usize::try_from(r.varint()?).map_err(|_| DecodeError::VarintOverflow)?,
+            max_gossip_queue: usize::try_from(r.varint()?).map_err(|_| DecodeError::VarintOverflow)?,
+            max_pending_transmits: usize::try_from(r.varint()?).map_err(|_| DecodeError::VarintOverflow)?,
+            max_pending_events: usize::try_from(r.varint()?).map_err(|_| DecodeError::VarintOverflow)?,
+            max_relays: usize::try_from(r.varint()?).map_err(|_| DecodeError::VarintOverflow)?,
+            max_push_pull_sends: usize::try_from(r.varint()?).map_err(|_| DecodeError::VarintOverflow)?,
+            max_seeds: usize::try_from(r.varint()?).map_err(|_| DecodeError::VarintOverflow)?,
+            broadcast_dedup_window: usize::try_from(r.varint()?).map_err(|_| DecodeError::VarintOverflow)?,
+            label: Bytes::copy_from_slice(r.bytes_with_len(MAX_LABEL_LEN)?),
+            encryption: match r.u8()? {
+                0 => Encryption::Off,
+                1 => Encryption::Accept,
+                2 => Encryption::Seal,
+                3 => Encryption::Require,
+                _ => return Err(DecodeError::BadValue),
+            },
+            lifeguard: match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(DecodeError::BadValue),
+            },
+            inbound_per_source: Rate { per_second: r.varint_u32()?, burst: r.varint_u32()? },
+            inbound_total: Rate { per_second: r.varint_u32()?, burst: r.varint_u32()? },
+            inbound_source_slots: usize::try_from(r.varint()?).map_err(|_| DecodeError::VarintOverflow)?,
+        })
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config::lan()
@@ -376,6 +477,30 @@ impl core::error::Error for ConfigError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_canonical_encoding_round_trips_and_refuses_what_is_not_it() {
+        let mut custom = Config::wan();
+        custom.label = Bytes::from_static(b"prod-eu");
+        custom.encryption = Encryption::Seal;
+        custom.lifeguard = false;
+        custom.inbound_total = Rate { per_second: 7, burst: 99 };
+        for c in [Config::lan(), Config::local(), custom] {
+            let mut buf = [0u8; 512];
+            let mut w = Writer::new(&mut buf);
+            c.encode(&mut w).unwrap();
+            let n = w.len();
+            let mut r = Reader::new(&buf[..n]);
+            assert_eq!(Config::decode(&mut r).unwrap(), c);
+            assert!(r.is_empty());
+            for cut in 0..n {
+                assert!(Config::decode(&mut Reader::new(&buf[..cut])).is_err(), "cut at {cut} decoded");
+            }
+            let mut other = buf;
+            other[0] = CONFIG_ENCODING_VERSION + 1;
+            assert!(Config::decode(&mut Reader::new(&other[..n])).is_err());
+        }
+    }
 
     /// One preset's protocol values, in memberlist's terms.
     #[derive(Debug, PartialEq, Eq)]

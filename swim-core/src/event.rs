@@ -2,7 +2,9 @@
 
 use bytes::Bytes;
 
+use crate::addr::Address;
 use crate::member::State;
+use crate::wire::{NoRoom, Writer};
 
 /// A member as an event or a snapshot reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +81,68 @@ impl<A> Event<A> {
             Event::Left(_) => "left",
             Event::Broadcast { .. } => "broadcast",
             Event::Conflict { .. } => "conflict",
+        }
+    }
+}
+
+impl<A: Address> Event<A> {
+    /// The canonical encoding of an event, for logs and digests: a kind
+    /// byte (0 joined, 1 updated, 2 suspected, 3 alive, 4 failed, 5 left,
+    /// 6 broadcast, 7 conflict), then for a member event the address (wire
+    /// form), the state byte (0 alive .. 3 left), the incarnation (4 bytes,
+    /// big-endian) and the metadata (4-byte length, bytes); for a broadcast
+    /// the sender and the payload (4-byte length, bytes); for a conflict the
+    /// address, the other instance and the incarnation (4 bytes each).
+    pub fn encode(&self, w: &mut Writer<'_>) -> Result<(), NoRoom> {
+        let mut result = Ok(());
+        self.walk(&mut |bytes| {
+            if result.is_ok() {
+                result = w.put(bytes);
+            }
+        });
+        result
+    }
+
+    /// Hand the canonical encoding to `out` piece by piece (no allocation).
+    pub(crate) fn walk(&self, out: &mut dyn FnMut(&[u8])) {
+        let addr = |a: &A, out: &mut dyn FnMut(&[u8])| {
+            let mut buf = [0u8; 64];
+            let mut w = Writer::new(&mut buf);
+            if a.encode(&mut w).is_ok() {
+                out(w.written());
+            }
+        };
+        let kind = match self {
+            Event::Joined(_) => 0u8,
+            Event::Updated(_) => 1,
+            Event::Suspected(_) => 2,
+            Event::Alive(_) => 3,
+            Event::Failed(_) => 4,
+            Event::Left(_) => 5,
+            Event::Broadcast { .. } => 6,
+            Event::Conflict { .. } => 7,
+        };
+        out(&[kind]);
+        match self {
+            Event::Broadcast { from, payload } => {
+                addr(from, out);
+                out(&(payload.len() as u32).to_be_bytes());
+                out(payload);
+            }
+            Event::Conflict { addr: a, other_instance, incarnation } => {
+                addr(a, out);
+                out(&other_instance.to_be_bytes());
+                out(&incarnation.to_be_bytes());
+            }
+            _ => {
+                if let Some(m) = self.member() {
+                    addr(&m.addr, out);
+                    out(&[m.state as u8]);
+                    out(&m.incarnation.to_be_bytes());
+                    out(&(m.meta.len() as u32).to_be_bytes());
+                    out(&m.meta);
+                }
+            }
         }
     }
 }

@@ -53,6 +53,20 @@
 //! }
 //! ```
 //!
+//! ## Steps, recording and replay
+//!
+//! Every input is also an [`Input`], taken by [`Node::handle`]: a run is the
+//! sequence of `(now, Input)` it was fed, drained after each one with a buffer
+//! of one fixed size. A node told to [`Node::record_outputs`] folds every
+//! datagram and event it outputs into a digest, taken after each step with
+//! [`Node::take_output_digest`]; the same inputs into a node built from the same
+//! RNG seed give the same digest at every step. A sealed node's recorder keeps
+//! each sealed datagram as it opened ([`Node::last_opened`]: key id, sender,
+//! counter and messages) or the reason it was refused, and keys by id: a node
+//! built with [`Node::replaying`] takes those records
+//! ([`Node::handle_recorded_sealed`]) and reproduces the digests without the
+//! keys, so a recording holds no key material.
+//!
 //! ## Guarantees
 //!
 //! - No input can make a node panic: any bytes, address, time or command order.
@@ -132,7 +146,7 @@ pub use budget::Exhausted;
 pub use config::{Config, ConfigError, Problem, Rate, MAX_DATAGRAM_SIZE, MIN_DATAGRAM_SIZE};
 pub use event::{Event, Member};
 pub use member::{incarnation_newer, Claim, State};
-pub use node::{CommandError, MemberRef, Node, Rejected, Transmit};
+pub use node::{CommandError, Input, MemberRef, Node, Opened, Outcome, Rejected, SealedRecord, Transmit};
 pub use seal::{Encryption, Key, KeyError, KeyId, SealError};
 pub use stats::{ByKind, Rejections, RoundTrips, Stats, ROUND_TRIP_BOUNDS_MICROS};
 pub use time::Instant;

@@ -49,17 +49,18 @@ pub const SEAL_OVERHEAD: usize = SEALED_HEADER_AFTER_LABEL + TAG_LEN - crate::wi
 /// downtime, and plaintext. Change it across a cluster one step at a time,
 /// each step a rolling restart: `Off` → `Accept` → `Seal` → `Require`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
 pub enum Encryption {
     /// Plaintext only: no keys; sealed datagrams are refused.
     #[default]
-    Off,
+    Off = 0,
     /// Send plaintext, accept both (step 1: every node learns to open).
-    Accept,
+    Accept = 1,
     /// Seal everything, accept both (step 2: nodes still at step 1 are
     /// heard, and they can open what this node sends).
-    Seal,
+    Seal = 2,
     /// Seal everything, refuse plaintext (step 3, the goal).
-    Require,
+    Require = 3,
 }
 
 impl Encryption {
@@ -154,6 +155,10 @@ pub enum KeyError {
     /// The node was built without keys ([`crate::Node::with_keys`] builds
     /// one with them).
     NoKeyring,
+    /// A replaying node holds key ids only: it installs keys by id.
+    ReplayKeyring,
+    /// Only a replaying node installs a key by its id alone.
+    NotReplaying,
 }
 
 impl fmt::Display for KeyError {
@@ -165,6 +170,8 @@ impl fmt::Display for KeyError {
             }
             KeyError::KeyringFull => write!(f, "the keyring already holds {MAX_KEYS} keys"),
             KeyError::NoKeyring => f.write_str("this node was started without encryption keys"),
+            KeyError::ReplayKeyring => f.write_str("a replaying node holds key ids only, not keys"),
+            KeyError::NotReplaying => f.write_str("only a replaying node installs a key by its id"),
         }
     }
 }
@@ -243,16 +250,18 @@ pub fn parse_sealed<'a>(datagram: &'a [u8], label: &[u8]) -> Result<SealedHeader
     Ok(SealedHeader { key, sender, counter, aad, nonce, ciphertext, tag })
 }
 
-/// One installed key, ready to seal and open.
+/// One installed key, ready to seal and open; in a replay, only its id.
 struct Installed {
     id: KeyId,
-    cipher: XChaCha20Poly1305,
+    cipher: Option<XChaCha20Poly1305>,
 }
 
 /// The keys a node seals with (the primary) and opens with (all).
 pub(crate) struct Keyring {
     keys: Vec<Installed>,
     primary: KeyId,
+    /// Ids only ([`Keyring::replaying`]).
+    replay: bool,
 }
 
 impl fmt::Debug for Keyring {
@@ -268,7 +277,7 @@ impl Keyring {
     /// A keyring of `keys`, the first primary; `None` if there are none.
     pub fn new(keys: &[Key]) -> Result<Self, KeyError> {
         let first = keys.first().ok_or(KeyError::NoKeyring)?;
-        let mut ring = Keyring { keys: Vec::with_capacity(MAX_KEYS), primary: first.id() };
+        let mut ring = Keyring { keys: Vec::with_capacity(MAX_KEYS), primary: first.id(), replay: false };
         for key in keys {
             ring.install(key)?;
         }
@@ -283,8 +292,37 @@ impl Keyring {
         if self.keys.len() >= MAX_KEYS {
             return Err(KeyError::KeyringFull);
         }
-        let cipher = XChaCha20Poly1305::new(&key.0.into());
+        if self.replay {
+            return Err(KeyError::ReplayKeyring);
+        }
+        let cipher = Some(XChaCha20Poly1305::new(&key.0.into()));
         self.keys.push(Installed { id, cipher });
+        Ok(id)
+    }
+
+    /// A keyring of ids only, for a replay: it tracks what was installed,
+    /// used and removed, and "seals" nothing (see [`finish`]).
+    pub fn replaying(ids: &[KeyId]) -> Result<Self, KeyError> {
+        let first = *ids.first().ok_or(KeyError::NoKeyring)?;
+        let mut ring = Keyring { keys: Vec::with_capacity(MAX_KEYS), primary: first, replay: true };
+        for &id in ids {
+            ring.install_id(id)?;
+        }
+        Ok(ring)
+    }
+
+    /// Install a key by id: in a replaying keyring only.
+    pub fn install_id(&mut self, id: KeyId) -> Result<KeyId, KeyError> {
+        if !self.replay {
+            return Err(KeyError::NotReplaying);
+        }
+        if self.keys.iter().any(|k| k.id == id) {
+            return Ok(id);
+        }
+        if self.keys.len() >= MAX_KEYS {
+            return Err(KeyError::KeyringFull);
+        }
+        self.keys.push(Installed { id, cipher: None });
         Ok(id)
     }
 
@@ -318,16 +356,24 @@ impl Keyring {
     }
 
     /// Encrypt `body` in place under the primary key; the tag to append.
+    /// A replaying keyring has no key: it zeroes the body and the tag, so a
+    /// replay's datagram has the length of the real one and none of its
+    /// contents (it is digested before, and never sent).
     pub fn seal(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], body: &mut [u8]) -> Option<[u8; TAG_LEN]> {
         let key = self.keys.iter().find(|k| k.id == self.primary)?;
-        let tag = key.cipher.encrypt_inout_detached(&(*nonce).into(), aad, body.into()).ok()?;
+        let Some(cipher) = &key.cipher else {
+            body.fill(0);
+            return Some([0; TAG_LEN]);
+        };
+        let tag = cipher.encrypt_inout_detached(&(*nonce).into(), aad, body.into()).ok()?;
         Some(tag.into())
     }
 
     /// Decrypt a parsed datagram into `out` (as long as its ciphertext).
     pub fn open(&self, sealed: &SealedHeader<'_>, out: &mut [u8]) -> Result<(), SealError> {
         let key = self.keys.iter().find(|k| k.id == sealed.key).ok_or(SealError::UnknownKey(sealed.key))?;
-        open_with(&key.cipher, sealed, out)
+        let cipher = key.cipher.as_ref().ok_or(SealError::BadTag)?;
+        open_with(cipher, sealed, out)
     }
 }
 

@@ -84,7 +84,26 @@ impl Rejections {
             + self.rate_limited_total
     }
 
-    pub(crate) fn count_frame(&mut self, e: FrameError) {
+    /// Count one refusal under its reason.
+    pub(crate) fn count(&mut self, r: crate::node::Rejected) {
+        use crate::node::Rejected;
+        use crate::seal::SealError;
+        match r {
+            Rejected::Frame(e) => self.count_frame(e),
+            Rejected::Malformed(e) => self.count_decode(e),
+            Rejected::FromSelf => self.from_self += 1,
+            Rejected::ExtraPrimary => self.extra_primary += 1,
+            Rejected::Seal(SealError::Plaintext) => self.plaintext_refused += 1,
+            Rejected::Seal(SealError::NoKeys) => self.sealed_unexpected += 1,
+            Rejected::Seal(SealError::UnknownKey(_)) => self.unknown_key += 1,
+            Rejected::Seal(SealError::BadTag) => self.bad_tag += 1,
+            Rejected::Seal(SealError::Replayed) => self.replayed += 1,
+            Rejected::RateLimited(crate::Exhausted::Source) => self.rate_limited += 1,
+            Rejected::RateLimited(crate::Exhausted::Total) => self.rate_limited_total += 1,
+        }
+    }
+
+    fn count_frame(&mut self, e: FrameError) {
         let c = match e {
             FrameError::TooShort => &mut self.too_short,
             FrameError::TooLong => &mut self.too_long,
@@ -95,7 +114,7 @@ impl Rejections {
         *c += 1;
     }
 
-    pub(crate) fn count_decode(&mut self, e: DecodeError) {
+    fn count_decode(&mut self, e: DecodeError) {
         let c = match e {
             DecodeError::TooLong => &mut self.too_large,
             DecodeError::UnknownMessage => &mut self.unknown_message,

@@ -59,7 +59,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 // The digest stands alone: what rides after it is not
                 // state the receiver should compare against it.
                 let written = w.len();
-                let len = self.finish_datagram(buf, written)?;
+                let len = self.finish_datagram(&to, buf, written)?;
                 self.stats.sent.push_pull += 1;
                 self.stats.digests_sent += 1;
                 return Some(self.count_out(to, len));
@@ -84,7 +84,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             return None; // a gossip round whose news ran out: nothing to say
         }
         let len = w.len();
-        let len = self.finish_datagram(buf, len)?;
+        let len = self.finish_datagram(&to, buf, len)?;
         let sent = &mut self.stats.sent;
         match primary {
             Some(Message::Ping { .. }) => sent.ping += 1,
@@ -229,7 +229,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             self.push_pull_sends.pop_front();
         }
         let len = w.len();
-        let len = self.finish_datagram(buf, len)?;
+        let len = self.finish_datagram(&to, buf, len)?;
         self.stats.sent.push_pull += 1;
         Some(self.count_out(to, len))
     }
@@ -268,8 +268,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
         seal::write_header(w, &self.config.label, primary, self.sender_id, self.sealed_sent, &nonce)
     }
 
-    /// Seal (or checksum) the `len` bytes written; the datagram's length.
-    fn finish_datagram(&self, buf: &mut [u8], len: usize) -> Option<usize> {
+    /// Seal (or checksum) the `len` bytes written for `to`; the datagram's
+    /// length. A recording node digests the bytes first, so a replay
+    /// without the keys digests the same.
+    fn finish_datagram(&mut self, to: &A, buf: &mut [u8], len: usize) -> Option<usize> {
+        self.digest_datagram(to, buf.get(..len)?);
         match self.sealing() {
             Some(keys) => seal::finish(keys, buf, self.header_len(), len),
             None => wire::seal_in_place(buf, len),

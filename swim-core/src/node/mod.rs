@@ -7,6 +7,9 @@ mod encode;
 mod membership;
 mod merge;
 mod probe;
+mod step;
+
+pub use step::{Input, Outcome};
 
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
@@ -283,6 +286,42 @@ pub struct Node<A: Address, R: RngCore> {
     open_buf: Vec<u8>,
     /// Datagrams sealed so far: each carries the next count.
     sealed_sent: u64,
+    /// The digest of outputs, when recording ([`Node::record_outputs`]).
+    digest: Option<step::Fnv>,
+    /// What the last sealed datagram opened to (its messages in `open_buf`).
+    opened: Option<OpenedRecord>,
+}
+
+/// The header of the last sealed datagram opened.
+#[derive(Debug, Clone, Copy)]
+struct OpenedRecord {
+    key: KeyId,
+    sender: u64,
+    counter: u64,
+    len: usize,
+}
+
+/// A sealed datagram as it opened: what a recorder keeps of it instead of
+/// its ciphertext (see [`Node::last_opened`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened<'a> {
+    /// The key that sealed it.
+    pub key: KeyId,
+    /// The sending process's id.
+    pub sender: u64,
+    /// The sender's datagram counter.
+    pub counter: u64,
+    /// The messages inside.
+    pub messages: &'a [u8],
+}
+
+/// A recorded sealed datagram, for [`Node::handle_recorded_sealed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedRecord<'a> {
+    /// It opened.
+    Opened(Opened<'a>),
+    /// It was refused, for this reason.
+    Refused(Rejected),
 }
 
 impl<A: Address, R: RngCore + CryptoRng> Node<A, R> {
@@ -386,6 +425,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
             ),
             keys,
             sealed_sent: 0,
+            digest: None,
+            opened: None,
             config,
             rng,
         };
@@ -494,96 +535,138 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
     /// Handle one received datagram.
     ///
-    /// The whole datagram is checked (frame, label, checksum, every message)
-    /// before any of it is applied: a bad datagram returns [`Rejected`],
-    /// bumps a counter and changes nothing else. A driver MUST pass the
-    /// datagram's real source address as `from` and MUST NOT retry rejected
-    /// datagrams.
+    /// The whole datagram is checked (budget, frame, label, checksum or tag,
+    /// every message) before any of it is applied: a bad datagram returns
+    /// [`Rejected`], bumps a counter and changes nothing else. A driver MUST
+    /// pass the datagram's real source address as `from` and MUST NOT retry
+    /// rejected datagrams.
     pub fn handle_datagram(&mut self, now: Instant, from: A, datagram: &[u8]) -> Result<(), Rejected> {
         self.advance(now);
-        self.stats.datagrams_in += 1;
-        self.stats.bytes_in += datagram.len() as u64;
-        if from == self.addr {
-            self.stats.rejected.from_self += 1;
-            return Err(Rejected::FromSelf);
-        }
-        let (first, flags) = wire::peek_primary(datagram);
-        let source = from.hash64();
-        self.spend(source, budget::cost(first, flags))?;
-        if datagram.len() > self.config.max_datagram_size {
-            self.stats.rejected.count_frame(FrameError::TooLong);
-            return Err(Rejected::Frame(FrameError::TooLong));
-        }
+        self.opened = None;
+        let source = self.admit(&from, datagram.len(), wire::peek_primary(datagram))?;
         if datagram.first() == Some(&seal::SEALED_VERSION) {
             // Opened into the node's own buffer, taken out for the call so
             // the messages can borrow it while the node changes.
             let mut opened = core::mem::take(&mut self.open_buf);
-            let result = self.open_sealed(datagram, &mut opened).and_then(|len| {
-                let body = opened.get(..len).unwrap_or(&[]);
-                // What a sealed datagram asks is known once opened: the
-                // rest of its cost now.
-                let extra = budget::cost(body.first().copied(), body.get(1).copied()) - 1;
-                if extra > 0 {
-                    self.spend(source, extra)?;
-                }
-                self.handle_body(from, body)
+            let result = self.open_sealed(datagram, &mut opened).and_then(|record| {
+                self.opened = Some(record);
+                self.handle_opened(source, from, opened.get(..record.len).unwrap_or(&[]))
             });
             self.open_buf = opened;
             return result;
         }
         if !self.config.encryption.accepts_plaintext() {
-            self.stats.rejected.plaintext_refused += 1;
-            return Err(Rejected::Seal(SealError::Plaintext));
+            return Err(self.refuse(Rejected::Seal(SealError::Plaintext)));
         }
-        let body = match wire::open_frame(datagram, &self.config.label, self.config.max_datagram_size) {
-            Ok(body) => body,
-            Err(e) => {
-                self.stats.rejected.count_frame(e);
-                return Err(Rejected::Frame(e));
+        match wire::open_frame(datagram, &self.config.label, self.config.max_datagram_size) {
+            Ok(body) => self.handle_body(from, body),
+            Err(e) => Err(self.refuse(Rejected::Frame(e))),
+        }
+    }
+
+    /// What the last [`Node::handle_datagram`] opened, if it was a sealed
+    /// datagram that authenticated: the key id, the sender's process id and
+    /// counter, and the messages, for a recorder (which must not keep the
+    /// ciphertext's key). Valid until the next input.
+    pub fn last_opened(&self) -> Option<Opened<'_>> {
+        let record = self.opened?;
+        Some(Opened {
+            key: record.key,
+            sender: record.sender,
+            counter: record.counter,
+            messages: self.open_buf.get(..record.len)?,
+        })
+    }
+
+    /// Replay one sealed datagram as a recorder saw it ([`Node::last_opened`],
+    /// or the refusal): the node does what it did with the real one, on the
+    /// state it read (budgets, replay windows, every message), without the
+    /// key. For a node built with [`Node::replaying`].
+    pub fn handle_recorded_sealed(
+        &mut self,
+        now: Instant,
+        from: A,
+        datagram_len: usize,
+        record: SealedRecord<'_>,
+    ) -> Result<(), Rejected> {
+        self.advance(now);
+        self.opened = None;
+        let source = self.admit(&from, datagram_len, (None, None))?;
+        match record {
+            SealedRecord::Refused(why) => Err(self.refuse(why)),
+            SealedRecord::Opened(o) => {
+                if !self.replay.allows(o.sender, o.counter) {
+                    return Err(self.refuse(Rejected::Seal(SealError::Replayed)));
+                }
+                self.replay.accept(o.sender, o.counter);
+                self.handle_opened(source, from, o.messages)
             }
-        };
-        self.handle_body(from, body)
+        }
+    }
+
+    /// What every datagram goes through first: counted in, not from this
+    /// node, within the budgets (`first`: the primary's tag and the byte
+    /// after, when readable), within the size. Returns the source's hash.
+    fn admit(&mut self, from: &A, len: usize, (first, flags): (Option<u8>, Option<u8>)) -> Result<u64, Rejected> {
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += len as u64;
+        if *from == self.addr {
+            return Err(self.refuse(Rejected::FromSelf));
+        }
+        let source = from.hash64();
+        self.spend(source, budget::cost(first, flags))?;
+        if len > self.config.max_datagram_size {
+            return Err(self.refuse(Rejected::Frame(FrameError::TooLong)));
+        }
+        Ok(source)
+    }
+
+    /// Count a refusal; hand it back.
+    fn refuse(&mut self, why: Rejected) -> Rejected {
+        self.stats.rejected.count(why);
+        why
     }
 
     /// Pay for a datagram from the source hashing to `source`.
     fn spend(&mut self, source: u64, units: u32) -> Result<(), Rejected> {
-        self.flood.charge(self.now, source, units).map_err(|e| {
-            match e {
-                Exhausted::Source => self.stats.rejected.rate_limited += 1,
-                Exhausted::Total => self.stats.rejected.rate_limited_total += 1,
-            }
-            Rejected::RateLimited(e)
-        })
+        match self.flood.charge(self.now, source, units) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.refuse(Rejected::RateLimited(e))),
+        }
     }
 
     /// Check a sealed datagram's label, key, freshness and tag, and open it
-    /// into `out`; returns the length of the messages.
-    fn open_sealed(&mut self, datagram: &[u8], out: &mut [u8]) -> Result<usize, Rejected> {
+    /// into `out`.
+    fn open_sealed(&mut self, datagram: &[u8], out: &mut [u8]) -> Result<OpenedRecord, Rejected> {
         let Some(keys) = self.keys.as_ref().filter(|_| self.config.encryption != Encryption::Off) else {
-            self.stats.rejected.sealed_unexpected += 1;
-            return Err(Rejected::Seal(SealError::NoKeys));
+            return Err(self.refuse(Rejected::Seal(SealError::NoKeys)));
         };
         let sealed = match seal::parse_sealed(datagram, &self.config.label) {
             Ok(sealed) => sealed,
-            Err(e) => {
-                self.stats.rejected.count_frame(e);
-                return Err(Rejected::Frame(e));
-            }
+            Err(e) => return Err(self.refuse(Rejected::Frame(e))),
         };
         if !keys.holds(sealed.key) {
-            self.stats.rejected.unknown_key += 1;
-            return Err(Rejected::Seal(SealError::UnknownKey(sealed.key)));
+            return Err(self.refuse(Rejected::Seal(SealError::UnknownKey(sealed.key))));
         }
         if !self.replay.allows(sealed.sender, sealed.counter) {
-            self.stats.rejected.replayed += 1;
-            return Err(Rejected::Seal(SealError::Replayed));
+            return Err(self.refuse(Rejected::Seal(SealError::Replayed)));
         }
         if let Err(e) = keys.open(&sealed, out) {
-            self.stats.rejected.bad_tag += 1;
-            return Err(Rejected::Seal(e));
+            return Err(self.refuse(Rejected::Seal(e)));
         }
         self.replay.accept(sealed.sender, sealed.counter);
-        Ok(sealed.ciphertext.len())
+        let len = sealed.ciphertext.len();
+        Ok(OpenedRecord { key: sealed.key, sender: sealed.sender, counter: sealed.counter, len })
+    }
+
+    /// An opened sealed datagram: what it asks is known now, so the rest of
+    /// its cost is paid, then its messages are handled.
+    fn handle_opened(&mut self, source: u64, from: A, body: &[u8]) -> Result<(), Rejected> {
+        let extra = budget::cost(body.first().copied(), body.get(1).copied()) - 1;
+        if extra > 0 {
+            self.spend(source, extra)?;
+        }
+        self.handle_body(from, body)
     }
 
     /// Check every message of an opened datagram, then apply them all.
@@ -592,14 +675,10 @@ impl<A: Address, R: RngCore> Node<A, R> {
         for (i, message) in wire::messages::<A>(body, self.limits).enumerate() {
             let message = match message {
                 Ok(m) => m,
-                Err(e) => {
-                    self.stats.rejected.count_decode(e);
-                    return Err(Rejected::Malformed(e));
-                }
+                Err(e) => return Err(self.refuse(Rejected::Malformed(e))),
             };
             if i > 0 && (digest_first || message.is_primary()) {
-                self.stats.rejected.extra_primary += 1;
-                return Err(Rejected::ExtraPrimary);
+                return Err(self.refuse(Rejected::ExtraPrimary));
             }
             digest_first = matches!(message, Message::Digest { .. });
         }
@@ -769,6 +848,31 @@ impl<A: Address, R: RngCore> Node<A, R> {
         Ok(())
     }
 
+    /// A node that replays a sealed node's recording: the same as one built
+    /// with [`Node::with_keys`] with those keys (the same RNG seed gives the
+    /// same choices, nonces included), but holding only their ids. It takes
+    /// sealed datagrams as recorded ([`Node::handle_recorded_sealed`]) and
+    /// its datagrams are digested as the real ones were and carry zeros
+    /// where the real ones carried ciphertext: they are for checking, never
+    /// for a network.
+    pub fn replaying(addr: A, config: Config, rng: R, now: Instant, key_ids: &[KeyId]) -> Result<Self, ConfigError> {
+        if config.encryption == Encryption::Off {
+            return Err(ConfigError { field: "encryption", problem: Problem::KeysWithoutEncryption });
+        }
+        let keys = Keyring::replaying(key_ids).map_err(|e| match e {
+            KeyError::KeyringFull => ConfigError { field: "keys", problem: Problem::AtMost(seal::MAX_KEYS) },
+            _ => ConfigError { field: "keys", problem: Problem::NeedsKeys },
+        })?;
+        Self::build(addr, config, rng, now, Some(keys))
+    }
+
+    /// In a replaying node ([`Node::replaying`]): the recorded installation
+    /// of the key `id`.
+    pub fn install_key_id(&mut self, now: Instant, id: KeyId) -> Result<KeyId, KeyError> {
+        self.advance(now);
+        self.keys.as_mut().ok_or(KeyError::NoKeyring)?.install_id(id)
+    }
+
     /// Add a key to the keyring (it opens datagrams at once; it seals only
     /// once made primary with [`Node::use_key`]). Installing a key already
     /// held does nothing. Returns its id.
@@ -823,8 +927,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// The next event for the application, oldest first.
     pub fn poll_event(&mut self) -> Option<Event<A>> {
         let event = self.events.pop_front();
-        if event.is_none() {
-            give_back(&mut self.events, 0);
+        match &event {
+            Some(e) => self.digest_event(e),
+            None => give_back(&mut self.events, 0),
         }
         event
     }
