@@ -350,7 +350,11 @@ impl NodeRun {
                 let mut sealed = vec![0u8; 2048];
                 let sender = u64::from(from.0) + 1;
                 let body = plaintext_body(&buf[..len]);
-                if let Some(n) = seal_datagram(&mut sealed, label, &FUZZ_KEY, sender, self.sealed, &nonce, body) {
+                // Sealed for node 0 (NodeId 0's wire form is the one byte 0).
+                let to_node = Some(&[0u8][..]);
+                if let Some(n) =
+                    seal_datagram(&mut sealed, label, &FUZZ_KEY, to_node, sender, self.sealed, &nonce, body)
+                {
                     sealed.truncate(n);
                     let opened = !matches!(self.deliver(from, &sealed), Err(Rejected::Seal(_) | Rejected::Frame(_)));
                     if opened && from != NodeId(0) {
@@ -514,7 +518,10 @@ impl NodeRun {
                     .expect("the node's own datagram opens")
             } else {
                 let sealed = parse_sealed(&self.buf[..tx.len], &c.label).expect("the node's own datagram parses");
-                FUZZ_KEY.open(&sealed, &mut opened).expect("the node's own datagram opens");
+                let mut to = [0u8; 8];
+                let mut w = wire::Writer::new(&mut to);
+                tx.to.encode(&mut w).expect("an id fits");
+                FUZZ_KEY.open(&sealed, w.written(), &mut opened).expect("the node's own datagram opens");
                 &opened[..sealed.ciphertext.len()]
             };
             let (msgs, complete) = decode_all::<NodeId>(body, limits);
@@ -603,7 +610,8 @@ pub fn check_open(data: &[u8]) {
     let mut sealed = vec![0u8; 2048];
     let nonce = [nonce_byte; 24];
     let body = plaintext_body(&plain[..len]);
-    let Some(n) = seal_datagram(&mut sealed, &config.label, &FUZZ_KEY, sender, counter, &nonce, body) else {
+    let Some(n) = seal_datagram(&mut sealed, &config.label, &FUZZ_KEY, Some(&[0]), sender, counter, &nonce, body)
+    else {
         return;
     };
     sealed.truncate(n);

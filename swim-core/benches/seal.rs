@@ -21,19 +21,20 @@ fn seal_open(c: &mut Criterion) {
     let messages = vec![0x5au8; 1400 - 2 - SEAL_OVERHEAD - 4];
     let mut buf = vec![0u8; 1400];
     let nonce = [3u8; 24];
-    let len = seal_datagram(&mut buf, b"", &KEY, 1, 1, &nonce, &messages).unwrap();
+    let me = Some(&[0u8][..]);
+    let len = seal_datagram(&mut buf, b"", &KEY, me, 1, 1, &nonce, &messages).unwrap();
     assert_eq!(len, 1400);
     let mut group = c.benchmark_group("seal");
     group.throughput(Throughput::Bytes(1400));
     group.bench_function("seal_1400", |b| {
-        b.iter(|| black_box(seal_datagram(&mut buf, b"", &KEY, 1, 1, &nonce, black_box(&messages))))
+        b.iter(|| black_box(seal_datagram(&mut buf, b"", &KEY, me, 1, 1, &nonce, black_box(&messages))))
     });
     let sealed = buf.clone();
     let mut out = vec![0u8; 1400];
     group.bench_function("open_1400", |b| {
         b.iter(|| {
             let parsed = parse_sealed(black_box(&sealed), b"").unwrap();
-            KEY.open(&parsed, &mut out).unwrap();
+            KEY.open(&parsed, &[0], &mut out).unwrap();
             black_box(out[0])
         })
     });
@@ -69,7 +70,7 @@ fn node(encryption: Encryption) -> Node<NodeId, ChaCha12Rng> {
         (len, buf.clone())
     } else {
         let mut sealed = vec![0u8; 1500];
-        let n = seal_datagram(&mut sealed, b"", &KEY, 99, 1, &[1; 24], &buf[2..len - 4]).unwrap();
+        let n = seal_datagram(&mut sealed, b"", &KEY, Some(&[0]), 99, 1, &[1; 24], &buf[2..len - 4]).unwrap();
         (n, sealed)
     };
     node.handle_datagram(Instant::ZERO, NodeId(1), &bytes[..len]).unwrap();
@@ -101,7 +102,8 @@ fn ping_to_ack(c: &mut Criterion) {
             || {
                 counter += 1;
                 let mut d = vec![0u8; 128];
-                let n = seal_datagram(&mut d, b"", &KEY, 5, counter, &[2; 24], &ping[2..plain_len - 4]).unwrap();
+                let n = seal_datagram(&mut d, b"", &KEY, Some(&[0]), 5, counter, &[2; 24], &ping[2..plain_len - 4])
+                    .unwrap();
                 d.truncate(n);
                 d
             },

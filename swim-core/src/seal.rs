@@ -4,8 +4,10 @@
 //! A sealed datagram (wire version 2, `WIRE.md`) carries in the clear the
 //! cluster label, the id of the key that sealed it, a random id of the
 //! sending process and its datagram counter (for replay protection), and a
-//! 24-byte random nonce; all of that header is the
-//! associated data, so none of it can be changed in flight. The messages
+//! 24-byte random nonce; all of that header is associated data, so none of
+//! it can be changed in flight, and so is the receiver's address (every
+//! datagram but a join request is bound to its receiver): a datagram opens
+//! only where it was sent. The messages
 //! inside are the same as in a plaintext datagram, without the checksum (the
 //! tag authenticates them).
 //!
@@ -39,8 +41,8 @@ pub const TAG_LEN: usize = 16;
 pub const SEALED_VERSION: u8 = 2;
 /// Most keys a keyring holds: a rotation needs two, a botched one three.
 pub const MAX_KEYS: usize = 8;
-/// Header bytes after the label: key id, sender, counter, nonce.
-pub const SEALED_HEADER_AFTER_LABEL: usize = 4 + 8 + 8 + NONCE_LEN;
+/// Header bytes after the label: flags, key id, sender, counter, nonce.
+pub const SEALED_HEADER_AFTER_LABEL: usize = 1 + 4 + 8 + 8 + NONCE_LEN;
 /// Bytes a sealed datagram takes beyond a plaintext one with the same
 /// messages and label: the header fields and the tag, less the checksum.
 pub const SEAL_OVERHEAD: usize = SEALED_HEADER_AFTER_LABEL + TAG_LEN - crate::wire::CHECKSUM_LEN;
@@ -109,9 +111,10 @@ impl Key {
 
     /// Decrypt a parsed sealed datagram into `out` (at least as long as
     /// its ciphertext), whatever key id it names (tests, tools, fuzzers;
-    /// a node opens with its keyring).
-    pub fn open(&self, sealed: &SealedHeader<'_>, out: &mut [u8]) -> Result<(), SealError> {
-        open_with(&XChaCha20Poly1305::new(&self.0.into()), sealed, out)
+    /// a node opens with its keyring). `receiver`: the receiving address's
+    /// wire form, which a bound datagram was sealed for.
+    pub fn open(&self, sealed: &SealedHeader<'_>, receiver: &[u8], out: &mut [u8]) -> Result<(), SealError> {
+        open_with(&XChaCha20Poly1305::new(&self.0.into()), sealed, receiver, out)
     }
 
     /// The key's id: the first four bytes of SHA-256 of the key.
@@ -192,6 +195,9 @@ pub enum SealError {
     BadTag,
     /// Already accepted once from this sender (or too old to tell).
     Replayed,
+    /// Sealed for no receiver in particular, and not a join request (the
+    /// only datagram sent that way).
+    Unbound,
 }
 
 impl fmt::Display for SealError {
@@ -202,13 +208,29 @@ impl fmt::Display for SealError {
             SealError::UnknownKey(id) => write!(f, "sealed under unknown key {id}"),
             SealError::BadTag => f.write_str("authentication tag does not verify"),
             SealError::Replayed => f.write_str("replayed datagram"),
+            SealError::Unbound => f.write_str("sealed for no receiver, and not a join request"),
         }
     }
 }
 
+/// Flag bit of a sealed header: the receiver's address is part of the
+/// associated data (see [`SealedHeader::bound`]).
+pub const FLAG_BOUND: u8 = 0x01;
+
+/// Longest address encoding a bound datagram can name (the associated data
+/// is assembled on the stack).
+pub const MAX_BOUND_ADDRESS_LEN: usize = 80;
+
 /// The header fields of a sealed datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SealedHeader<'a> {
+    /// Sealed for one receiver: its address (wire form) follows the header
+    /// in the associated data, so the datagram opens only there, and a
+    /// capture replayed to another member fails its tag. Only a join
+    /// request to a seed is unbound (a seed may be reached by an address
+    /// that is not its identity), and an unbound datagram that is anything
+    /// else is refused.
+    pub bound: bool,
     /// The key that sealed it.
     pub key: KeyId,
     /// The sending process's random id.
@@ -241,13 +263,17 @@ pub fn parse_sealed<'a>(datagram: &'a [u8], label: &[u8]) -> Result<SealedHeader
     }
     let (aad, rest) = datagram.split_at(header_len);
     let (ciphertext, tag) = rest.split_at(body_end - header_len);
-    let fields = &aad[2 + label_len..];
+    let (&flags, fields) = aad[2 + label_len..].split_first().ok_or(FrameError::TooShort)?;
+    if flags & !FLAG_BOUND != 0 {
+        // Flags a later version defines.
+        return Err(FrameError::UnsupportedVersion(SEALED_VERSION));
+    }
     let key = KeyId(fields[..4].try_into().map_err(|_| FrameError::TooShort)?);
     let sender = u64::from_be_bytes(fields[4..12].try_into().map_err(|_| FrameError::TooShort)?);
     let counter = u64::from_be_bytes(fields[12..20].try_into().map_err(|_| FrameError::TooShort)?);
     let nonce = fields[20..20 + NONCE_LEN].try_into().map_err(|_| FrameError::TooShort)?;
     let tag = tag.try_into().map_err(|_| FrameError::TooShort)?;
-    Ok(SealedHeader { key, sender, counter, aad, nonce, ciphertext, tag })
+    Ok(SealedHeader { bound: flags & FLAG_BOUND != 0, key, sender, counter, aad, nonce, ciphertext, tag })
 }
 
 /// One installed key, ready to seal and open; in a replay, only its id.
@@ -355,60 +381,100 @@ impl Keyring {
         self.keys.iter().any(|k| k.id == id)
     }
 
-    /// Encrypt `body` in place under the primary key; the tag to append.
-    /// A replaying keyring has no key: it zeroes the body and the tag, so a
-    /// replay's datagram has the length of the real one and none of its
-    /// contents (it is digested before, and never sent).
-    pub fn seal(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], body: &mut [u8]) -> Option<[u8; TAG_LEN]> {
+    /// Encrypt `body` in place under the primary key, with the header
+    /// (and `receiver`, for a bound datagram) as associated data; the tag
+    /// to append. A replaying keyring has no key: it zeroes the body and the
+    /// tag, so a replay's datagram has the length of the real one and none
+    /// of its contents (it is digested before, and never sent).
+    pub fn seal(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        header: &[u8],
+        receiver: Option<&[u8]>,
+        body: &mut [u8],
+    ) -> Option<[u8; TAG_LEN]> {
         let key = self.keys.iter().find(|k| k.id == self.primary)?;
         let Some(cipher) = &key.cipher else {
             body.fill(0);
             return Some([0; TAG_LEN]);
         };
-        let tag = cipher.encrypt_inout_detached(&(*nonce).into(), aad, body.into()).ok()?;
-        Some(tag.into())
+        let tag = with_aad(header, receiver, |aad| cipher.encrypt_inout_detached(&(*nonce).into(), aad, body.into()))?;
+        Some(tag.ok()?.into())
     }
 
-    /// Decrypt a parsed datagram into `out` (as long as its ciphertext).
-    pub fn open(&self, sealed: &SealedHeader<'_>, out: &mut [u8]) -> Result<(), SealError> {
+    /// Decrypt a parsed datagram into `out` (as long as its ciphertext);
+    /// `receiver` as for [`Key::open`].
+    pub fn open(&self, sealed: &SealedHeader<'_>, receiver: &[u8], out: &mut [u8]) -> Result<(), SealError> {
         let key = self.keys.iter().find(|k| k.id == sealed.key).ok_or(SealError::UnknownKey(sealed.key))?;
         let cipher = key.cipher.as_ref().ok_or(SealError::BadTag)?;
-        open_with(cipher, sealed, out)
+        open_with(cipher, sealed, receiver, out)
     }
 }
 
-fn open_with(cipher: &XChaCha20Poly1305, sealed: &SealedHeader<'_>, out: &mut [u8]) -> Result<(), SealError> {
+fn open_with(
+    cipher: &XChaCha20Poly1305,
+    sealed: &SealedHeader<'_>,
+    receiver: &[u8],
+    out: &mut [u8],
+) -> Result<(), SealError> {
     let out = out.get_mut(..sealed.ciphertext.len()).ok_or(SealError::BadTag)?;
     let buf = chacha20poly1305::aead::inout::InOutBuf::new(sealed.ciphertext, out).map_err(|_| SealError::BadTag)?;
-    cipher
-        .decrypt_inout_detached(&sealed.nonce.into(), sealed.aad, buf, &sealed.tag.into())
-        .map_err(|_| SealError::BadTag)
+    let receiver = sealed.bound.then_some(receiver);
+    with_aad(sealed.aad, receiver, |aad| {
+        cipher.decrypt_inout_detached(&sealed.nonce.into(), aad, buf, &sealed.tag.into()).map_err(|_| SealError::BadTag)
+    })
+    .unwrap_or(Err(SealError::BadTag))
 }
+
+/// Run `f` on the associated data: the header, then the receiver's address
+/// for a bound datagram, assembled on the stack; `None` when too long.
+fn with_aad<T>(header: &[u8], receiver: Option<&[u8]>, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
+    let Some(receiver) = receiver else {
+        return Some(f(header));
+    };
+    let mut aad = [0u8; MAX_HEADER_LEN + MAX_BOUND_ADDRESS_LEN];
+    let (h, rest) = aad.split_at_mut(header.len().min(MAX_HEADER_LEN));
+    if h.len() != header.len() || receiver.len() > rest.len() {
+        return None;
+    }
+    h.copy_from_slice(header);
+    rest[..receiver.len()].copy_from_slice(receiver);
+    Some(f(&aad[..header.len() + receiver.len()]))
+}
+
+/// The longest sealed header (with the longest label).
+const MAX_HEADER_LEN: usize = 2 + crate::wire::MAX_LABEL_LEN + SEALED_HEADER_AFTER_LABEL;
 
 /// Seal already-encoded `messages` into a whole datagram in `buf` (tests,
 /// tools and fuzzers; the node seals in place at poll time). Returns the
 /// datagram's length, or `None` when `buf` is too small.
+/// `receiver`: the receiving address's wire form, to seal the datagram for
+/// it alone (bound); `None` for an unbound one (a join request to a seed).
+#[allow(clippy::too_many_arguments)]
 pub fn seal_datagram(
     buf: &mut [u8],
     label: &[u8],
     key: &Key,
+    receiver: Option<&[u8]>,
     sender: u64,
     counter: u64,
     nonce: &[u8; NONCE_LEN],
     messages: &[u8],
 ) -> Option<usize> {
     let mut w = Writer::new(buf);
-    write_header(&mut w, label, key.id(), sender, counter, nonce).ok()?;
+    write_header(&mut w, label, receiver.is_some(), key.id(), sender, counter, nonce).ok()?;
     w.put(messages).ok()?;
     let len = w.len();
     let ring = Keyring::new(core::slice::from_ref(key)).ok()?;
-    finish(&ring, buf, sealed_header_len(label), len)
+    finish(&ring, buf, sealed_header_len(label), len, receiver)
 }
 
-/// Write a sealed header (version, label, key id, sender, counter, nonce).
+/// Write a sealed header (version, label, flags, key id, sender, counter,
+/// nonce).
 pub(crate) fn write_header(
     w: &mut Writer<'_>,
     label: &[u8],
+    bound: bool,
     key: KeyId,
     sender: u64,
     counter: u64,
@@ -417,6 +483,7 @@ pub(crate) fn write_header(
     w.u8(SEALED_VERSION)?;
     w.u8(u8::try_from(label.len()).map_err(|_| NoRoom)?)?;
     w.put(label)?;
+    w.u8(if bound { FLAG_BOUND } else { 0 })?;
     w.put(&key.0)?;
     w.put(&sender.to_be_bytes())?;
     w.put(&counter.to_be_bytes())?;
@@ -429,15 +496,22 @@ pub fn sealed_header_len(label: &[u8]) -> usize {
 }
 
 /// Encrypt `buf[header_len..len]` in place under the primary key, with
-/// `buf[..header_len]` (ending in the nonce) as associated data, and append
-/// the tag; returns the datagram's length.
-pub(crate) fn finish(keys: &Keyring, buf: &mut [u8], header_len: usize, len: usize) -> Option<usize> {
+/// `buf[..header_len]` (ending in the nonce) and, for a bound datagram,
+/// `receiver` as associated data, and append the tag; returns the
+/// datagram's length.
+pub(crate) fn finish(
+    keys: &Keyring,
+    buf: &mut [u8],
+    header_len: usize,
+    len: usize,
+    receiver: Option<&[u8]>,
+) -> Option<usize> {
     let end = len.checked_add(TAG_LEN)?;
     let datagram = buf.get_mut(..end)?;
     let (head, rest) = datagram.split_at_mut(header_len.min(len));
     let nonce: [u8; NONCE_LEN] = head.get(head.len().checked_sub(NONCE_LEN)?..)?.try_into().ok()?;
     let (body, tag_out) = rest.split_at_mut(len - head.len());
-    let tag = keys.seal(&nonce, head, body)?;
+    let tag = keys.seal(&nonce, head, receiver, body)?;
     tag_out.copy_from_slice(&tag);
     Some(end)
 }
@@ -461,24 +535,26 @@ mod tests {
         let mut buf = [0u8; 128];
         let nonce = [7u8; NONCE_LEN];
         let mut w = Writer::new(&mut buf);
-        write_header(&mut w, b"lbl", a.id(), 5, 9, &nonce).unwrap();
+        write_header(&mut w, b"lbl", true, a.id(), 5, 9, &nonce).unwrap();
         w.put(b"hello").unwrap();
         let len = w.len();
         let h = sealed_header_len(b"lbl");
-        let end = finish(&ring, &mut buf, h, len).unwrap();
+        let end = finish(&ring, &mut buf, h, len, Some(b"me")).unwrap();
         assert_eq!(end, h + 5 + TAG_LEN);
         let datagram = &buf[..end];
         let sealed = parse_sealed(datagram, b"lbl").unwrap();
         assert_eq!((sealed.sender, sealed.counter, sealed.key), (5, 9, a.id()));
         let mut out = [0u8; 5];
-        ring.open(&sealed, &mut out).unwrap();
+        ring.open(&sealed, b"me", &mut out).unwrap();
         assert_eq!(&out, b"hello");
+        // Sealed for "me": anyone else's address fails the tag.
+        assert_eq!(ring.open(&sealed, b"you", &mut out), Err(SealError::BadTag));
         let other = Keyring::new(core::slice::from_ref(&b)).unwrap();
-        assert_eq!(other.open(&sealed, &mut out), Err(SealError::UnknownKey(a.id())));
+        assert_eq!(other.open(&sealed, b"me", &mut out), Err(SealError::UnknownKey(a.id())));
         // The same id with the wrong key bytes fails the tag.
         let mut forged = sealed;
         forged.key = b.id();
-        assert_eq!(other.open(&forged, &mut out), Err(SealError::BadTag));
+        assert_eq!(other.open(&forged, b"me", &mut out), Err(SealError::BadTag));
         assert_eq!(parse_sealed(datagram, b"other").unwrap_err(), crate::wire::FrameError::WrongCluster);
     }
 

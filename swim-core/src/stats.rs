@@ -56,6 +56,8 @@ pub struct Rejections {
     pub bad_tag: u64,
     /// A sealed datagram already accepted once (a replay).
     pub replayed: u64,
+    /// Sealed for no receiver in particular, and not a join request.
+    pub unbound: u64,
     /// Over its source's inbound budget (`Config::inbound_per_source`).
     pub rate_limited: u64,
     /// Over the node's inbound budget (`Config::inbound_total`).
@@ -80,6 +82,7 @@ impl Rejections {
             + self.unknown_key
             + self.bad_tag
             + self.replayed
+            + self.unbound
             + self.rate_limited
             + self.rate_limited_total
     }
@@ -98,6 +101,7 @@ impl Rejections {
             Rejected::Seal(SealError::UnknownKey(_)) => self.unknown_key += 1,
             Rejected::Seal(SealError::BadTag) => self.bad_tag += 1,
             Rejected::Seal(SealError::Replayed) => self.replayed += 1,
+            Rejected::Seal(SealError::Unbound) => self.unbound += 1,
             Rejected::RateLimited(crate::Exhausted::Source) => self.rate_limited += 1,
             Rejected::RateLimited(crate::Exhausted::Total) => self.rate_limited_total += 1,
         }

@@ -86,12 +86,12 @@ fn outsiders_without_the_key_are_neither_heard_nor_seen() {
     // The same messages sealed under another key.
     let body = &plain[2..plain.len() - 4];
     let mut sealed = vec![0u8; 1400];
-    let len = seal_datagram(&mut sealed, b"", &OTHER, 1, 1, &[9; 24], body).unwrap();
+    let len = seal_datagram(&mut sealed, b"", &OTHER, Some(&[1]), 1, 1, &[9; 24], body).unwrap();
     let verdict = c.node(1).handle_datagram(now, NodeId(4), &sealed[..len]);
     assert_eq!(verdict, Err(Rejected::Seal(SealError::UnknownKey(OTHER.id()))));
     // Under another key that claims our key's id: the tag fails.
     let mut lying = sealed[..len].to_vec();
-    lying[2..6].copy_from_slice(&K1.id().0);
+    lying[3..7].copy_from_slice(&K1.id().0);
     assert_eq!(c.node(1).handle_datagram(now, NodeId(4), &lying), Err(Rejected::Seal(SealError::BadTag)));
     c.run_for(Duration::from_secs(5));
     assert!((0..4).all(|o| (0..4).all(|m| c.view(o, m) == Some(State::Alive))));
@@ -127,7 +127,7 @@ fn a_key_rotation_across_a_live_cluster_fails_nobody() {
     assert!((0..5).all(|id| c.node(id).keys().collect::<Vec<_>>() == [(K2.id(), true)]));
     // Datagrams sealed with the removed key are refused from now on.
     let mut buf = vec![0u8; 256];
-    let len = seal_datagram(&mut buf, b"", &K1, 5, 1, &[1; 24], &[0x01, 0x05]).unwrap();
+    let len = seal_datagram(&mut buf, b"", &K1, Some(&[0]), 5, 1, &[1; 24], &[0x01, 0x05]).unwrap();
     let now = c.now;
     assert_eq!(
         c.node(0).handle_datagram(now, NodeId(3), &buf[..len]),
@@ -179,16 +179,18 @@ fn changed_bytes_anywhere_fail_the_tag() {
     let (_, from, to, d) = c.wire[mark..].iter().find(|w| w.1 == 1).cloned().expect("node 1 sent something");
     assert_eq!((from, to), (1, 0));
     let now = c.now;
-    for i in [2, 7, 14, 30, d.len() / 2, d.len() - 1] {
+    // The flags (bound becomes unbound), the key id, the sender, the
+    // counter, the nonce, the ciphertext, the tag.
+    for i in [2, 4, 9, 17, 30, d.len() / 2, d.len() - 1] {
         let mut bad = d.clone();
-        bad[i] ^= 0x40;
+        bad[i] ^= 0x01;
         let verdict = c.node(0).handle_datagram(now, NodeId(1), &bad);
         assert!(
             matches!(verdict, Err(Rejected::Seal(SealError::BadTag | SealError::UnknownKey(_)))),
             "byte {i}: {verdict:?}"
         );
     }
-    assert_eq!(c.node(0).stats().rejected.bad_tag + c.node(0).stats().rejected.unknown_key, 6);
+    assert_eq!(c.node(0).stats().rejected.bad_tag + c.node(0).stats().rejected.unknown_key, 7);
     assert_eq!(c.node(0).handle_datagram(now, NodeId(1), &d), Ok(()), "the original still opens");
 }
 
@@ -253,7 +255,8 @@ fn a_sealed_request_pays_its_full_cost_once_opened() {
     let len = encode_datagram(&mut plain, b"", &[request]).unwrap();
     let seal = |counter| {
         let mut d = vec![0u8; 256];
-        let n = seal_datagram(&mut d, b"", &K1, 8, counter, &[counter as u8; 24], &plain[2..len - 4]).unwrap();
+        let n =
+            seal_datagram(&mut d, b"", &K1, Some(&[0]), 8, counter, &[counter as u8; 24], &plain[2..len - 4]).unwrap();
         d.truncate(n);
         d
     };
@@ -261,4 +264,45 @@ fn a_sealed_request_pays_its_full_cost_once_opened() {
     assert_eq!(n.handle_datagram(t, NodeId(8), &seal(1)), Ok(()));
     assert_eq!(n.handle_datagram(t, NodeId(8), &seal(2)), Err(Rejected::RateLimited(Exhausted::Source)));
     assert_eq!(n.stats().rejected.rate_limited, 1);
+}
+
+#[test]
+fn a_capture_sent_to_another_member_fails_its_tag() {
+    let mut c = sealed_cluster(5, 3, &[K1]);
+    c.strict = false;
+    // Hold back what 1 sends 2, and hand a fresh capture of it to 0.
+    c.clogged.insert((1, 2));
+    let mark = c.wire.len();
+    c.run_for(Duration::from_millis(1500));
+    let capture = c.wire[mark..].iter().rev().find(|w| w.1 == 1 && w.2 == 2).map(|w| w.3.clone()).expect("1 sent 2");
+    let now = c.now;
+    let before = c.node(0).stats().rejected.bad_tag;
+    assert_eq!(c.node(0).handle_datagram(now, NodeId(1), &capture), Err(Rejected::Seal(SealError::BadTag)));
+    assert_eq!(c.node(0).stats().rejected.bad_tag, before + 1);
+    // Where it was sealed for, it opens.
+    assert_eq!(c.node(2).handle_datagram(now, NodeId(1), &capture), Ok(()));
+}
+
+#[test]
+fn only_a_join_request_may_be_sealed_for_no_receiver() {
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::SeedableRng;
+    use swim_core::Node;
+    let mut n =
+        Node::with_keys(NodeId(0), config(Encryption::Require), ChaCha8Rng::seed_from_u64(3), Instant::ZERO, &[K1])
+            .unwrap();
+    let unbound = |msgs: &[Message<'_, NodeId>], counter: u64| {
+        let mut plain = vec![0u8; 256];
+        let len = encode_datagram(&mut plain, b"", msgs).unwrap();
+        let mut d = vec![0u8; 256];
+        let n = seal_datagram(&mut d, b"", &K1, None, 8, counter, &[counter as u8; 24], &plain[2..len - 4]).unwrap();
+        d.truncate(n);
+        d
+    };
+    let t = Instant::from_millis(1);
+    let ping = unbound(&[Message::Ping { seq: 3 }], 1);
+    assert_eq!(n.handle_datagram(t, NodeId(8), &ping), Err(Rejected::Seal(SealError::Unbound)));
+    assert_eq!(n.stats().rejected.unbound, 1);
+    let join = unbound(&[Message::PushPull { reply_wanted: true, join: true, exchange: 1 }], 2);
+    assert_eq!(n.handle_datagram(t, NodeId(8), &join), Ok(()));
 }

@@ -169,7 +169,7 @@ enum Logged {
     Sealed {
         from: NodeId,
         len: usize,
-        opened: Option<(swim_core::KeyId, u64, u64, Vec<u8>)>,
+        opened: Option<(bool, swim_core::KeyId, u64, u64, Vec<u8>)>,
         refused: Option<swim_core::Rejected>,
     },
     Timeout,
@@ -243,7 +243,7 @@ fn a_sealed_node_replays_from_its_log_without_the_keys() {
                 bytes[30] ^= 1; // now and then one arrives damaged
             }
             let verdict = nodes[0].handle_datagram(now, NodeId(from), &bytes);
-            let opened = nodes[0].last_opened().map(|o| (o.key, o.sender, o.counter, o.messages.to_vec()));
+            let opened = nodes[0].last_opened().map(|o| (o.bound, o.key, o.sender, o.counter, o.messages.to_vec()));
             let refused = verdict.err().filter(|_| opened.is_none());
             let entry = Logged::Sealed { from: NodeId(from), len: bytes.len(), opened, refused };
             let d = drain(&mut nodes, &mut in_flight, &mut buf, now);
@@ -274,11 +274,19 @@ fn a_sealed_node_replays_from_its_log_without_the_keys() {
     replay.record_outputs();
     for (step, (t, entry, digest)) in log.iter().enumerate() {
         let input = match entry {
-            Logged::Sealed { from, len, opened: Some((key, sender, counter, messages)), .. } => Input::RecordedSealed {
-                from,
-                len: *len,
-                record: SealedRecord::Opened(Opened { key: *key, sender: *sender, counter: *counter, messages }),
-            },
+            Logged::Sealed { from, len, opened: Some((bound, key, sender, counter, messages)), .. } => {
+                Input::RecordedSealed {
+                    from,
+                    len: *len,
+                    record: SealedRecord::Opened(Opened {
+                        bound: *bound,
+                        key: *key,
+                        sender: *sender,
+                        counter: *counter,
+                        messages,
+                    }),
+                }
+            }
             Logged::Sealed { from, len, refused: Some(why), .. } => {
                 Input::RecordedSealed { from, len: *len, record: SealedRecord::Refused(*why) }
             }

@@ -93,28 +93,39 @@ fn digest_of_two_buckets() {
     assert_eq!(datagram(b"", &m), "01 00 31 01 03 01 de ad be ef 00 00 00 01");
 }
 
-/// A sealed Ping (WIRE.md, "Sealed datagrams"). The expected bytes were
-/// computed independently with libsodium's XChaCha20-Poly1305 (through
-/// PyNaCl's `crypto_aead_xchacha20poly1305_ietf_encrypt`) and Python's
-/// SHA-256, from the layout WIRE.md gives.
+/// A sealed Ping (WIRE.md, "Sealed datagrams"), bound to the receiver
+/// 10.0.0.1:7946. The expected bytes were computed independently with
+/// libsodium's XChaCha20-Poly1305 (through PyNaCl's
+/// `crypto_aead_xchacha20poly1305_ietf_encrypt`, the associated data being
+/// the header followed by the receiver's address) and Python's SHA-256,
+/// from the layout WIRE.md gives.
 #[test]
 fn a_sealed_ping_matches_an_independent_implementation() {
-    use swim_core::seal::{parse_sealed, seal_datagram};
-    use swim_core::Key;
+    use swim_core::seal::{parse_sealed, seal_datagram, SealedHeader};
+    use swim_core::{Key, SealError};
     let key = Key::from_bytes([0x42; 32]);
     let nonce: [u8; 24] = core::array::from_fn(|i| i as u8);
+    let receiver: SocketAddr = "10.0.0.1:7946".parse().unwrap();
+    let mut to = [0u8; 32];
+    let mut w = swim_core::wire::Writer::new(&mut to);
+    swim_core::Address::encode(&receiver, &mut w).unwrap();
+    let to = w.written().to_vec();
     let mut buf = [0u8; 128];
-    let len = seal_datagram(&mut buf, b"lab", &key, 0x0102_0304_0506_0708, 9, &nonce, &[0x01, 0x01]).unwrap();
+    let len =
+        seal_datagram(&mut buf, b"lab", &key, Some(&to), 0x0102_0304_0506_0708, 9, &nonce, &[0x01, 0x01]).unwrap();
     assert_eq!(
         hex(&buf[..len]),
-        "02 03 6c 61 62 42 5e d4 e4 01 02 03 04 05 06 07 08 00 00 00 00 00 00 00 09 \
+        "02 03 6c 61 62 01 42 5e d4 e4 01 02 03 04 05 06 07 08 00 00 00 00 00 00 00 09 \
          00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f 10 11 12 13 14 15 16 17 \
-         8d fd c8 84 96 be 59 7d e4 9e 5b ca 26 48 db b9 f1 f3"
+         8d fd 2f 55 5b be 8c ef d6 4b 7a 12 a2 db b2 f9 9f ce"
     );
     assert_eq!(key.id().to_string(), "425ed4e4");
-    let sealed = parse_sealed(&buf[..len], b"lab").unwrap();
+    let sealed: SealedHeader<'_> = parse_sealed(&buf[..len], b"lab").unwrap();
+    assert!(sealed.bound);
     let mut out = [0u8; 2];
-    key.open(&sealed, &mut out).unwrap();
+    key.open(&sealed, &to, &mut out).unwrap();
     assert_eq!(out, [0x01, 0x01]);
+    // Opened as if by another receiver, the tag fails.
+    assert_eq!(key.open(&sealed, &[4, 10, 0, 0, 2, 0x1f, 0x0a], &mut out), Err(SealError::BadTag));
     assert_eq!(len - 2 - 3 - 4, 2 + swim_core::seal::SEAL_OVERHEAD, "overhead over plaintext");
 }

@@ -35,7 +35,7 @@ use rand_core::RngCore as _;
 use serde::ser::{SerializeMap, Serializer};
 use swim_core::seal::{seal_datagram, KeyId, NONCE_LEN};
 use swim_core::wire::{self, Message, Update, Writer};
-use swim_core::{Config, Instant, Key, NodeId, State};
+use swim_core::{Address, Config, Instant, Key, NodeId, State};
 
 use crate::seed::{self, below, SimRng, Stream};
 use crate::spec::FloodSpec;
@@ -409,10 +409,16 @@ impl Flood {
         self.rng.fill_bytes(&mut nonce);
         let (sender, counter) = (self.rng.next_u64(), 1 + u64::from(self.rng.next_u32()));
         let body = &self.scratch[..body_len];
-        let len = seal_datagram(out, &self.label, &self.wrong_key, sender, counter, &nonce, body)?;
+        // Sealed for its receiver, as a member's would be.
+        let mut receiver = [0u8; 8];
+        let mut rw = Writer::new(&mut receiver);
+        NodeId(to).encode(&mut rw).ok()?;
+        let receiver = rw.written();
+        let len = seal_datagram(out, &self.label, &self.wrong_key, Some(receiver), sender, counter, &nonce, body)?;
         if cluster_id {
-            // The key id follows the version byte, the label length and the label.
-            let at = 2 + self.label.len();
+            // The key id follows the version byte, the label length, the
+            // label and the flags byte.
+            let at = 3 + self.label.len();
             out.get_mut(at..at + 4)?.copy_from_slice(&self.cluster_key.0);
         }
         Some(len)

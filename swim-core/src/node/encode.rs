@@ -25,7 +25,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             return self.too_small();
         };
         let mut w = Writer::new(space);
-        if self.begin_datagram(&mut w).is_err() {
+        if self.begin_datagram(&mut w, true).is_err() {
             return self.too_small();
         }
         let to = match &pending {
@@ -59,7 +59,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 // The digest stands alone: what rides after it is not
                 // state the receiver should compare against it.
                 let written = w.len();
-                let len = self.finish_datagram(&to, buf, written)?;
+                let len = self.finish_datagram(&to, buf, written, true)?;
                 self.stats.sent.push_pull += 1;
                 self.stats.digests_sent += 1;
                 return Some(self.count_out(to, len));
@@ -84,7 +84,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             return None; // a gossip round whose news ran out: nothing to say
         }
         let len = w.len();
-        let len = self.finish_datagram(&to, buf, len)?;
+        let len = self.finish_datagram(&to, buf, len, true)?;
         let sent = &mut self.stats.sent;
         match primary {
             Some(Message::Ping { .. }) => sent.ping += 1,
@@ -186,7 +186,10 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let trailer = self.trailer_len();
         let space = buf.get_mut(..budget.saturating_sub(trailer))?;
         let mut w = Writer::new(space);
-        if self.begin_datagram(&mut w).is_err() {
+        // A join request goes to a seed by an address that may not be the
+        // seed's identity: the one datagram sealed for no receiver.
+        let bound = !self.push_pull_sends.front()?.join;
+        if self.begin_datagram(&mut w, bound).is_err() {
             return self.too_small();
         }
         let send = self.push_pull_sends.front_mut()?;
@@ -229,7 +232,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             self.push_pull_sends.pop_front();
         }
         let len = w.len();
-        let len = self.finish_datagram(&to, buf, len)?;
+        let len = self.finish_datagram(&to, buf, len, bound)?;
         self.stats.sent.push_pull += 1;
         Some(self.count_out(to, len))
     }
@@ -257,24 +260,32 @@ impl<A: Address, R: RngCore> Node<A, R> {
     }
 
     /// Write the header of the next datagram: sealed under the primary key
-    /// with a fresh nonce and the next counter, or plaintext.
-    fn begin_datagram(&mut self, w: &mut Writer<'_>) -> Result<(), wire::NoRoom> {
+    /// with a fresh nonce and the next counter (`bound`: for its receiver
+    /// alone), or plaintext.
+    fn begin_datagram(&mut self, w: &mut Writer<'_>, bound: bool) -> Result<(), wire::NoRoom> {
         let Some(primary) = self.sealing().map(|k| k.primary()) else {
             return wire::begin_frame(w, &self.config.label);
         };
         let mut nonce = [0u8; seal::NONCE_LEN];
         self.rng.fill_bytes(&mut nonce);
         self.sealed_sent += 1;
-        seal::write_header(w, &self.config.label, primary, self.sender_id, self.sealed_sent, &nonce)
+        seal::write_header(w, &self.config.label, bound, primary, self.sender_id, self.sealed_sent, &nonce)
     }
 
     /// Seal (or checksum) the `len` bytes written for `to`; the datagram's
     /// length. A recording node digests the bytes first, so a replay
     /// without the keys digests the same.
-    fn finish_datagram(&mut self, to: &A, buf: &mut [u8], len: usize) -> Option<usize> {
+    fn finish_datagram(&mut self, to: &A, buf: &mut [u8], len: usize, bound: bool) -> Option<usize> {
         self.digest_datagram(to, buf.get(..len)?);
+        let header_len = self.header_len();
         match self.sealing() {
-            Some(keys) => seal::finish(keys, buf, self.header_len(), len),
+            Some(keys) => {
+                let mut addr = [0u8; seal::MAX_BOUND_ADDRESS_LEN];
+                let mut w = Writer::new(&mut addr);
+                to.encode(&mut w).ok()?;
+                let receiver = bound.then_some(w.written());
+                seal::finish(keys, buf, header_len, len, receiver)
+            }
             None => wire::seal_in_place(buf, len),
         }
     }

@@ -295,6 +295,7 @@ pub struct Node<A: Address, R: RngCore> {
 /// The header of the last sealed datagram opened.
 #[derive(Debug, Clone, Copy)]
 struct OpenedRecord {
+    bound: bool,
     key: KeyId,
     sender: u64,
     counter: u64,
@@ -305,6 +306,8 @@ struct OpenedRecord {
 /// its ciphertext (see [`Node::last_opened`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Opened<'a> {
+    /// Whether it was sealed for this node alone (all but join requests).
+    pub bound: bool,
     /// The key that sealed it.
     pub key: KeyId,
     /// The sending process's id.
@@ -550,7 +553,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             let mut opened = core::mem::take(&mut self.open_buf);
             let result = self.open_sealed(datagram, &mut opened).and_then(|record| {
                 self.opened = Some(record);
-                self.handle_opened(source, from, opened.get(..record.len).unwrap_or(&[]))
+                self.handle_opened(source, from, opened.get(..record.len).unwrap_or(&[]), record.bound)
             });
             self.open_buf = opened;
             return result;
@@ -571,6 +574,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
     pub fn last_opened(&self) -> Option<Opened<'_>> {
         let record = self.opened?;
         Some(Opened {
+            bound: record.bound,
             key: record.key,
             sender: record.sender,
             counter: record.counter,
@@ -599,7 +603,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                     return Err(self.refuse(Rejected::Seal(SealError::Replayed)));
                 }
                 self.replay.accept(o.sender, o.counter);
-                self.handle_opened(source, from, o.messages)
+                self.handle_opened(source, from, o.messages, o.bound)
             }
         }
     }
@@ -651,17 +655,26 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if !self.replay.allows(sealed.sender, sealed.counter) {
             return Err(self.refuse(Rejected::Seal(SealError::Replayed)));
         }
-        if let Err(e) = keys.open(&sealed, out) {
+        let mut me = [0u8; seal::MAX_BOUND_ADDRESS_LEN];
+        let mut w = wire::Writer::new(&mut me);
+        let me = if self.addr.encode(&mut w).is_ok() { w.written() } else { &[] };
+        if let Err(e) = keys.open(&sealed, me, out) {
             return Err(self.refuse(Rejected::Seal(e)));
         }
         self.replay.accept(sealed.sender, sealed.counter);
         let len = sealed.ciphertext.len();
-        Ok(OpenedRecord { key: sealed.key, sender: sealed.sender, counter: sealed.counter, len })
+        Ok(OpenedRecord { bound: sealed.bound, key: sealed.key, sender: sealed.sender, counter: sealed.counter, len })
     }
 
     /// An opened sealed datagram: what it asks is known now, so the rest of
-    /// its cost is paid, then its messages are handled.
-    fn handle_opened(&mut self, source: u64, from: A, body: &[u8]) -> Result<(), Rejected> {
+    /// its cost is paid, then its messages are handled. One sealed for no
+    /// receiver must be a join request.
+    fn handle_opened(&mut self, source: u64, from: A, body: &[u8], bound: bool) -> Result<(), Rejected> {
+        let join_request = body.first() == Some(&wire::tag::PUSH_PULL)
+            && body.get(1).is_some_and(|f| f & wire::push_pull_flags::JOIN != 0);
+        if !bound && !join_request {
+            return Err(self.refuse(Rejected::Seal(SealError::Unbound)));
+        }
         let extra = budget::cost(body.first().copied(), body.get(1).copied()) - 1;
         if extra > 0 {
             self.spend(source, extra)?;

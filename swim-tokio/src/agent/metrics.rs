@@ -119,6 +119,7 @@ pub fn render(stats: &Stats, keyring: &Keyring<'_>, process: &ProcessStats) -> S
             ("reason=\"unknown_key\"", r.unknown_key),
             ("reason=\"bad_tag\"", r.bad_tag),
             ("reason=\"replayed\"", r.replayed),
+            ("reason=\"unbound\"", r.unbound),
             ("reason=\"rate_limited\"", r.rate_limited),
             ("reason=\"rate_limited_total\"", r.rate_limited_total),
         ],
@@ -280,6 +281,7 @@ mod tests {
             unknown_key,
             bad_tag,
             replayed,
+            unbound,
             rate_limited,
             rate_limited_total
         );
