@@ -431,6 +431,9 @@ impl<A: Clone> Dissemination<A> {
     fn link_tail(&mut self, id: u32, t: usize) {
         let t = t.min(MAX_BUCKETS - 1);
         if self.buckets.len() <= t {
+            // Every count reserved at once: news reaching a count no news
+            // reached before must not allocate in steady state.
+            self.buckets.reserve_exact(MAX_BUCKETS.saturating_sub(self.buckets.len()));
             self.buckets.resize(t + 1, (NONE, NONE));
         }
         let Some(&(head, tail)) = self.buckets.get(t) else { return };

@@ -72,8 +72,13 @@
 //! - No input can make a node panic: any bytes, address, time or command order.
 //! - One datagram asks one thing: at most one primary message (Ping, Ack,
 //!   Nack, PingReq, PushPull, Digest), first; more is refused whole. A
-//!   datagram is answered by at most one datagram to its sender (a full-state
-//!   request by its state, in as many datagrams as the state needs).
+//!   datagram is answered by at most one datagram to its sender, and one to
+//!   an address that is not a member carries no piggybacked news. State (a
+//!   join's or an exchange's) goes only to an address that has shown it
+//!   receives what is sent there (it answered one of our pings, or replied
+//!   under an exchange we started); any other requester first gets one bare
+//!   Ping, and the state once it answers: no spoofed datagram can send the
+//!   table to a victim.
 //! - Acks and nacks count only from the member they were expected from, under
 //!   a sequence drawn from the RNG; incarnations are serial numbers
 //!   ([`incarnation_newer`]), so every claim can be refuted.

@@ -208,6 +208,9 @@ pub struct Stats {
     /// does not know, refused: only members exchange digests, and a
     /// node pings only members on request.
     pub strangers_refused: u64,
+    /// State transfers held until their requester answered a ping (an
+    /// address that had not lately answered one of ours).
+    pub state_verifications: u64,
     /// `now` values earlier than the previous one (node time stood still).
     pub clock_regressions: u64,
     /// `now` values further ahead of the previous one than the node lets

@@ -294,3 +294,40 @@ fn a_flooding_source_is_held_to_its_budget_and_others_are_not() {
     // (A few sources share a bucket with the exhausted ones.)
     assert_eq!(refused, r.rate_limited_total + r.rate_limited - by_source);
 }
+
+#[test]
+fn a_spoofed_join_request_gets_one_bare_ping_back_until_its_source_answers() {
+    let mut n = with_members(100);
+    assert!(n.gossip_backlog() > 0, "news is queued, to show it is not sent to strangers");
+    for victim in 500..520u32 {
+        let request =
+            datagram(&[Message::PushPull { reply_wanted: true, join: true, exchange: victim }, alive(victim, 0)]);
+        n.handle_datagram(Instant::from_millis(1), NodeId(victim), &request).unwrap();
+        let out = outputs(&mut n);
+        let to_victim: Vec<_> = out.iter().filter(|(to, _)| *to == NodeId(victim)).collect();
+        assert_eq!(to_victim.len(), 1, "{to_victim:?}");
+        assert!(matches!(to_victim[0].1.as_slice(), [Message::Ping { .. }]), "a bare ping: {:?}", to_victim[0].1);
+    }
+    assert_eq!(n.stats().state_verifications, 20);
+    // A stranger's ping gets an ack with nothing riding on it.
+    n.handle_datagram(Instant::from_millis(2), NodeId(900), &datagram(&[Message::Ping { seq: 4 }])).unwrap();
+    let out = outputs(&mut n);
+    assert!(matches!(out.as_slice(), [(NodeId(900), m)] if m.len() == 1), "{out:?}");
+    // A real joiner answers the ping, and gets the whole table.
+    let request = datagram(&[Message::PushPull { reply_wanted: true, join: true, exchange: 1 }, alive(600, 0)]);
+    n.handle_datagram(Instant::from_millis(3), NodeId(600), &request).unwrap();
+    let Some(Message::Ping { seq }) =
+        outputs(&mut n).into_iter().find(|(to, _)| *to == NodeId(600)).and_then(|(_, m)| m.first().cloned())
+    else {
+        panic!("no verification ping")
+    };
+    n.handle_datagram(Instant::from_millis(4), NodeId(600), &datagram(&[Message::Ack { seq }])).unwrap();
+    let state: usize = outputs(&mut n)
+        .iter()
+        .filter(|(to, m)| {
+            *to == NodeId(600) && matches!(m.first(), Some(Message::PushPull { reply_wanted: false, .. }))
+        })
+        .map(|(_, m)| m.len() - 1)
+        .sum();
+    assert!(state >= 100, "{state} members sent after the answer");
+}

@@ -30,6 +30,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         let to = match &pending {
             Pending::Ping { to, .. }
+            | Pending::Verify { to, .. }
             | Pending::Ack { to, .. }
             | Pending::Nack { to, .. }
             | Pending::PingReq { to, .. }
@@ -39,6 +40,16 @@ impl<A: Address, R: RngCore> Node<A, R> {
         };
         let primary = match pending {
             Pending::Ping { seq, .. } => Some(Message::Ping { seq }),
+            Pending::Verify { seq, .. } => {
+                // Bare: an unverified address gets one small datagram.
+                if (Message::Ping::<A> { seq }).encode(&mut w).is_err() {
+                    return self.too_small();
+                }
+                let len = w.len();
+                let len = self.finish_datagram(&to, buf, len, true)?;
+                self.stats.sent.ping += 1;
+                return Some(self.count_out(to, len));
+            }
             Pending::Ack { seq, .. } => Some(Message::Ack { seq }),
             Pending::Nack { seq, .. } => Some(Message::Nack { seq }),
             Pending::PingReq { seq, target, want_nack, .. } => Some(Message::PingReq { seq, target, want_nack }),
@@ -114,6 +125,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
     fn piggyback(&mut self, w: &mut Writer<'_>, to: &A) {
         if self.gossip.is_empty() {
             return; // the steady state: nothing to hash or look up
+        }
+        // News goes to members only: an answer to a stranger (a spoofed
+        // source, say) stays as small as the question.
+        if !self.is_live_member(to) {
+            return;
         }
         let limit = self.retransmit_limit();
         let members = &self.members;

@@ -58,6 +58,29 @@ pub(crate) struct PushPullSend<A> {
 /// Exchanges answered recently, so a multi-datagram request gets one reply.
 pub(crate) const REPLIED_MEMORY: usize = 32;
 
+/// Addresses remembered as having answered our pings.
+const VERIFIED_MEMORY: usize = 4096;
+
+/// A state transfer held until its requester answers the ping `seq`: an
+/// address that asks for our whole table must first show it receives what
+/// is sent there, or one spoofed datagram would send the table to a victim.
+#[derive(Debug, Clone)]
+pub(crate) struct Parked<A> {
+    pub seq: u32,
+    pub send: PushPullSend<A>,
+    /// When to ping again (a ping or its answer may be lost), or give up.
+    pub due: Instant,
+    pub pings: u8,
+}
+
+/// Pings sent to verify one requester, a protocol period apart, before its
+/// transfer is dropped a period after the last: under 10% loss a ping and
+/// its answer both arrive four times in five, so three leave about one
+/// transfer in a hundred to the requester's retry; and a slow requester
+/// (a starved process answering a second late, as in Lifeguard's
+/// experiments) is still heard.
+const VERIFY_PINGS: u8 = 3;
+
 impl<A: Address, R: RngCore> Node<A, R> {
     /// One round of contacting every seed; backoff doubles up to its cap.
     pub(super) fn join_attempt(&mut self) {
@@ -92,6 +115,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         self.next_exchange = self.next_exchange.wrapping_add(1);
         self.stats.push_pulls += 1;
+        self.remember_asked(&to, self.next_exchange);
         self.push_pull_sends.push_back(PushPullSend {
             to,
             reply_wanted: true,
@@ -106,6 +130,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// exchange; a reply means our join got through.
     pub(super) fn on_push_pull(&mut self, from: &A, reply_wanted: bool, exchange: u32) {
         if !reply_wanted {
+            self.answered_us(from, exchange);
             if self.join.take().is_some() {
                 let at = self.now + self.config.probe_interval;
                 self.follow_up = Some(FollowUp { at, learned: 0, round: 0 });
@@ -134,12 +159,95 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// Send our members (all, or those in `only`) as push-pull datagrams
     /// that want no reply, within the bound on concurrent transfers.
     fn send_state(&mut self, to: &A, exchange: u32, only: Option<BucketSet>) {
+        let send = PushPullSend { to: to.clone(), reply_wanted: false, join: false, exchange, cursor: Some(0), only };
+        if !self.verified.contains(to) {
+            if self.parked.iter().any(|p| p.send.to == *to && p.send.exchange == exchange) {
+                return; // asked again while held: the pings are under way
+            }
+            // Held: one bare ping goes out now, the state once it is answered.
+            // As many as datagrams may wait to be sent: a seed answering a
+            // join storm holds one per joiner for a round trip.
+            if self.parked.len() >= self.config.max_pending_transmits {
+                self.parked.pop_front();
+                self.stats.push_pull_refused += 1;
+            }
+            let seq = self.next_seq();
+            self.stats.state_verifications += 1;
+            // Reserved once, whole: steady state then allocates nothing.
+            let due = self.now + self.config.probe_interval;
+            self.parked.push_back(Parked { seq, send, due, pings: 1 });
+            self.queue_transmit(Pending::Verify { to: to.clone(), seq });
+            return;
+        }
         if self.push_pull_sends.len() >= self.config.max_push_pull_sends {
             self.stats.push_pull_refused += 1;
             return;
         }
-        let send = PushPullSend { to: to.clone(), reply_wanted: false, join: false, exchange, cursor: Some(0), only };
         self.push_pull_sends.push_back(send);
+    }
+
+    /// Remember an exchange we asked `to` for: an answer naming it proves
+    /// the answerer receives what is sent to its address (exchange numbers
+    /// start at random; an outsider cannot see them).
+    fn remember_asked(&mut self, to: &A, exchange: u32) {
+        if self.asked.len() >= REPLIED_MEMORY {
+            self.asked.pop_front();
+        }
+        self.asked.push_back((to.clone(), exchange));
+    }
+
+    /// A reply under an exchange we asked `from` for: it is verified.
+    fn answered_us(&mut self, from: &A, exchange: u32) {
+        if self.asked.iter().any(|(a, e)| a == from && *e == exchange) {
+            self.verified_by(from);
+        }
+    }
+
+    /// `from` answered our ping: remember it, and send any state it asked for.
+    pub(super) fn verified_by(&mut self, from: &A) {
+        if !self.verified.contains(from) {
+            if self.verified.len() >= VERIFIED_MEMORY {
+                self.verified.pop_front();
+            }
+            self.verified.push_back(from.clone());
+        }
+    }
+
+    /// Ping again the requesters whose answer is overdue; drop those
+    /// pinged [`VERIFY_PINGS`] times. Entries are in due order (each retry
+    /// goes to the back), so this looks at the front only.
+    pub(super) fn parked_timeouts(&mut self) {
+        while self.parked.front().is_some_and(|p| p.due <= self.now) {
+            let Some(mut p) = self.parked.pop_front() else { break };
+            if p.pings >= VERIFY_PINGS {
+                self.stats.push_pull_refused += 1;
+                continue;
+            }
+            p.pings += 1;
+            p.due = self.now + self.config.probe_interval;
+            self.queue_transmit(Pending::Verify { to: p.send.to.clone(), seq: p.seq });
+            self.parked.push_back(p);
+        }
+    }
+
+    /// When the oldest held transfer's requester is next due a ping.
+    pub(super) fn next_parked_due(&self) -> Option<Instant> {
+        self.parked.front().map(|p| p.due)
+    }
+
+    /// The answer to a verification ping: release the state it held.
+    pub(super) fn on_verify_ack(&mut self, from: &A, seq: u32) -> bool {
+        let Some(i) = self.parked.iter().position(|p| p.seq == seq && p.send.to == *from) else {
+            return false;
+        };
+        let Some(parked) = self.parked.remove(i) else { return false };
+        self.verified_by(from);
+        if self.push_pull_sends.len() >= self.config.max_push_pull_sends {
+            self.stats.push_pull_refused += 1;
+        } else {
+            self.push_pull_sends.push_back(parked.send);
+        }
+        true
     }
 
     /// A periodic or follow-up exchange: the whole table when it is small,
@@ -151,6 +259,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         self.next_exchange = self.next_exchange.wrapping_add(1);
         self.stats.push_pulls += 1;
+        self.remember_asked(&to, self.next_exchange);
         let log2 = digest::bucket_log2(self.members.len());
         self.queue_transmit(Pending::Digest { to, reply_wanted: true, exchange: self.next_exchange, log2 });
     }
@@ -167,6 +276,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         if reply_wanted && !self.first_request(from, exchange) {
             return;
+        }
+        if !reply_wanted {
+            self.answered_us(from, exchange);
         }
         let differing = BucketSet::differing(&self.members, hashes);
         if reply_wanted {

@@ -184,6 +184,12 @@ pub(crate) enum Pending<A> {
         to: A,
         about: A,
     },
+    /// A bare ping (no piggybacked news) to an address that asked for our
+    /// state but has not yet shown that it receives what is sent there.
+    Verify {
+        to: A,
+        seq: u32,
+    },
     /// A digest of our member table (see [`crate::digest`]).
     Digest {
         to: A,
@@ -259,6 +265,13 @@ pub struct Node<A: Address, R: RngCore> {
     next_push_pull: Instant,
     periodic_rounds: u32,
     push_pull_sends: VecDeque<PushPullSend<A>>,
+    /// Addresses that answered one of our pings lately (oldest first):
+    /// state goes to them at once.
+    verified: VecDeque<A>,
+    /// Exchanges this node asked for lately, by whom (oldest first).
+    asked: VecDeque<(A, u32)>,
+    /// State transfers held until their requester answers a ping.
+    parked: VecDeque<membership::Parked<A>>,
     next_exchange: u32,
     replied: VecDeque<(A, u32)>,
     leaving: bool,
@@ -406,6 +419,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
             next_push_pull: now,
             periodic_rounds: 0,
             push_pull_sends: VecDeque::with_capacity(config.max_push_pull_sends.min(64)),
+            verified: VecDeque::new(),
+            asked: VecDeque::with_capacity(membership::REPLIED_MEMORY),
+            parked: VecDeque::new(),
             next_exchange: first_exchange,
             replied: VecDeque::with_capacity(membership::REPLIED_MEMORY),
             leaving: false,
@@ -750,6 +766,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             self.probe_indirectly();
         }
         self.relay_timeouts();
+        self.parked_timeouts();
         self.suspicion_timeouts();
         self.reap_tombstones();
         if self.next_gossip <= now {
@@ -972,6 +989,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         if let Some(deadline) = self.relays.next_deadline() {
             next = next.min(deadline);
+        }
+        if let Some(due) = self.next_parked_due() {
+            next = next.min(due);
         }
         if let Some(deadline) = self.suspicions.next_deadline() {
             next = next.min(deadline);

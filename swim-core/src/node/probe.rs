@@ -184,6 +184,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
                     self.stats.probe_round_trips.record(rtt);
                     self.apply_health(-1);
                 }
+                // Answered under our unpredictable sequence: the target, or
+                // a helper we asked, receives what is sent to its address.
+                self.verified_by(from);
                 return;
             }
         }
@@ -191,6 +194,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
             if let Some(relay) = self.relays.take(seq) {
                 self.queue_transmit(Pending::Ack { to: relay.requester, seq: relay.their_seq });
             }
+            return;
+        }
+        if self.on_verify_ack(from, seq) {
             return;
         }
         if self.suspect_ping.as_ref().is_some_and(|(s, to)| *s == seq && to == from) {
