@@ -6,7 +6,7 @@ use swim_core::{Rejections, Stats};
 
 /// The reasons of swim-core's `Stats::rejected`, by the names its fields
 /// have (and the JSON report uses), in the order they are listed.
-pub const REASONS: [&str; 17] = [
+pub const REASONS: [&str; 18] = [
     "too_short",
     "too_long",
     "bad_version",
@@ -22,6 +22,7 @@ pub const REASONS: [&str; 17] = [
     "unknown_key",
     "bad_tag",
     "replayed",
+    "unbound",
     "rate_limited",
     "rate_limited_total",
 ];
@@ -44,6 +45,7 @@ fn counts(r: &Rejections) -> [u64; REASONS.len()] {
         r.unknown_key,
         r.bad_tag,
         r.replayed,
+        r.unbound,
         r.rate_limited,
         r.rate_limited_total,
     ]
