@@ -97,6 +97,9 @@ fn outsiders_without_the_key_are_neither_heard_nor_seen() {
     assert!((0..4).all(|o| (0..4).all(|m| c.view(o, m) == Some(State::Alive))));
     assert!((0..4).all(|o| c.node(o).member(&NodeId(3)).is_some_and(|m| m.meta.is_empty())));
     assert!(no_failed(&c));
+    // Not even a suspicion: the outsiders' datagrams were refused unread.
+    let suspected = c.events.iter().any(|(_, id, e)| *id < 4 && matches!(e, Event::Suspected(_)));
+    assert!(!suspected, "an outsider made a member suspect");
 }
 
 #[test]
