@@ -23,6 +23,11 @@ pub trait Address: Clone + Ord + Debug {
     /// Read the wire form, checking every length.
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
 
+    /// Which address type a recording was made with (its header says), so
+    /// a log is never read as another type: 1 for [`NodeId`], 2 for
+    /// `SocketAddr`; other types keep the default 0 or pick their own.
+    const RECORD_KIND: u8 = 0;
+
     /// A fixed, well-mixed 64-bit hash of the address. It places members in
     /// the member index and in digest buckets, so it MUST be the same on
     /// every node and in every process (no random keys). The default is
@@ -44,6 +49,7 @@ pub trait Address: Clone + Ord + Debug {
 pub struct NodeId(pub u32);
 
 impl Address for NodeId {
+    const RECORD_KIND: u8 = 1;
     fn encoded_len(&self) -> usize {
         crate::wire::varint_len(u64::from(self.0))
     }
@@ -73,6 +79,7 @@ const FAMILY_V6: u8 = 6;
 /// port as two big-endian bytes. IPv6 flow info and scope id are not carried:
 /// they are local to the host that sees them.
 impl Address for SocketAddr {
+    const RECORD_KIND: u8 = 2;
     fn encoded_len(&self) -> usize {
         match self {
             SocketAddr::V4(_) => 1 + 4 + 2,

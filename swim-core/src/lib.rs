@@ -59,7 +59,7 @@
 //! sequence of `(now, Input)` it was fed, drained after each one with a buffer
 //! of one fixed size. A node told to [`Node::record_outputs`] folds every
 //! datagram and event it outputs into a digest, taken after each step with
-//! [`Node::take_output_digest`]; the same inputs into a node built from the same
+//! [`Node::take_step_outputs`]; the same inputs into a node built from the same
 //! RNG seed give the same digest at every step. A sealed node's recorder keeps
 //! each sealed datagram as it opened ([`Node::last_opened`]: key id, sender,
 //! counter and messages) or the reason it was refused, and keys by id: a node
@@ -137,6 +137,7 @@ mod event;
 mod member;
 mod node;
 mod order;
+pub mod record;
 mod relay;
 mod replay;
 pub mod seal;
@@ -151,7 +152,7 @@ pub use budget::Exhausted;
 pub use config::{Config, ConfigError, Problem, Rate, MAX_DATAGRAM_SIZE, MIN_DATAGRAM_SIZE};
 pub use event::{Event, Member};
 pub use member::{incarnation_newer, Claim, State};
-pub use node::{CommandError, Input, MemberRef, Node, Opened, Outcome, Rejected, SealedRecord, Transmit};
+pub use node::{CommandError, Input, MemberRef, Node, Opened, Outcome, Rejected, SealedRecord, StepOutputs, Transmit};
 pub use seal::{Encryption, Key, KeyError, KeyId, SealError};
 pub use stats::{ByKind, Rejections, RoundTrips, Stats, ROUND_TRIP_BOUNDS_MICROS};
 pub use time::Instant;

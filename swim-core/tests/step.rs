@@ -67,7 +67,7 @@ fn run(via_handle: bool, sealed: bool, tamper: Option<usize>) -> Vec<u64> {
             }
             while nodes[i].poll_event().is_some() {}
             if i == 0 {
-                digests.push(nodes[0].take_output_digest().unwrap());
+                digests.push(nodes[0].take_step_outputs().unwrap().digest);
             }
         }
         if round == 1500 {
@@ -196,7 +196,7 @@ fn a_sealed_node_replays_from_its_log_without_the_keys() {
             }
             while nodes[i].poll_event().is_some() {}
         }
-        nodes[0].take_output_digest().unwrap()
+        nodes[0].take_step_outputs().unwrap().digest
     };
     for i in [0, 2] {
         nodes[i].join(now, &[NodeId(1)]);
@@ -300,7 +300,7 @@ fn a_sealed_node_replays_from_its_log_without_the_keys() {
         let _ = replay.handle(*t, input);
         while replay.poll_transmit(&mut buf).is_some() {}
         while replay.poll_event().is_some() {}
-        assert_eq!(replay.take_output_digest().unwrap(), *digest, "step {step} ({entry:?}) diverged");
+        assert_eq!(replay.take_step_outputs().unwrap().digest, *digest, "step {step} ({entry:?}) diverged");
     }
     assert!(log.len() > 500, "{} steps", log.len());
 }

@@ -9,7 +9,7 @@ mod merge;
 mod probe;
 mod step;
 
-pub use step::{Input, Outcome};
+pub use step::{Input, Outcome, StepOutputs};
 
 use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
@@ -300,7 +300,7 @@ pub struct Node<A: Address, R: RngCore> {
     /// Datagrams sealed so far: each carries the next count.
     sealed_sent: u64,
     /// The digest of outputs, when recording ([`Node::record_outputs`]).
-    digest: Option<step::Fnv>,
+    digest: Option<step::OutputDigest>,
     /// What the last sealed datagram opened to (its messages in `open_buf`).
     opened: Option<OpenedRecord>,
 }

@@ -116,44 +116,75 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// event polled (its canonical encoding, [`crate::Event::encode`]).
     pub fn record_outputs(&mut self) {
         if self.digest.is_none() {
-            self.digest = Some(Fnv::new());
+            self.digest = Some(OutputDigest::new());
         }
     }
 
-    /// The digest of the outputs polled since the last call (or since
-    /// [`Node::record_outputs`]) and of the deadline [`Node::poll_timeout`]
-    /// gives now; `None` when not recording. Take it after each step's
-    /// drain: equal digests, step by step, mean equal outputs.
-    pub fn take_output_digest(&mut self) -> Option<u64> {
-        let timeout = self.poll_timeout();
-        let digest = self.digest.as_mut()?;
-        match timeout {
-            Some(t) => digest.write(&t.as_nanos().to_be_bytes()),
-            None => digest.write(&[0xff]),
+    /// What the node output since the last call (or since
+    /// [`Node::record_outputs`]): the digest of those datagrams and events
+    /// and of the deadline [`Node::poll_timeout`] gives now, with their
+    /// counts and that deadline; `None` when not recording. Take it after
+    /// each step's drain: equal outputs, step by step, mean equal runs.
+    pub fn take_step_outputs(&mut self) -> Option<StepOutputs> {
+        let deadline = self.poll_timeout();
+        let d = self.digest.as_mut()?;
+        match deadline {
+            Some(t) => d.fnv.write(&t.as_nanos().to_be_bytes()),
+            None => d.fnv.write(&[0xff]),
         }
-        let value = digest.finish();
-        *digest = Fnv::new();
-        Some(value)
+        let outputs = StepOutputs { digest: d.fnv.finish(), datagrams: d.datagrams, events: d.events, deadline };
+        *d = OutputDigest::new();
+        Some(outputs)
     }
 
     pub(super) fn digest_datagram(&mut self, to: &A, bytes: &[u8]) {
         if let Some(d) = self.digest.as_mut() {
+            d.datagrams = d.datagrams.saturating_add(1);
             let mut buf = [0u8; 64];
             let mut w = crate::wire::Writer::new(&mut buf);
             if to.encode(&mut w).is_ok() {
-                d.write(&[0x01]);
-                d.write(w.written());
+                d.fnv.write(&[0x01]);
+                d.fnv.write(w.written());
             }
-            d.write(&(bytes.len() as u32).to_be_bytes());
-            d.write(bytes);
+            d.fnv.write(&(bytes.len() as u32).to_be_bytes());
+            d.fnv.write(bytes);
         }
     }
 
     pub(super) fn digest_event(&mut self, event: &crate::event::Event<A>) {
         if let Some(d) = self.digest.as_mut() {
-            d.write(&[0x02]);
-            event.walk(&mut |bytes| d.write(bytes));
+            d.events = d.events.saturating_add(1);
+            d.fnv.write(&[0x02]);
+            event.walk(&mut |bytes| d.fnv.write(bytes));
         }
+    }
+}
+
+/// What a node output in one step ([`Node::take_step_outputs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepOutputs {
+    /// FNV-1a of every datagram (destination and bytes) and event polled,
+    /// then of the next deadline.
+    pub digest: u64,
+    /// Datagrams polled.
+    pub datagrams: u32,
+    /// Events polled.
+    pub events: u32,
+    /// [`Node::poll_timeout`] after the drain.
+    pub deadline: Option<Instant>,
+}
+
+/// The outputs of the step under way.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OutputDigest {
+    fnv: Fnv,
+    datagrams: u32,
+    events: u32,
+}
+
+impl OutputDigest {
+    fn new() -> Self {
+        OutputDigest { fnv: Fnv::new(), datagrams: 0, events: 0 }
     }
 }
 

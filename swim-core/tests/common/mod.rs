@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
-use swim_core::{Config, Event, Instant, Key, Node, NodeId, State};
+use swim_core::record::{Header, Recorder, RngKind, CORE_VERSION};
+use swim_core::{Config, Event, Input, Instant, Key, Node, NodeId, Outcome, State};
 
 /// ChaCha, a cryptographically secure generator, so nodes can hold keys.
 pub type TestNode = Node<NodeId, ChaCha8Rng>;
@@ -35,6 +36,9 @@ pub struct Cluster {
     /// Whether every datagram must be accepted (off where nodes that
     /// cannot open each other's datagrams are the point).
     pub strict: bool,
+    /// The recorded node's log ([`Cluster::record`]).
+    pub log: Vec<u8>,
+    recorder: Option<(u32, Recorder<NodeId>)>,
     in_flight: BinaryHeap<InFlight>,
     seq: u64,
     seed: u64,
@@ -53,6 +57,8 @@ impl Cluster {
             events: Vec::new(),
             wire: Vec::new(),
             strict: true,
+            log: Vec::new(),
+            recorder: None,
             in_flight: BinaryHeap::new(),
             seq: 0,
             seed,
@@ -87,15 +93,59 @@ impl Cluster {
         self.nodes.insert(id, node);
     }
 
+    /// Record node `id` (just added, before any input) into [`Cluster::log`].
+    pub fn record(&mut self, id: u32) {
+        let rng_seed = self.rng(id).get_seed();
+        let now = self.now;
+        let buffer_len = self.buf.len() as u32;
+        let node = self.nodes.get_mut(&id).expect("node exists");
+        let header = Header {
+            core_version: CORE_VERSION.into(),
+            recorder: "swim-core tests".into(),
+            file_index: 0,
+            first_step: 0,
+            chain: 0,
+            identity: NodeId(id),
+            rng: RngKind::ChaCha8,
+            rng_seed,
+            start: now,
+            config: node.config().clone(),
+            buffer_len,
+            key_ids: node.keys().map(|(k, _)| k).collect(),
+        };
+        let mut recorder = Recorder::new(node, header);
+        recorder.begin_file(&mut self.log);
+        self.recorder = Some((id, recorder));
+    }
+
+    /// The recorder and its node, to rotate or finish the log.
+    pub fn recorder(&mut self) -> Option<(&mut Recorder<NodeId>, &mut TestNode, &mut Vec<u8>)> {
+        let (id, r) = self.recorder.as_mut()?;
+        Some((r, self.nodes.get_mut(id)?, &mut self.log))
+    }
+
+    /// Feed one input to node `id` (through its recorder, if recorded) and
+    /// drain its outputs.
+    pub fn input(&mut self, id: u32, input: Input<'_, NodeId>) -> Outcome {
+        let now = self.now;
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return Outcome::Done;
+        };
+        let outcome = match self.recorder.as_mut() {
+            Some((rid, r)) if *rid == id => r.handle(node, now, input, &mut self.log),
+            _ => node.handle(now, input),
+        };
+        self.drain(id);
+        outcome
+    }
+
     pub fn node(&mut self, id: u32) -> &mut TestNode {
         self.nodes.get_mut(&id).expect("node exists")
     }
 
     pub fn join(&mut self, id: u32, seeds: &[u32]) {
-        let now = self.now;
         let seeds: Vec<NodeId> = seeds.iter().map(|&s| NodeId(s)).collect();
-        self.node(id).join(now, &seeds);
-        self.drain(id);
+        self.input(id, Input::Join(&seeds));
     }
 
     /// Give a node's outputs to the network and the event log.
@@ -113,6 +163,9 @@ impl Cluster {
         }
         while let Some(ev) = node.poll_event() {
             self.events.push((now, id, ev));
+        }
+        if let Some((_, r)) = self.recorder.as_mut().filter(|(rid, _)| *rid == id) {
+            r.end_step(node, &mut self.log);
         }
     }
 
@@ -149,12 +202,11 @@ impl Cluster {
             if lost {
                 continue;
             }
-            if let Some(node) = self.nodes.get_mut(&to) {
-                let verdict = node.handle_datagram(now, NodeId(from), &bytes);
+            if self.nodes.contains_key(&to) {
+                let verdict = self.input(to, Input::Datagram { from: &NodeId(from), bytes: &bytes });
                 if self.strict {
-                    verdict.expect("well-formed datagram");
+                    assert_eq!(verdict, Outcome::Done, "well-formed datagram");
                 }
-                self.drain(to);
             }
         }
         let due: Vec<u32> = self
@@ -164,8 +216,7 @@ impl Cluster {
             .map(|(id, _)| *id)
             .collect();
         for id in due {
-            self.node(id).handle_timeout(now);
-            self.drain(id);
+            self.input(id, Input::Timeout);
             let next = self.node(id).poll_timeout();
             assert!(next.is_none_or(|t| t > now), "node {id} asks to be woken in the past after handle_timeout");
         }
