@@ -30,6 +30,13 @@ pub enum StartError {
     /// The driver's event loop (swim-mio: the poller, its waker, the
     /// driver thread) could not be set up. swim-tokio has none of its own.
     Setup(io::Error),
+    /// The recording's log file could not be created.
+    Record {
+        /// The log's path.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for StartError {
@@ -43,6 +50,7 @@ impl fmt::Display for StartError {
             }
             StartError::Metadata(e) => write!(f, "initial metadata: {e}"),
             StartError::Setup(e) => write!(f, "cannot set up the event loop: {e}"),
+            StartError::Record { path, source } => write!(f, "cannot record into {}: {source}", path.display()),
         }
     }
 }
@@ -51,7 +59,9 @@ impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StartError::Config(e) => Some(e),
-            StartError::Bind { source, .. } | StartError::Setup(source) => Some(source),
+            StartError::Bind { source, .. } | StartError::Setup(source) | StartError::Record { source, .. } => {
+                Some(source)
+            }
             StartError::Metadata(e) => Some(e),
             StartError::Entropy(e) => Some(e),
             StartError::UnspecifiedAdvertise(_) => None,

@@ -15,6 +15,7 @@
 //!   drivers' handles answer with, start from and fail to start with;
 //!   [`Member`] is the one member type of events and member lists.
 //! - [`meta`]: the name-and-tags metadata convention of the `swim` agent.
+//! - [`record`]: recording a node's inputs into rotated log files.
 //!
 //! No async runtime, no poller: sockets, channels, timers and logging stay
 //! in the drivers.
@@ -26,6 +27,7 @@ pub mod member;
 pub mod meta;
 pub mod node;
 pub mod options;
+pub mod record;
 pub mod stats;
 
 pub use clock::Clock;
@@ -33,6 +35,7 @@ pub use error::StartError;
 pub use member::{LeaveOutcome, PendingLeaves};
 pub use node::{DriverNode, InstalledKey, Outgoing, RngSeed, SwimNode};
 pub use options::Options;
+pub use record::{RecordOptions, RecordStatus};
 pub use stats::{MemberCounts, Stats};
 
 /// A membership event about members known by their socket address.

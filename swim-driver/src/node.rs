@@ -14,12 +14,13 @@ use std::fmt;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsError, OsRng, SeedableRng, TryRngCore};
-use swim_core::{Event, Key, KeyError, KeyId, Node, Rejected, State};
+use swim_core::{CommandError, Event, Input, Key, KeyError, KeyId, Node, Outcome, Rejected, State};
 
 use crate::addr;
 use crate::clock::Clock;
 use crate::error::StartError;
 use crate::options::Options;
+use crate::record::{FileRecorder, RecordStatus};
 use crate::stats::{MemberCounts, Stats};
 
 /// The node every driver runs: members known by socket address, the
@@ -110,7 +111,15 @@ pub struct Outgoing<'a> {
     pub member: SocketAddr,
 }
 
-/// A node with its clock, its socket's address and its send buffer.
+/// A node with its clock, its socket's address, its send buffer and, when
+/// recording, its recorder.
+///
+/// Every input goes through [`DriverNode::input`] (or a method named after
+/// it), at the clock's `now`, and is one step: the driver then drains
+/// [`DriverNode::poll_transmit`] until `None` and then
+/// [`DriverNode::drain_events`], which closes the step, before the next
+/// input. A recording replays byte for byte only if the driver keeps to
+/// that order.
 #[derive(Debug)]
 pub struct DriverNode {
     node: SwimNode,
@@ -119,6 +128,7 @@ pub struct DriverNode {
     bound: SocketAddr,
     out: Vec<u8>,
     rng_seed: RngSeed,
+    recorder: Option<FileRecorder>,
 }
 
 impl DriverNode {
@@ -129,7 +139,10 @@ impl DriverNode {
     /// now, and the initial metadata set. Fails with
     /// [`StartError::UnspecifiedAdvertise`], [`StartError::Entropy`],
     /// [`StartError::Config`] (encryption on without keys, or keys with
-    /// encryption off) or [`StartError::Metadata`]; nothing is left running.
+    /// encryption off), [`StartError::Metadata`] or [`StartError::Record`]
+    /// (the log file of `options.record` cannot be created); nothing is
+    /// left running. With `options.record`, every input from the first is
+    /// recorded.
     pub fn start(options: &Options, bound: SocketAddr) -> Result<Self, StartError> {
         let identity = addr::identity(options.advertise, bound).map_err(StartError::UnspecifiedAdvertise)?;
         let rng_seed = match options.rng_seed {
@@ -138,26 +151,76 @@ impl DriverNode {
         };
         let clock = Clock::start();
         let config = options.config.clone();
+        let start = clock.now();
         let mut node = if options.keys.is_empty() {
-            Node::new(identity, config, rng_seed.rng(), clock.now())
+            Node::new(identity, config, rng_seed.rng(), start)
         } else {
-            Node::with_keys(identity, config, rng_seed.rng(), clock.now(), &options.keys)
+            Node::with_keys(identity, config, rng_seed.rng(), start, &options.keys)
         }
         .map_err(StartError::Config)?;
+        let buffer_len = options.config.max_datagram_size;
+        let recorder = match &options.record {
+            Some(r) => Some(
+                FileRecorder::start(r, &mut node, *rng_seed.bytes(), start, buffer_len)
+                    .map_err(|source| StartError::Record { path: r.path.clone(), source })?,
+            ),
+            None => None,
+        };
+        let mut d = DriverNode { node, clock, bound, out: vec![0u8; buffer_len], rng_seed, recorder };
         if !options.metadata.is_empty() {
-            node.set_metadata(clock.now(), &options.metadata).map_err(StartError::Metadata)?;
+            d.set_metadata(&options.metadata).map_err(StartError::Metadata)?;
         }
-        Ok(DriverNode { node, clock, bound, out: vec![0u8; options.config.max_datagram_size], rng_seed })
+        Ok(d)
+    }
+
+    /// Feed one input now; see the type's docs for what must follow.
+    pub fn input(&mut self, input: Input<'_, SocketAddr>) -> Outcome {
+        let now = self.clock.now();
+        match self.recorder.as_mut() {
+            Some(r) => r.handle(&mut self.node, now, input),
+            None => self.node.handle(now, input),
+        }
+    }
+
+    /// Join through `seeds` (canonical addresses); none ends a join under way.
+    pub fn join(&mut self, seeds: &[SocketAddr]) {
+        self.input(Input::Join(seeds));
+    }
+
+    /// Leave the cluster.
+    pub fn leave(&mut self) {
+        self.input(Input::Leave);
+    }
+
+    /// Replace this node's metadata.
+    pub fn set_metadata(&mut self, meta: &[u8]) -> Result<(), CommandError> {
+        command(self.input(Input::SetMetadata(meta)))
+    }
+
+    /// Send a user broadcast to every member.
+    pub fn broadcast(&mut self, payload: &[u8]) -> Result<(), CommandError> {
+        command(self.input(Input::Broadcast(payload)))
+    }
+
+    /// Remove a failed member for good (canonical address).
+    pub fn force_leave(&mut self, member: &SocketAddr) -> Result<(), CommandError> {
+        command(self.input(Input::ForceLeave(member)))
+    }
+
+    /// Why recording stopped (its size limit, a write error), the first
+    /// time it is asked after it did: drivers log it as a warning.
+    pub fn take_record_stop(&mut self) -> Option<String> {
+        self.recorder.as_mut().and_then(FileRecorder::take_stop)
+    }
+
+    /// How the recording stands; `None` when not recording.
+    pub fn record_status(&self) -> Option<RecordStatus> {
+        self.recorder.as_ref().map(FileRecorder::status)
     }
 
     /// The protocol state machine.
     pub fn node(&self) -> &SwimNode {
         &self.node
-    }
-
-    /// The protocol state machine, for commands.
-    pub fn node_mut(&mut self) -> &mut SwimNode {
-        &mut self.node
     }
 
     /// The clock the node's time comes from.
@@ -190,20 +253,26 @@ impl DriverNode {
 
     /// Install `key` now (see `swim_core::Node::install_key`).
     pub fn install_key(&mut self, key: &Key) -> Result<KeyId, KeyError> {
-        let now = self.clock.now();
-        self.node.install_key(now, key)
+        match self.input(Input::InstallKey(key)) {
+            Outcome::Installed(id) => Ok(id),
+            other => Err(key_error(other)),
+        }
     }
 
     /// Seal with the installed key `id` from now on.
     pub fn use_key(&mut self, id: KeyId) -> Result<(), KeyError> {
-        let now = self.clock.now();
-        self.node.use_key(now, id)
+        match self.input(Input::UseKey(id)) {
+            Outcome::Done => Ok(()),
+            other => Err(key_error(other)),
+        }
     }
 
     /// Remove the installed key `id` (not the primary one).
     pub fn remove_key(&mut self, id: KeyId) -> Result<(), KeyError> {
-        let now = self.clock.now();
-        self.node.remove_key(now, id)
+        match self.input(Input::RemoveKey(id)) {
+            Outcome::Done => Ok(()),
+            other => Err(key_error(other)),
+        }
     }
 
     /// The keyring: each key's id and whether it is the primary one (empty
@@ -216,13 +285,16 @@ impl DriverNode {
     /// the sender in canonical form, and the node's verdict.
     pub fn handle_datagram(&mut self, from: SocketAddr, datagram: &[u8]) -> (SocketAddr, Result<(), Rejected>) {
         let from = addr::canonical(from);
-        (from, self.node.handle_datagram(self.clock.now(), from, datagram))
+        match self.input(Input::Datagram { from: &from, bytes: datagram }) {
+            Outcome::Rejected(why) => (from, Err(why)),
+            _ => (from, Ok(())),
+        }
     }
 
     /// Tell the node its deadline may have passed (spurious calls are
     /// harmless).
     pub fn handle_timeout(&mut self) {
-        self.node.handle_timeout(self.clock.now());
+        self.input(Input::Timeout);
     }
 
     /// Whether the node's deadline has passed.
@@ -242,10 +314,14 @@ impl DriverNode {
         Some(Outgoing { payload: &self.out[..tx.len], to: addr::for_socket(self.bound, tx.to), member: tx.to })
     }
 
-    /// Hand every event the node has ready to `publish`.
+    /// Hand every event the node has ready to `publish`, then close the
+    /// step (drain [`DriverNode::poll_transmit`] first).
     pub fn drain_events(&mut self, mut publish: impl FnMut(Event<SocketAddr>)) {
         while let Some(event) = self.node.poll_event() {
             publish(event);
+        }
+        if let Some(r) = self.recorder.as_mut() {
+            r.end_step(&mut self.node);
         }
     }
 
@@ -281,6 +357,31 @@ impl DriverNode {
             },
             local_health: self.node.local_health(),
             incarnation: self.node.incarnation(),
+        }
+    }
+}
+
+/// A command's outcome as its result.
+fn command(outcome: Outcome) -> Result<(), CommandError> {
+    match outcome {
+        Outcome::Command(e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// A key command's refusal (every other outcome of one is a success).
+fn key_error(outcome: Outcome) -> KeyError {
+    match outcome {
+        Outcome::Key(e) => e,
+        _ => KeyError::NoKeyring,
+    }
+}
+
+/// The log ends with the node: its end record written, the file synced.
+impl Drop for DriverNode {
+    fn drop(&mut self) {
+        if let Some(r) = self.recorder.as_mut() {
+            r.finish(&mut self.node);
         }
     }
 }
@@ -355,8 +456,7 @@ mod tests {
             d.keys(),
             [InstalledKey { id: k1.id(), primary: true }, InstalledKey { id: k2.id(), primary: false }]
         );
-        let now = d.now();
-        d.node_mut().join(now, &["127.0.0.1:4001".parse().unwrap()]);
+        d.join(&["127.0.0.1:4001".parse().unwrap()]);
         let tx = d.poll_transmit().expect("a join datagram");
         assert_eq!(tx.payload[0], swim_core::seal::SEALED_VERSION);
         assert!(!format!("{o:?}").contains("1, 1, 1"), "options show key bytes: {o:?}");
@@ -390,8 +490,7 @@ mod tests {
         o.advertise = Some("10.0.0.1:0".parse().unwrap());
         let mut d = DriverNode::start(&o, "[::]:4000".parse().unwrap()).unwrap();
         let seed: SocketAddr = "10.0.0.2:4000".parse().unwrap();
-        let now = d.now();
-        d.node_mut().join(now, &[seed]);
+        d.join(&[seed]);
         let tx = d.poll_transmit().expect("a join datagram");
         assert_eq!(tx.member, seed);
         assert_eq!(tx.to, "[::ffff:10.0.0.2]:4000".parse().unwrap());

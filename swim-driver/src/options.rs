@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use swim_core::{Config, Key};
 
+use crate::record::RecordOptions;
+
 /// Everything a driver's `Handle::start` needs. Start from
 /// [`Options::new`] and set fields.
 #[derive(Debug, Clone)]
@@ -48,6 +50,9 @@ pub struct Options {
     /// their names) left unanswered after which swim-tokio's join gives up
     /// and stops trying; `None` never gives up.
     pub join_max_attempts: Option<u32>,
+    /// Record every input of the node into log files (`swim-core/RECORD.md`)
+    /// that `swim-sim replay` replays byte for byte; `None` records nothing.
+    pub record: Option<RecordOptions>,
 }
 
 impl Options {
@@ -64,6 +69,7 @@ impl Options {
             leave_timeout: Duration::from_secs(5),
             join_timeout: Some(Duration::from_secs(30)),
             join_max_attempts: None,
+            record: None,
         }
     }
 }

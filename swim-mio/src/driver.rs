@@ -104,6 +104,8 @@ pub(crate) fn spawn(options: Options, sink: Sink) -> Result<Started, StartError>
 impl Driver {
     fn run(mut self) {
         let mut events = MioEvents::with_capacity(8);
+        // Starting was a step (the initial metadata): drain it first.
+        self.after_input();
         loop {
             let wait = self.next_wait();
             let mut readable = false;
@@ -131,6 +133,9 @@ impl Driver {
                 self.after_input();
             }
             self.settle_leaves();
+            if let Some(why) = self.node.take_record_stop() {
+                log_warn!("recording stopped: {why}");
+            }
         }
         let addr = self.node.identity();
         // Dropping the driver closes the socket before the thread ends, so
@@ -198,14 +203,13 @@ impl Driver {
     }
 
     fn on_command(&mut self, cmd: Command) {
-        let now = self.node.now();
         match cmd {
             Command::Join { seeds, reply } => {
-                self.node.node_mut().join(now, &seeds);
+                self.node.join(&seeds);
                 let _ = reply.send(());
             }
             Command::Leave { timeout, reply } => {
-                self.node.node_mut().leave(now);
+                self.node.leave();
                 self.leaves.push(StdInstant::now() + timeout, reply);
             }
             Command::Members { reply } => {
@@ -215,10 +219,10 @@ impl Driver {
                 let _ = reply.send(self.node.local_member());
             }
             Command::SetMetadata { meta, reply } => {
-                let _ = reply.send(self.node.node_mut().set_metadata(now, &meta).map_err(Error::from));
+                let _ = reply.send(self.node.set_metadata(&meta).map_err(Error::from));
             }
             Command::Broadcast { payload, reply } => {
-                let _ = reply.send(self.node.node_mut().broadcast(now, &payload).map_err(Error::from));
+                let _ = reply.send(self.node.broadcast(&payload).map_err(Error::from));
             }
             Command::Stats { reply } => {
                 let _ = reply.send(self.snapshot());

@@ -45,4 +45,4 @@ pub use stats::{DriverStats, MemberCounts, Stats};
 pub use swim_core::{Config, Encryption, Key, KeyError, KeyId, State};
 pub use swim_driver::meta;
 pub use swim_driver::{Event, Member};
-pub use swim_driver::{InstalledKey, LeaveOutcome, Options};
+pub use swim_driver::{InstalledKey, LeaveOutcome, Options, RecordOptions, RecordStatus};

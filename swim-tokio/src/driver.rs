@@ -152,6 +152,10 @@ impl Driver {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut resolved: mpsc::UnboundedReceiver<Resolved>) {
         let mut buf = vec![0u8; RECV_BUFFER];
         let mut stopped_by = None;
+        // Starting was a step (the initial metadata): drain it before the
+        // first input.
+        self.flush().await;
+        self.publish_events();
         loop {
             let wake = self.next_wake();
             let input = tokio::select! {
@@ -180,10 +184,20 @@ impl Driver {
             self.flush().await;
             self.publish_events();
             self.settle_leaves();
-            self.watch_join();
+            if self.watch_join() {
+                // It gave up the join: an input of its own, drained too.
+                self.flush().await;
+                self.publish_events();
+            }
             self.maybe_re_resolve();
+            if let Some(why) = self.node.take_record_stop() {
+                warn!(%why, "recording stopped");
+            }
         }
         let addr = self.node.identity();
+        if let Some(status) = self.node.record_status() {
+            info!(path = %status.path.display(), steps = status.steps, files = status.files, bytes = status.bytes, "recording closed");
+        }
         // Close the socket before answering, so a caller of shutdown can
         // rebind the port at once.
         drop(self);
@@ -204,7 +218,6 @@ impl Driver {
     }
 
     fn on_command(&mut self, cmd: Command) {
-        let now = self.node.now();
         match cmd {
             Command::Join { seeds, reply } => {
                 self.generation += 1;
@@ -212,7 +225,7 @@ impl Driver {
                 self.resolved.clear();
                 self.re_resolve_at = None;
                 if self.seeds.is_empty() {
-                    self.node.node_mut().join(now, &[]);
+                    self.node.join(&[]);
                     self.joining = Joining::Idle;
                     let _ = reply.send(Ok(self.node.node().live_members() as usize));
                 } else {
@@ -229,7 +242,7 @@ impl Driver {
                 self.generation += 1;
                 self.re_resolve_at = None;
                 self.end_join(Err(Error::JoinAborted));
-                self.node.node_mut().leave(now);
+                self.node.leave();
                 self.leaves.push(std::time::Instant::now() + timeout, reply);
             }
             Command::Members { reply } => {
@@ -239,14 +252,14 @@ impl Driver {
                 let _ = reply.send(self.node.local_member());
             }
             Command::SetMetadata { meta, reply } => {
-                let _ = reply.send(self.node.node_mut().set_metadata(now, &meta).map_err(Error::from));
+                let _ = reply.send(self.node.set_metadata(&meta).map_err(Error::from));
             }
             Command::Broadcast { payload, reply } => {
-                let _ = reply.send(self.node.node_mut().broadcast(now, &payload).map_err(Error::from));
+                let _ = reply.send(self.node.broadcast(&payload).map_err(Error::from));
             }
             Command::ForceLeave { addr, reply } => {
                 let addr = swim_driver::addr::canonical(addr);
-                let _ = reply.send(self.node.node_mut().force_leave(now, &addr).map_err(Error::from));
+                let _ = reply.send(self.node.force_leave(&addr).map_err(Error::from));
             }
             Command::Stats { reply } => {
                 let _ = reply.send(self.snapshot());
@@ -327,16 +340,16 @@ impl Driver {
                 let base = self.node.node().stats().join_attempts;
                 self.joining = Joining::Contacting { base, failures, warned: 0 };
             }
-            let now = self.node.now();
-            self.node.node_mut().join(now, &self.resolved);
+            self.node.join(&self.resolved);
             self.join_attempts_seen = self.node.node().stats().join_attempts;
         }
     }
 
     /// Follow the join: log each attempt left unanswered with the seeds
     /// tried, answer the callers once the node has joined (a seed answered),
-    /// time callers out, and give up after `join_max_attempts`.
-    fn watch_join(&mut self) {
+    /// time callers out, and give up after `join_max_attempts`. Returns
+    /// whether it fed the node an input (giving up).
+    fn watch_join(&mut self) -> bool {
         let node = self.node.node();
         let attempts = node.stats().join_attempts;
         if self.joining == Joining::Idle && node.is_joining() {
@@ -351,7 +364,7 @@ impl Driver {
                 let members = node.live_members() as usize;
                 info!(members, "joined: {members} members");
                 self.end_join(Ok(members));
-                return;
+                return false;
             }
             Joining::Contacting { base, failures, ref mut warned } => {
                 // The attempt under way is not unanswered yet.
@@ -365,13 +378,12 @@ impl Driver {
         };
         if self.join_max_attempts.is_some_and(|max| unanswered >= max) {
             warn!(seeds = ?self.seeds, attempts = unanswered, "giving up the join");
-            let now = self.node.now();
-            self.node.node_mut().join(now, &[]);
+            self.node.join(&[]);
             self.seeds.clear();
             self.generation += 1;
             self.re_resolve_at = None;
             self.end_join(Err(Error::JoinGaveUp { attempts: unanswered }));
-            return;
+            return true;
         }
         let now = TokioInstant::now();
         let (due, waiting): (Vec<_>, Vec<_>) =
@@ -380,6 +392,7 @@ impl Driver {
         for w in due {
             let _ = w.reply.send(Err(Error::JoinTimedOut { unanswered }));
         }
+        false
     }
 
     /// The join is over: answer every waiting caller with `outcome`.

@@ -60,6 +60,6 @@ pub use seed::Seed;
 pub use stats::{DriverStats, MemberCounts, Stats};
 pub use swim_core::{Config, Encryption, Key, KeyError, KeyId, State};
 pub use swim_driver::{Event, Member};
-pub use swim_driver::{InstalledKey, LeaveOutcome, Options};
+pub use swim_driver::{InstalledKey, LeaveOutcome, Options, RecordOptions, RecordStatus};
 /// To read [`Events`]: `events.next().await`.
 pub use tokio_stream::{Stream, StreamExt};

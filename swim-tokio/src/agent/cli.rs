@@ -318,6 +318,14 @@ pub struct AgentArgs {
     /// (anyone who can reach it can join and forge claims); logged as a warning.
     #[arg(long)]
     pub insecure_plaintext: bool,
+    /// Record every input of the node into FILE (rotated as FILE.1, FILE.2, ...),
+    /// for `swim-sim replay FILE`; an earlier run's log there is moved to FILE.prev.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// The most bytes the recording's files may hold in all (default 1 GiB, at
+    /// least 1 MiB); recording stops there, and says so.
+    #[arg(long, value_name = "N", requires = "record")]
+    pub record_max_bytes: Option<u64>,
     /// A TOML file with these settings and every protocol tunable.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

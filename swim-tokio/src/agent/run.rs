@@ -80,6 +80,7 @@ pub async fn run(args: AgentArgs, mut settings: Settings, log: LogControl) -> Re
     options.metadata = settings.meta_bytes.clone();
     options.rng_seed = settings.rng_seed;
     options.keys = settings.keys.clone();
+    options.record = settings.record.clone();
     options.leave_timeout = settings.leave_timeout;
     // The agent waits for its join as long as it takes, unless told to
     // give up; each unanswered attempt is logged.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use swim_core::{Bytes, Config, Encryption, Key};
+use swim_driver::record::RecordOptions;
 
 use super::cli::{AgentArgs, EncryptionMode, Profile};
 use super::handlers::{EventHandler, HandlerError, Handlers};
@@ -66,6 +67,10 @@ pub struct FileConfig {
     /// `insecure_plaintext = true`: run without encryption on an address
     /// that is not loopback.
     pub insecure_plaintext: Option<bool>,
+    /// `record = "/var/lib/swim/node.log"`: record every input (`--record`).
+    pub record: Option<PathBuf>,
+    /// `record_max_bytes = 1073741824`: the recording's size limit.
+    pub record_max_bytes: Option<u64>,
     /// `[protocol]`: overrides on top of the profile.
     pub protocol: Option<ProtocolFile>,
 }
@@ -339,6 +344,15 @@ pub enum SettingsError {
         /// The address others could reach.
         addr: SocketAddr,
     },
+    /// A recording size limit below the least allowed.
+    RecordMaxBytes {
+        /// `--record-max-bytes` or `record_max_bytes`.
+        key: &'static str,
+        /// The value given.
+        value: u64,
+    },
+    /// A recording size limit without a file to record into.
+    RecordWithoutFile,
     /// A value from the config file `path` was refused.
     InFile {
         /// The file.
@@ -380,6 +394,14 @@ impl fmt::Display for SettingsError {
                 write!(f, "no `--name` given and the host name cannot be read ({e}): give `--name NAME`")
             }
             SettingsError::InFile { path, error } => write!(f, "in {path}: {error}"),
+            SettingsError::RecordMaxBytes { key, value } => write!(
+                f,
+                "invalid value for `{key}`: {value}: give at least {} (1 MiB)",
+                swim_driver::record::MIN_MAX_BYTES
+            ),
+            SettingsError::RecordWithoutFile => {
+                f.write_str("`record_max_bytes` needs `record` (the file to record into)")
+            }
             SettingsError::Key { key, entry, problem } => {
                 write!(f, "invalid value for `{key}` (key {entry}): {problem}")
             }
@@ -539,6 +561,8 @@ pub struct Settings {
     pub profile: Profile,
     /// The protocol configuration, validated.
     pub config: Config,
+    /// Where and how much to record, if recording.
+    pub record: Option<RecordOptions>,
 }
 
 /// Parse a config file's text (`path` names it in errors). The errors of
@@ -667,6 +691,23 @@ impl Settings {
             }
         }
 
+        let record_max = match (args.record_max_bytes, file.record_max_bytes) {
+            (Some(n), _) => Some((n, "--record-max-bytes")),
+            (None, Some(n)) => Some((n, "record_max_bytes")),
+            (None, None) => None,
+        };
+        if let Some((value, key)) = record_max.filter(|(n, _)| *n < swim_driver::record::MIN_MAX_BYTES) {
+            let error = SettingsError::RecordMaxBytes { key, value };
+            return Err(if key == "record_max_bytes" { in_file(error) } else { error });
+        }
+        let record = match args.record.clone().or(file.record) {
+            Some(path) => {
+                Some(RecordOptions::new(path, record_max.map_or(swim_driver::record::DEFAULT_MAX_BYTES, |(n, _)| n)))
+            }
+            None if record_max.is_some() => return Err(in_file(SettingsError::RecordWithoutFile)),
+            None => None,
+        };
+
         Ok(Settings {
             config_file: path.map(Path::to_path_buf),
             bind,
@@ -691,6 +732,7 @@ impl Settings {
             insecure_plaintext,
             profile,
             config,
+            record,
         })
     }
 
@@ -725,6 +767,7 @@ impl Settings {
         check(self.keys != new.keys, "keys / key_file (`swim keys` changes them at runtime)");
         check(self.config.encryption != new.config.encryption, "encryption");
         check(self.insecure_plaintext != new.insecure_plaintext, "insecure_plaintext");
+        check(self.record != new.record, "record / record_max_bytes");
         let protocol = Config { encryption: self.config.encryption, ..new.config.clone() };
         check(self.config != protocol, "profile / [protocol]");
         keys
