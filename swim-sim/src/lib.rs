@@ -20,6 +20,9 @@
 //!   the nodes refused is summed by reason ([`refusals`]).
 //! - [`Report`] sums a run up as JSON and as text; [`plot`] draws it;
 //!   [`sweep`] runs a range of seeds and tables them.
+//! - One node may be recorded with swim-core's recorder
+//!   ([`Simulation::recording`]), and [`replay`] replays a log, the
+//!   simulator's or a driver's, checking every step's outputs.
 //!
 //! ```
 //! use swim_sim::{Report, Scenario, Simulation};
@@ -44,6 +47,7 @@ pub mod network;
 pub mod plot;
 pub mod queue;
 pub mod refusals;
+pub mod replay;
 pub mod report;
 pub mod seed;
 pub mod sim;

@@ -1,5 +1,6 @@
-//! `swim-sim`: run a simulated SWIM cluster and print a report, or sweep a
-//! range of seeds (`swim-sim sweep --seeds A..B`).
+//! `swim-sim`: run a simulated SWIM cluster and print a report, sweep a
+//! range of seeds (`swim-sim sweep --seeds A..B`), or replay a node's log
+//! (`swim-sim replay FILE`).
 //!
 //! With no arguments it runs the demonstration scenario with a random seed,
 //! printed first (`SEED=...`) so the run can be replayed with `--seed`.
@@ -16,7 +17,7 @@ use swim_core::Instant;
 use swim_sim::expect::Expectation;
 use swim_sim::spec::{MaybeClog, MaybeFlood, MaybePartition, CARGO_RUN};
 use swim_sim::sweep::{self, SeedRange};
-use swim_sim::{plot, CrashSpec, EncryptionMode, LatencyRange, Profile, Report, RunSpec, Scenario, Simulation};
+use swim_sim::{plot, replay, CrashSpec, EncryptionMode, LatencyRange, Profile, Report, RunSpec, Scenario, Simulation};
 
 /// Simulate a SWIM + Lifeguard cluster of unmodified swim-core nodes on a
 /// virtual clock, inject faults, and report detection, accuracy and cost.
@@ -38,6 +39,10 @@ struct Cli {
     /// Write an SVG plot (members not seen Alive over time, detection latencies) to PATH.
     #[arg(long, value_name = "PATH")]
     plot: Option<PathBuf>,
+    /// Record simulated node ID's first process into FILE (swim-core's log
+    /// format, for `swim-sim replay FILE`).
+    #[arg(long, num_args = 2, value_names = ["ID", "FILE"])]
+    record_node: Option<Vec<String>>,
     /// No progress on stderr.
     #[arg(long)]
     quiet: bool,
@@ -47,7 +52,31 @@ struct Cli {
 enum Command {
     /// Run every seed of a range with the same options; print a table and
     /// the lowest failing seed with its replay command; exit 1 if any fails.
-    Sweep(SweepArgs),
+    Sweep(Box<SweepArgs>),
+    /// Replay a node's log (FILE, then FILE.1, FILE.2, ... if it rotated)
+    /// into a fresh node and check every step's outputs: exit 0 and a
+    /// summary line when all match (also for a log cut short or without an
+    /// end record), 1 at the first divergence, 2 for a log that cannot be
+    /// replayed (unreadable, damaged, another version or address kind, a
+    /// file missing).
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The log's first file.
+    file: PathBuf,
+    /// Print the node's membership view at each change: the time, the
+    /// event, and the members by state.
+    #[arg(long)]
+    view: bool,
+    /// Write an SVG plot of the view over time (members by state) to PATH.
+    #[arg(long, value_name = "PATH")]
+    plot: Option<PathBuf>,
+    /// Replay a log recorded by another swim-core version (outputs may
+    /// then differ without a bug).
+    #[arg(long)]
+    any_version: bool,
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +246,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Sweep(args)) => run_sweep(&args),
+        Some(Command::Replay(args)) => run_replay(&args),
         None => run_one(&cli),
     }
 }
@@ -237,12 +267,20 @@ fn run_one(cli: &Cli) -> ExitCode {
         Ok(f) => f,
         Err(e) => return refuse(&e),
     };
+    let record = match cli.record_node.as_deref().map(|a| record_node(a, &spec)).transpose() {
+        Ok(r) => r,
+        Err(e) => return refuse(&e),
+    };
     println!("SEED={seed}");
     let replay = format!("{} {}{}", program(), spec.replay_args(), cli.run.expectations());
     println!("{replay}");
 
     let started = std::time::Instant::now();
-    let mut sim = match Simulation::new(spec) {
+    let sim = match &record {
+        Some((id, _, _)) => Simulation::recording(spec, *id),
+        None => Simulation::new(spec),
+    };
+    let mut sim = match sim {
         Ok(sim) => sim,
         Err(e) => return refuse(&format!("invalid protocol configuration: {e}")),
     };
@@ -268,6 +306,11 @@ fn run_one(cli: &Cli) -> ExitCode {
     if let Some((path, mut file)) = json {
         if let Err(e) = file.write_all((report.to_json() + "\n").as_bytes()) {
             return refuse(&format!("--json {}: cannot write: {e}", path.display()));
+        }
+    }
+    if let (Some((_, path, mut file)), Some(log)) = (record, sim.recorded_log()) {
+        if let Err(e) = file.write_all(log) {
+            return refuse(&format!("--record-node {}: cannot write: {e}", path.display()));
         }
     }
     if let Some((path, mut file)) = plot_file {
@@ -315,6 +358,41 @@ fn run_sweep(args: &SweepArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+fn run_replay(args: &ReplayArgs) -> ExitCode {
+    let options = replay::Options {
+        file: args.file.clone(),
+        view: args.view,
+        plot: args.plot.clone(),
+        any_version: args.any_version,
+    };
+    match replay::run(&options, &mut std::io::stdout().lock()) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(f @ replay::Failure::Diverged(_)) => {
+            println!("{f}");
+            ExitCode::from(f.exit_code())
+        }
+        Err(f) => refuse(&f.to_string()),
+    }
+}
+
+/// `--record-node ID FILE`: the node (one of the run's first nodes) and
+/// the file, created before the run.
+fn record_node(args: &[String], spec: &RunSpec) -> Result<(u32, PathBuf, File), String> {
+    let [id, path] = args else {
+        return Err("--record-node takes two values: ID FILE".to_owned());
+    };
+    let id = id.parse::<u32>().map_err(|e| format!("--record-node {id}: not a node id: {e}"))?;
+    if id >= spec.nodes {
+        return Err(format!("--record-node {id}: the run starts nodes 0..{} only", spec.nodes));
+    }
+    let path = PathBuf::from(path);
+    let (_, file) = create("--record-node", &path)?;
+    Ok((id, path, file))
 }
 
 /// Refuse to go on: the message on stderr, exit status 2.

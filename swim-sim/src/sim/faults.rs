@@ -2,9 +2,9 @@
 //! joins, leaves, partitions and broadcasts, on random nodes drawn from the
 //! run's fault stream.
 
-use swim_core::{Encryption, Node, NodeId};
+use swim_core::{Encryption, Input, Node, NodeId};
 
-use super::{SimNode, Simulation};
+use super::{Recording, SimNode, Simulation};
 use crate::checks::{broadcast_payload, Life};
 use crate::seed;
 use crate::spec::Fault;
@@ -18,6 +18,8 @@ impl Simulation {
             return;
         };
         let rng = seed::node_rng(self.spec.seed, id, slot.generation);
+        // A recorder writes the generator's seed down; the node takes the generator.
+        let rng_seed = rng.get_seed();
         if slot.generation == 0 {
             self.introduced += 1;
         }
@@ -32,8 +34,11 @@ impl Simulation {
         let Ok(mut node) = node else {
             return;
         };
+        if let Some(r) = self.recording.as_mut() {
+            r.started(id, &mut node, rng_seed, now, self.buf.len());
+        }
         if let Some(s) = seed {
-            node.join(now, &[NodeId(s)]);
+            Recording::feed(self.recording.as_mut(), id, &mut node, now, Input::Join(&[NodeId(s)]));
         }
         slot.node = Some(node);
         slot.started = Some(now);
@@ -61,6 +66,9 @@ impl Simulation {
         slot.wakeup = None;
         slot.leaving_since = None;
         let node = slot.node.take();
+        if let Some(r) = self.recording.as_mut() {
+            r.stopped(id);
+        }
         if let Some(node) = &node {
             self.retired.add(node.stats());
         }
@@ -123,7 +131,7 @@ impl Simulation {
                 for id in self.pick(leavers, k) {
                     if let Some(slot) = self.slots.get_mut(id as usize) {
                         if let Some(node) = slot.node.as_mut() {
-                            node.leave(now);
+                            Recording::feed(self.recording.as_mut(), id, node, now, Input::Leave);
                             slot.leaving_since = Some(now);
                         }
                     }
@@ -166,7 +174,8 @@ impl Simulation {
                 let k = self.checks.on_broadcast_sent(now, origin);
                 if let Some(node) = self.slots[origin as usize].node.as_mut() {
                     // The payload is far below every preset's max_broadcast_len.
-                    let _ = node.broadcast(now, &broadcast_payload(k));
+                    let payload = broadcast_payload(k);
+                    Recording::feed(self.recording.as_mut(), origin, node, now, Input::Broadcast(&payload));
                 }
                 self.after_input(origin);
             }

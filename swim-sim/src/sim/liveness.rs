@@ -32,6 +32,7 @@ impl Simulation {
         });
         self.liveness_phase();
         self.end_checks();
+        self.finish_recording();
     }
 
     fn liveness_phase(&mut self) {
@@ -111,6 +112,18 @@ impl Simulation {
                 ),
             };
             self.checks.violate(now, what);
+        }
+    }
+
+    /// The run is over: a recorded process still running stops cleanly,
+    /// and its log gets its end record.
+    fn finish_recording(&mut self) {
+        let Some(recording) = self.recording.as_mut() else {
+            return;
+        };
+        let id = recording.id();
+        if let Some(node) = self.slots.get_mut(id as usize).and_then(|s| s.node.as_mut()) {
+            recording.finish(id, node);
         }
     }
 

@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use rand_core::{RngCore as _, SeedableRng as _};
-use swim_core::{Config, Event, Instant, Key, Node, NodeId, Rejected, SealError, State};
+use swim_core::{Config, Event, Input, Instant, Key, Node, NodeId, Outcome, Rejected, SealError, State};
 
 mod faults;
 mod liveness;
+mod record;
 
 use crate::bounds;
 use crate::checks::Checks;
@@ -19,6 +20,7 @@ use crate::refusals::Refusals;
 use crate::seed::{self, NodeRng, SimRng, Stream};
 use crate::spec::{Fault, FloodSpec, RunSpec};
 use crate::trace::TraceHash;
+use record::Recording;
 
 /// A simulated node.
 pub type SimNode = Node<NodeId, NodeRng>;
@@ -143,6 +145,8 @@ pub struct Simulation {
     retired: Refusals,
     /// The flooding outsiders, if the run has a flood.
     flood: Option<Flood>,
+    /// The recorded node's log, if one is recorded.
+    recording: Option<Recording>,
     #[cfg(test)]
     pub(crate) tamper: Option<Tamper>,
 }
@@ -158,6 +162,20 @@ impl Simulation {
     /// Like [`Simulation::new`] with a protocol configuration of the
     /// caller's choosing instead of the spec's profile.
     pub fn with_config(config: Config, spec: RunSpec) -> Result<Self, swim_core::ConfigError> {
+        Self::build(config, spec, None)
+    }
+
+    /// Like [`Simulation::new`], recording node `id`'s first process (built
+    /// at its start, generation 1) with swim-core's recorder from the
+    /// instant it is built until it stops: its log is
+    /// [`Simulation::recorded_log`]. A crashed process's log has no end
+    /// record; one that left, or ran to the end of the run
+    /// ([`Simulation::finish`]), ends with one.
+    pub fn recording(spec: RunSpec, id: u32) -> Result<Self, swim_core::ConfigError> {
+        Self::build(spec.config(), spec, Some(id))
+    }
+
+    fn build(config: Config, spec: RunSpec, record: Option<u32>) -> Result<Self, swim_core::ConfigError> {
         config.validate()?;
         let plan = spec.plan();
         let ids = spec.ids();
@@ -202,6 +220,7 @@ impl Simulation {
             key: cluster_key(spec.seed),
             retired: Refusals::default(),
             flood: None,
+            recording: record.map(Recording::new),
             config,
             plan,
             spec,
@@ -218,7 +237,7 @@ impl Simulation {
         let seeds = [NodeId(0)];
         for id in 1..sim.spec.nodes {
             if let Some(node) = sim.slots[id as usize].node.as_mut() {
-                node.join(Instant::ZERO, &seeds);
+                Recording::feed(sim.recording.as_mut(), id, node, Instant::ZERO, Input::Join(&seeds));
             }
             sim.after_input(id);
         }
@@ -289,6 +308,12 @@ impl Simulation {
             sum.add(node.stats());
         }
         sum
+    }
+
+    /// The recorded node's log so far ([`Simulation::recording`]); `None`
+    /// when no node is recorded.
+    pub fn recorded_log(&self) -> Option<&[u8]> {
+        self.recording.as_ref().map(Recording::log)
     }
 
     /// The flood, if the run has one: its outsiders and what they sent.
@@ -534,7 +559,11 @@ impl Simulation {
             return;
         };
         self.trace.datagram(now, from, to, payload);
-        let result = node.handle_datagram(now, NodeId(from), payload);
+        let input = Input::Datagram { from: &NodeId(from), bytes: payload };
+        let result = match Recording::feed(self.recording.as_mut(), to, node, now, input) {
+            Outcome::Rejected(e) => Err(e),
+            _ => Ok(()),
+        };
         if let Some(f) = flood {
             // Refusing what an outsider sends is the point; what it costs
             // and what it changes show in the counters and the checks.
@@ -571,7 +600,7 @@ impl Simulation {
         let Some(node) = slot.node.as_mut() else {
             return;
         };
-        node.handle_timeout(now);
+        Recording::feed(self.recording.as_mut(), id, node, now, Input::Timeout);
         let next = node.poll_timeout();
         if next.is_some_and(|t| t <= now) {
             self.violate_once(id, format!("n{id} asks to be woken at or before now after handle_timeout"));
@@ -639,6 +668,9 @@ impl Simulation {
             hash_event(&mut self.trace, now, id, event);
             self.checks.on_event(now, id, event);
         }
+        if let Some(r) = self.recording.as_mut() {
+            r.drained(id, node);
+        }
         if let Some(t) = node.poll_timeout() {
             let t = t.max(now);
             if slot.wakeup.is_none_or(|w| t < w) {
@@ -648,6 +680,9 @@ impl Simulation {
         }
         if let Some(since) = slot.leaving_since {
             if node.leave_complete() || now - since >= LEAVE_TIMEOUT {
+                if let Some(r) = self.recording.as_mut() {
+                    r.finish(id, node);
+                }
                 self.stop(id);
                 self.checks.on_left(now, id);
             }
