@@ -64,11 +64,14 @@ pub(crate) struct Suspicion<A> {
     /// Who raised it first; further claims from them are not independent.
     pub accuser: A,
     pub confirmers: SmallVec<[A; 4]>,
+    /// When the suspect was last sent this suspicion first-hand because it
+    /// sent us something (see [`Suspicions::tell`]).
+    pub told: Option<Instant>,
 }
 
 impl<A: PartialEq + Clone> Suspicion<A> {
     pub fn new(started: Instant, window: Window, accuser: A) -> Self {
-        Suspicion { started, window, accuser, confirmers: SmallVec::new() }
+        Suspicion { started, window, accuser, confirmers: SmallVec::new(), told: None }
     }
 
     pub fn deadline(&self) -> Instant {
@@ -144,6 +147,19 @@ impl<A: PartialEq + Clone> Suspicions<A> {
         if let Some(s) = self.by_member.remove(&handle) {
             self.deadlines.remove(&(s.deadline(), handle));
         }
+    }
+
+    /// Whether the suspect `handle`, which just sent us a datagram, should
+    /// be told of the suspicion first-hand now: at most once per `every`,
+    /// so a suspect that sends much gets one answer per period, not one
+    /// per datagram. Records the telling when it says yes.
+    pub fn tell(&mut self, handle: u32, now: Instant, every: Duration) -> bool {
+        let Some(s) = self.by_member.get_mut(&handle) else { return false };
+        if s.told.is_some_and(|t| now < t + every) {
+            return false;
+        }
+        s.told = Some(now);
+        true
     }
 
     /// Who raised the suspicion about `handle`.

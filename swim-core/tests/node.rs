@@ -620,3 +620,99 @@ fn answered_probes_record_their_round_trip() {
     assert_eq!(below, 0);
     assert!(rtt.sum_micros >= 3_000 * answered);
 }
+
+/// Drive `n` to `end`, answering every ping it sends except to `silent`
+/// (an ack does not clear a suspicion, only a refutation does, so the
+/// node's own probes add no confirmation), and collecting its events.
+fn run_answering(n: &mut TestNode<NodeId>, end: Instant, silent: &[u32]) -> Vec<Event<NodeId>> {
+    let mut seen = events(n);
+    while let Some(now) = n.poll_timeout().filter(|&t| t <= end) {
+        n.handle_timeout(now);
+        let mut out = outputs(n);
+        while !out.is_empty() {
+            for (to, msgs) in out {
+                if let (Some(Message::Ping { seq }), false) = (msgs.first(), silent.contains(&to.0)) {
+                    send(n, now, to, &[Message::Ack { seq: *seq }]);
+                }
+            }
+            out = outputs(n);
+        }
+        seen.extend(events(n));
+    }
+    seen
+}
+
+#[test]
+fn a_suspicion_at_a_higher_incarnation_starts_a_new_window() {
+    // 100 members, LAN: two confirmations bring the window down to 8 s.
+    // Member 50 refutes (incarnation 1) at 6 s, but what reaches this node
+    // is the next suspicion, at incarnation 1: under a newer update the
+    // refutation was replaced in every queue. The old window is about an
+    // incarnation member 50 outlived; it must not declare it at 8 s.
+    let mut n = with_members(99, Config::lan());
+    for accuser in 1..=3 {
+        send(&mut n, Instant::ZERO, NodeId(accuser), &[suspect(NodeId(50), 0, NodeId(accuser))]);
+    }
+    run_answering(&mut n, Instant::from_secs(6), &[]);
+    assert_eq!(n.member(&NodeId(50)).unwrap().state, State::Suspect);
+    send(&mut n, Instant::from_secs(6), NodeId(4), &[suspect(NodeId(50), 1, NodeId(4))]);
+    let seen = run_answering(&mut n, Instant::from_secs(20), &[]);
+    let m = n.member(&NodeId(50)).unwrap();
+    assert_eq!((m.state, m.incarnation), (State::Suspect, 1), "declared on the old window");
+    let about_50: Vec<_> = seen
+        .iter()
+        .filter(|e| e.member().is_some_and(|m| m.addr == NodeId(50)))
+        .map(|e| (e.name(), e.member().map(|m| m.incarnation)))
+        .collect();
+    assert_eq!(about_50, [("alive", Some(1)), ("suspected", Some(1))], "refuted, then suspected anew");
+}
+
+/// The datagrams in `out` to `to` that are a bare claim about `about` (a
+/// correction: no primary message), with the claim's state and incarnation.
+fn corrections(out: &[(NodeId, Vec<Message<'static, NodeId>>)], to: u32, about: u32) -> Vec<(State, u32)> {
+    out.iter()
+        .filter(|(dest, _)| *dest == NodeId(to))
+        .filter_map(|(_, msgs)| match msgs.first() {
+            Some(Message::Update(u)) if u.member == NodeId(about) => Some((u.state, u.incarnation)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_refutation_goes_straight_to_the_accuser() {
+    // Member 1 passes on member 3's suspicion of this node: the refutation
+    // goes to both, and again when a stale copy arrives naming member 4.
+    let mut n = with_members(5, Config::lan());
+    send(&mut n, Instant::ZERO, NodeId(1), &[suspect(NodeId(0), 0, NodeId(3))]);
+    let out = outputs(&mut n);
+    assert_eq!(corrections(&out, 1, 0), [(State::Alive, 1)], "the sender");
+    assert_eq!(corrections(&out, 3, 0), [(State::Alive, 1)], "the accuser");
+    send(&mut n, Instant::ZERO, NodeId(2), &[suspect(NodeId(0), 0, NodeId(4))]);
+    let out = outputs(&mut n);
+    assert_eq!(corrections(&out, 4, 0), [(State::Alive, 1)], "the accuser of a stale claim");
+    // An accuser that is no member is not sent anything: an outsider
+    // cannot aim this node's datagrams by naming one.
+    send(&mut n, Instant::ZERO, NodeId(2), &[suspect(NodeId(0), 0, NodeId(77))]);
+    assert!(outputs(&mut n).iter().all(|(to, _)| *to != NodeId(77)));
+}
+
+#[test]
+fn a_suspect_that_speaks_is_told_it_is_suspected_once_a_period() {
+    // Member 1 refuted a suspicion this node missed, or never heard of it;
+    // it is running, since it sends us datagrams. Each period, the first
+    // of them is answered with the suspicion, so it can refute.
+    let mut n = with_members(9, Config::lan());
+    send(&mut n, Instant::ZERO, NodeId(2), &[suspect(NodeId(1), 0, NodeId(2))]);
+    let t = Instant::from_secs(2);
+    run_answering(&mut n, t, &[1]);
+    assert_eq!(n.member(&NodeId(1)).unwrap().state, State::Suspect);
+    send(&mut n, t, NodeId(1), &[Message::Ping { seq: 5 }]);
+    assert_eq!(corrections(&outputs(&mut n), 1, 1), [(State::Suspect, 0)]);
+    let soon = t + Duration::from_millis(500);
+    send(&mut n, soon, NodeId(1), &[Message::Ping { seq: 6 }]);
+    assert!(corrections(&outputs(&mut n), 1, 1).is_empty(), "told once a period, not per datagram");
+    let next = t + Duration::from_secs(1);
+    send(&mut n, next, NodeId(1), &[Message::Ping { seq: 7 }]);
+    assert_eq!(corrections(&outputs(&mut n), 1, 1), [(State::Suspect, 0)]);
+}

@@ -108,8 +108,20 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 let accuser = update.accuser.unwrap_or_else(|| self.addr.clone());
                 match old {
                     State::Suspect => {
+                        // A suspicion at a higher incarnation than ours
+                        // means the member refuted the one we hold (its
+                        // refutation was overtaken on the way here: a newer
+                        // update replaces an older one in every queue). The
+                        // old timer is evidence against an incarnation the
+                        // member has since outlived; counting this claim as
+                        // a confirmation of it would fail a member that
+                        // keeps refuting. So it is refuted here too, and the
+                        // new suspicion gets its own full window.
+                        self.suspicions.remove(handle);
                         self.members.set_incarnation(handle, update.incarnation);
-                        self.confirm_suspicion(handle, accuser);
+                        self.set_state(handle, State::Alive);
+                        self.emit(Event::Alive(self.snapshot(handle)));
+                        self.become_suspect(handle, update.incarnation, accuser);
                     }
                     State::Alive => self.become_suspect(handle, update.incarnation, accuser),
                     State::Dead | State::Left => {
@@ -197,6 +209,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             if update.state != State::Alive && !self.leaving {
                 let me = self.addr.clone();
                 self.correct(from, &me, origin);
+                self.tell_accuser(update.accuser.as_ref(), from, origin);
             }
             return;
         }
@@ -240,8 +253,30 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 // miss it, and then it would declare us dead.
                 let me = self.addr.clone();
                 self.correct(from, &me, origin);
+                self.tell_accuser(update.accuser.as_ref(), from, origin);
             }
         }
+    }
+
+    /// Send our refutation straight to the member named as the accuser in
+    /// a claim about us, when that is not the sender: an accusation usually
+    /// reaches us second-hand, and the accuser's suspicion runs from when it
+    /// made it, so waiting for gossip to carry the refutation back is what
+    /// loses the race for a member whose inputs are handled late. Only a
+    /// member is told (an outsider cannot aim our datagrams with a forged
+    /// accuser), and at most one per datagram.
+    fn tell_accuser(&mut self, accuser: Option<&A>, from: &A, origin: Origin) {
+        let Some(accuser) = accuser else { return };
+        if origin != Origin::Gossip || self.told_accuser || accuser == from || *accuser == self.addr {
+            return;
+        }
+        if self.members.handle(accuser).is_none() {
+            return;
+        }
+        self.told_accuser = true;
+        self.stats.corrections += 1;
+        let me = self.addr.clone();
+        self.queue_transmit(Pending::Correction { to: accuser.clone(), about: me });
     }
 
     /// A member we hold as dead just sent us a datagram: it is running. Tell
@@ -251,6 +286,26 @@ impl<A: Address, R: RngCore> Node<A, R> {
     pub(super) fn correct_the_dead(&mut self, from: &A) {
         let dead = self.members.handle(from).and_then(|h| self.members.get(h)).is_some_and(|e| e.state == State::Dead);
         if dead {
+            self.correct(from, from, Origin::Gossip);
+        }
+    }
+
+    /// A member we hold as suspect just sent us a datagram: it is running,
+    /// but maybe it never heard that it is suspected, or its refutation
+    /// never reached us (gossip spreads it to nearly everyone within a
+    /// second, and then stops; the few it missed hold the suspicion to
+    /// expiry). Tell it first-hand, as the buddy system does with pings
+    /// (Lifeguard §IV.C): it refutes, or answers that it already has, and
+    /// the answer comes straight back. Once per probe interval per suspect.
+    pub(super) fn correct_the_suspected(&mut self, from: &A) {
+        if self.corrected {
+            return;
+        }
+        let Some(handle) = self.members.handle(from) else { return };
+        if self.members.get(handle).is_none_or(|e| e.state != State::Suspect) {
+            return;
+        }
+        if self.suspicions.tell(handle, self.now, self.config.probe_interval) {
             self.correct(from, from, Origin::Gossip);
         }
     }

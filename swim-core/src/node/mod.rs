@@ -283,6 +283,9 @@ pub struct Node<A: Address, R: RngCore> {
     heard_from: Option<A>,
     /// Whether a correction already went to the sender of this datagram.
     corrected: bool,
+    /// Whether our refutation already went to the accuser named in a claim
+    /// about us in this datagram (one per datagram, whatever it names).
+    told_accuser: bool,
 
     transmits: VecDeque<Pending<A>>,
     events: VecDeque<Event<A>>,
@@ -429,6 +432,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             conflicted: SmallVec::new(),
             heard_from: None,
             corrected: false,
+            told_accuser: false,
             transmits: VecDeque::with_capacity(KEPT_CAPACITY),
             events: VecDeque::new(),
             stats: Stats::default(),
@@ -714,6 +718,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let mut push_pull = None;
         self.heard_from = Some(from.clone());
         self.corrected = false;
+        self.told_accuser = false;
         for (i, message) in wire::messages::<A>(body, self.limits).flatten().enumerate() {
             if i == 0 {
                 self.count_received(&message);
@@ -746,6 +751,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         self.heard_from = None;
         if push_pull.is_none() {
             self.correct_the_dead(&from);
+            self.correct_the_suspected(&from);
         }
         if let Some((reply_wanted, _join, exchange)) = push_pull {
             self.on_push_pull(&from, reply_wanted, exchange);
