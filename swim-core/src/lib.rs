@@ -55,17 +55,28 @@
 //!
 //! ## Steps, recording and replay
 //!
-//! Every input is also an [`Input`], taken by [`Node::handle`]: a run is the
-//! sequence of `(now, Input)` it was fed, drained after each one with a buffer
-//! of one fixed size. A node told to [`Node::record_outputs`] folds every
-//! datagram and event it outputs into a digest, taken after each step with
-//! [`Node::take_step_outputs`]; the same inputs into a node built from the same
-//! RNG seed give the same digest at every step. A sealed node's recorder keeps
-//! each sealed datagram as it opened ([`Node::last_opened`]: key id, sender,
-//! counter and messages) or the reason it was refused, and keys by id: a node
+//! The contract every driver keeps: a *step* is one input at a time `now`
+//! (a datagram with its source, a timeout, or a command: join, leave, set
+//! metadata, broadcast, force-leave, a key command), then a full drain of
+//! [`Node::poll_transmit`] with a buffer of one fixed size (its size decides
+//! how much news rides in each datagram), then of [`Node::poll_event`],
+//! before the next input. Every input is also an [`Input`], taken by
+//! [`Node::handle`], so a run is the sequence of `(now, Input)` it was fed,
+//! and the same sequence into a node built from the same RNG seed gives the
+//! same outputs byte for byte. In production the RNG is ChaCha20 seeded
+//! from the operating system (swim-driver's `SwimNode`); its seed is what a
+//! recording writes down.
+//!
+//! [`record`] writes and reads such runs (the format is `RECORD.md`): a
+//! [`record::Recorder`] keeps each step with what came out of it
+//! ([`Node::take_step_outputs`]: a digest of the datagrams and events, their
+//! counts and the next deadline), and a [`record::Replay`] feeds the steps
+//! back and finds the first one whose outputs differ. A sealed datagram is
+//! kept as it opened ([`Node::last_opened`]: key id, sender, counter and
+//! messages) or with the reason it was refused, and keys by id: a node
 //! built with [`Node::replaying`] takes those records
-//! ([`Node::handle_recorded_sealed`]) and reproduces the digests without the
-//! keys, so a recording holds no key material.
+//! ([`Node::handle_recorded_sealed`]) and reproduces the outputs without
+//! the keys, so a recording holds no key material.
 //!
 //! ## Guarantees
 //!

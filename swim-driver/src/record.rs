@@ -7,7 +7,8 @@
 //! (`swim-sim replay PATH` follows the others), so the recorder never
 //! deletes one while it runs: when the run's files reach
 //! [`RecordOptions::max_bytes`] it ends the log and stops recording, and
-//! says so. A node started with the path of an earlier run's log moves that
+//! says so. Each step is written as it closes, so a killed process leaves
+//! every step but the one under way. A node started with the path of an earlier run's log moves that
 //! log aside first (`PATH.prev`, `PATH.prev.1`, …): the log of the run
 //! before a restart is kept, the one before that is replaced.
 
@@ -15,7 +16,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant as StdInstant};
+use std::time::Duration;
 
 use swim_core::record::{Header, Recorder, RngKind, CORE_VERSION};
 use swim_core::{Input, Outcome};
@@ -41,11 +42,8 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 pub const MIN_MAX_BYTES: u64 = 1 << 20;
 /// Largest [`RecordOptions::file_bytes`]: 64 MiB.
 const MAX_FILE_BYTES: u64 = 64 << 20;
-/// How long steps may wait in memory before they are written: what a
-/// SIGKILL can lose.
-const FLUSH_EVERY: Duration = Duration::from_millis(100);
-/// How many bytes of steps may wait in memory before they are written.
-const FLUSH_BYTES: usize = 64 << 10;
+/// The record buffer's starting capacity: a step or two.
+const BUFFER: usize = 4 << 10;
 
 impl RecordOptions {
     /// Record into `path`, up to `max_bytes` in all (at least
@@ -92,7 +90,6 @@ pub(crate) struct FileRecorder {
     options: RecordOptions,
     file: Option<File>,
     buf: Vec<u8>,
-    flushed_at: StdInstant,
     bytes: u64,
     stopped: Option<String>,
     /// Whether the driver was told that recording stopped.
@@ -127,14 +124,13 @@ impl FileRecorder {
             key_ids: node.keys().map(|(id, _)| id).collect(),
         };
         let mut recorder = Recorder::new(node, header);
-        let mut buf = Vec::with_capacity(FLUSH_BYTES * 2);
+        let mut buf = Vec::with_capacity(BUFFER);
         recorder.begin_file(&mut buf);
         let mut r = FileRecorder {
             recorder,
             options: options.clone(),
             file: Some(file),
             buf,
-            flushed_at: StdInstant::now(),
             bytes: 0,
             stopped: None,
             told: false,
@@ -187,11 +183,11 @@ impl FileRecorder {
                 }
             }
         }
-        if self.buf.len() >= FLUSH_BYTES || self.flushed_at.elapsed() >= FLUSH_EVERY {
-            if let Err(e) = self.write() {
-                self.stopped = Some(format!("cannot write {}: {e}", self.current().display()));
-                self.file = None;
-            }
+        // Every step is written as it closes (one write to the page cache),
+        // so a process killed at any moment leaves every closed step.
+        if let Err(e) = self.write() {
+            self.stopped = Some(format!("cannot write {}: {e}", self.current().display()));
+            self.file = None;
         }
     }
 
@@ -216,7 +212,6 @@ impl FileRecorder {
     }
 
     fn write(&mut self) -> io::Result<()> {
-        self.flushed_at = StdInstant::now();
         if self.buf.is_empty() {
             return Ok(());
         }

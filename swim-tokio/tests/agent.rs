@@ -941,3 +941,47 @@ async fn key_commands_on_a_plaintext_agent_say_it_has_no_keys() {
     assert_eq!(code, Some(1));
     assert!(err.contains("HTTP 409") && err.contains("started without encryption keys"), "{err}");
 }
+
+#[tokio::test]
+async fn three_recording_agents_one_killed_two_terminated_each_log_replays() {
+    use swim_driver::record::{replay, Ending};
+    let dir = std::env::temp_dir().join(format!("swim-agent-record-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = |name: &str| dir.join(format!("{name}.swimlog"));
+    let (la, lb, lc) = (log("a"), log("b"), log("c"));
+    let mut a = Agent::start_with("a", &[], &["--record", la.to_str().unwrap()]);
+    let mut b = Agent::start_with("b", &[a.udp], &["--record", lb.to_str().unwrap(), "--record-max-bytes", "2097152"]);
+    let mut c = Agent::start_with("c", &[a.udp], &["--record", lc.to_str().unwrap()]);
+    let all = [&a, &b, &c];
+    eventually(Duration::from_secs(20), "all three alive", || all_alive(&all)).await;
+    c.kill();
+    eventually(Duration::from_secs(30), "c is failed at a and b", || async {
+        a.sees(c.udp, "failed").await && b.sees(c.udp, "failed").await
+    })
+    .await;
+    b.terminate();
+    assert!(b.wait_exit(Duration::from_secs(15)).await.success(), "{}", b.log());
+    eventually(Duration::from_secs(15), "b is left at a", || a.sees(b.udp, "left")).await;
+    a.terminate();
+    assert!(a.wait_exit(Duration::from_secs(15)).await.success(), "{}", a.log());
+    for (path, killed) in [(&la, false), (&lb, false), (&lc, true)] {
+        let r = replay::<SocketAddr>(path, false, |_, _, _| {}).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(r.steps > 3, "{}: {r:?}", path.display());
+        if killed {
+            assert_ne!(r.ending, Ending::Closed, "a SIGKILLed agent closed its log");
+        } else {
+            assert_eq!(r.ending, Ending::Closed, "{}: {r:?}", path.display());
+        }
+    }
+    assert!(a.log().contains("recording closed"), "{}", a.log());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_recording_limit_below_a_mebibyte_is_refused_naming_the_option() {
+    let (code, _, err) =
+        swim(&["agent", "--bind", "127.0.0.1:0", "--record", "/tmp/x.swimlog", "--record-max-bytes", "1000"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("invalid value for `--record-max-bytes`: 1000: give at least 1048576"), "{err}");
+}
