@@ -188,6 +188,7 @@ pub fn fuzz_config(flags: u8) -> Config {
     c.max_push_pull_sends = 2;
     c.max_seeds = 3;
     c.broadcast_dedup_window = 8;
+    c.broadcast_keep = 4;
     c.max_metadata_len = 48;
     c.max_broadcast_len = 48;
     c.max_datagram_size = 512;

@@ -83,8 +83,20 @@ pub struct Config {
     pub max_push_pull_sends: usize,
     /// Most seeds remembered by a join.
     pub max_seeds: usize,
-    /// Broadcast ids remembered for deduplication.
+    /// Broadcast ids remembered for deduplication; at least
+    /// `broadcast_keep`, so a broadcast repaired by anti-entropy is still
+    /// recognised.
     pub broadcast_dedup_window: usize,
+    /// Most recent broadcasts kept for anti-entropy (at most 64; 0 turns it
+    /// off): a probe compares them with the probed member's and sends it
+    /// those it lacks, so a broadcast that push gossip missed a member with
+    /// still reaches it. Ours (memberlist has no anti-entropy for user
+    /// broadcasts).
+    pub broadcast_keep: usize,
+    /// How long each broadcast is kept for anti-entropy, from when this
+    /// node first delivered or sent it (0 turns it off). Ours: 60 probe
+    /// intervals by default, well past a join's convergence under loss.
+    pub broadcast_keep_time: Duration,
     /// Cluster label: datagrams carrying another label are dropped before
     /// decoding (memberlist `Label`). At most 255 bytes. Sealed datagrams
     /// carry it in the clear, authenticated.
@@ -150,6 +162,8 @@ impl Config {
             max_push_pull_sends: 4,
             max_seeds: 64,
             broadcast_dedup_window: 4096,
+            broadcast_keep: 32,
+            broadcast_keep_time: Duration::from_secs(60),
             label: Bytes::new(),
             encryption: Encryption::Off,
             lifeguard: true,
@@ -179,6 +193,7 @@ impl Config {
             gossip_nodes: 4,
             push_pull_interval: Duration::from_secs(60),
             tombstone_timeout: Duration::from_secs(600),
+            broadcast_keep_time: Duration::from_secs(300),
             ..Config::base()
         }
     }
@@ -276,6 +291,12 @@ impl Config {
         if self.awareness_max_multiplier > 64 {
             return err("awareness_max_multiplier", AtMost(64));
         }
+        if self.broadcast_keep > crate::wire::MAX_HELD {
+            return err("broadcast_keep", AtMost(crate::wire::MAX_HELD));
+        }
+        if self.broadcast_dedup_window < self.broadcast_keep {
+            return err("broadcast_dedup_window", MustNotBeBelow("broadcast_keep"));
+        }
         if self.label.len() > MAX_LABEL_LEN {
             return err("label", AtMost(MAX_LABEL_LEN));
         }
@@ -304,7 +325,7 @@ impl Config {
 
 /// Version of [`Config::encode`]'s layout: bumped whenever a field is added,
 /// removed or reordered.
-pub const CONFIG_ENCODING_VERSION: u8 = 1;
+pub const CONFIG_ENCODING_VERSION: u8 = 2;
 
 impl Config {
     /// A canonical encoding of every field, for logs that must rebuild the
@@ -340,6 +361,8 @@ impl Config {
         w.varint(self.max_push_pull_sends as u64)?;
         w.varint(self.max_seeds as u64)?;
         w.varint(self.broadcast_dedup_window as u64)?;
+        w.varint(self.broadcast_keep as u64)?;
+        w.varint(crate::time::duration_nanos(self.broadcast_keep_time))?;
         w.bytes_with_len(&self.label)?;
         w.u8(self.encryption as u8)?;
         w.u8(u8::from(self.lifeguard))?;
@@ -383,6 +406,8 @@ impl Config {
             max_push_pull_sends: usize::try_from(r.varint()?).map_err(|_| DecodeError::VarintOverflow)?,
             max_seeds: usize::try_from(r.varint()?).map_err(|_| DecodeError::VarintOverflow)?,
             broadcast_dedup_window: usize::try_from(r.varint()?).map_err(|_| DecodeError::VarintOverflow)?,
+            broadcast_keep: usize::try_from(r.varint()?).map_err(|_| DecodeError::VarintOverflow)?,
+            broadcast_keep_time: Duration::from_nanos(r.varint()?),
             label: Bytes::copy_from_slice(r.bytes_with_len(MAX_LABEL_LEN)?),
             encryption: match r.u8()? {
                 0 => Encryption::Off,

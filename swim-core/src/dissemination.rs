@@ -8,6 +8,13 @@
 //! length. Re-queueing a member (a newer update replaces the older one)
 //! bumps the slot's generation and leaves a stale bucket entry that is
 //! skipped when it surfaces, instead of searching a bucket for it.
+//!
+//! Application broadcasts have buckets of their own and are offered before
+//! member news, within a share of each datagram the encoder sets: a join
+//! storm's thousands of member updates, all fresher than a broadcast sent
+//! once, would otherwise keep it waiting (and evict it when the queue
+//! fills), as memberlist's users see at a few thousand members. Eviction
+//! spares broadcasts while they are a quarter of the queue or less.
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -98,8 +105,12 @@ const MIN_COMPACT: usize = 64;
 pub(crate) struct Dissemination<A> {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    /// (head, tail) per transmit count.
+    /// (head, tail) per transmit count: member news.
     buckets: Vec<(u32, u32)>,
+    /// The same for application broadcasts.
+    user_buckets: Vec<(u32, u32)>,
+    /// Broadcasts queued.
+    users_live: usize,
     /// Member handle -> slot.
     members: BTreeMap<u32, u32>,
     users: Vec<Option<UserItem<A>>>,
@@ -118,6 +129,8 @@ impl<A: Clone> Dissemination<A> {
             slots: Vec::new(),
             free: Vec::new(),
             buckets: Vec::new(),
+            user_buckets: Vec::new(),
+            users_live: 0,
             members: BTreeMap::new(),
             users: Vec::new(),
             free_users: Vec::new(),
@@ -227,23 +240,48 @@ impl<A: Clone> Dissemination<A> {
         }
     }
 
-    /// Offer items, least-sent first, to `offer` until it reports the datagram
-    /// full or nothing is left. Items that reach `limit` transmissions retire.
-    /// `destination` is the datagram's destination hashed to two bits (see
-    /// [`destination_bits`]).
+    /// Whether member news (not only broadcasts) is waiting.
+    pub fn has_member_news(&self) -> bool {
+        self.live > self.users_live || !self.echo.is_empty()
+    }
+
+    /// Offer items to `offer` until it reports the datagram full or nothing
+    /// is left: broadcasts first, least-sent first (a `Full` for a broadcast
+    /// ends only their turn: the encoder caps their share), then member
+    /// news least-sent first, then the echoes. Items that reach `limit`
+    /// transmissions retire. `destination` is the datagram's destination
+    /// hashed to two bits (see [`destination_bits`]).
     pub fn fill(&mut self, limit: u32, destination: u128, mut offer: impl FnMut(Item<'_, A>) -> Offer) {
         if self.is_empty() {
             return;
         }
         self.stamp = self.stamp.wrapping_add(1);
+        if self.users_live > 0 {
+            self.fill_buckets(true, limit, destination, &mut offer);
+        }
+        let done = self.fill_buckets(false, limit, destination, &mut offer);
+        self.maybe_compact();
+        if done {
+            self.fill_echo(&mut offer);
+        }
+    }
+
+    /// Offer one kind's items, least-sent first; true when every bucket was
+    /// walked (the datagram did not fill).
+    fn fill_buckets(
+        &mut self,
+        users: bool,
+        limit: u32,
+        destination: u128,
+        offer: &mut impl FnMut(Item<'_, A>) -> Offer,
+    ) -> bool {
         let stamp = self.stamp;
         let dest = bloom_words(destination);
         let limit_u8 = limit.min(u32::from(u8::MAX)) as u8;
         let mut t = 0;
-        while t < self.buckets.len() {
-            let mut cur = self.buckets.get(t).map_or(NONE, |b| b.0);
+        while t < self.buckets_of(users).len() {
+            let mut cur = self.buckets_of(users).get(t).map_or(NONE, |b| b.0);
             let mut skips = 0;
-            let mut full = false;
             while let Some(slot) = self.slots.get(cur as usize) {
                 let next = slot.next;
                 if slot.stamp == stamp {
@@ -274,25 +312,31 @@ impl<A: Clone> Dissemination<A> {
                     Offer::Skip => {
                         skips += 1;
                         if skips == MAX_SKIPS {
-                            full = true;
-                            break;
+                            return false;
                         }
                     }
-                    Offer::Full => {
-                        full = true;
-                        break;
-                    }
+                    Offer::Full => return false,
                 }
                 cur = next;
             }
-            if full {
-                break;
-            }
             t += 1;
         }
-        self.maybe_compact();
-        if t == self.buckets.len() {
-            self.fill_echo(&mut offer);
+        true
+    }
+
+    fn buckets_of(&self, users: bool) -> &Vec<(u32, u32)> {
+        if users {
+            &self.user_buckets
+        } else {
+            &self.buckets
+        }
+    }
+
+    fn buckets_of_mut(&mut self, users: bool) -> &mut Vec<(u32, u32)> {
+        if users {
+            &mut self.user_buckets
+        } else {
+            &mut self.buckets
         }
     }
 
@@ -379,6 +423,9 @@ impl<A: Clone> Dissemination<A> {
         };
         self.link_tail(id, usize::from(head_start));
         self.live += 1;
+        if user {
+            self.users_live += 1;
+        }
         id
     }
 
@@ -392,6 +439,7 @@ impl<A: Clone> Dissemination<A> {
             s.live = false;
         }
         if user {
+            self.users_live -= 1;
             if let Some(u) = self.users.get_mut(subject as usize) {
                 *u = None;
                 self.free_users.push(subject);
@@ -413,12 +461,18 @@ impl<A: Clone> Dissemination<A> {
     }
 
     /// Evict until one more item fits: the oldest echoes first (the least
-    /// valuable news), then the most-sent (and among those the oldest) items.
+    /// valuable news), then the most-sent (and among those the oldest)
+    /// member news, sparing broadcasts while they hold a quarter of the
+    /// queue or less; then the most-sent broadcasts.
     fn make_room(&mut self, max_items: usize) -> usize {
         let mut evicted = 0;
         while self.len() >= max_items && !self.is_empty() {
             if self.echo.pop_front().is_none() {
-                let Some(head) = self.buckets.iter().rev().map(|b| b.0).find(|&h| h != NONE) else {
+                let most_sent = |b: &Vec<(u32, u32)>| b.iter().rev().map(|b| b.0).find(|&h| h != NONE);
+                let member = most_sent(&self.buckets);
+                let user = most_sent(&self.user_buckets);
+                let victim = if self.users_live > max_items / 4 { user.or(member) } else { member.or(user) };
+                let Some(head) = victim else {
                     break;
                 };
                 self.retire(head);
@@ -430,13 +484,15 @@ impl<A: Clone> Dissemination<A> {
 
     fn link_tail(&mut self, id: u32, t: usize) {
         let t = t.min(MAX_BUCKETS - 1);
-        if self.buckets.len() <= t {
+        let users = self.slots.get(id as usize).is_some_and(|s| s.user);
+        let buckets = self.buckets_of_mut(users);
+        if buckets.len() <= t {
             // Every count reserved at once: news reaching a count no news
             // reached before must not allocate in steady state.
-            self.buckets.reserve_exact(MAX_BUCKETS.saturating_sub(self.buckets.len()));
-            self.buckets.resize(t + 1, (NONE, NONE));
+            buckets.reserve_exact(MAX_BUCKETS.saturating_sub(buckets.len()));
+            buckets.resize(t + 1, (NONE, NONE));
         }
-        let Some(&(head, tail)) = self.buckets.get(t) else { return };
+        let Some(&(head, tail)) = buckets.get(t) else { return };
         if let Some(s) = self.slots.get_mut(id as usize) {
             s.prev = tail;
             s.next = NONE;
@@ -445,19 +501,19 @@ impl<A: Clone> Dissemination<A> {
             Some(last) => last.next = id,
             None => debug_assert_eq!(head, NONE),
         }
-        if let Some(b) = self.buckets.get_mut(t) {
+        if let Some(b) = self.buckets_of_mut(users).get_mut(t) {
             *b = (if head == NONE { id } else { head }, id);
         }
     }
 
     fn unlink(&mut self, id: u32) {
         let Some(s) = self.slots.get(id as usize) else { return };
-        let (prev, next) = (s.prev, s.next);
+        let (prev, next, users) = (s.prev, s.next, s.user);
         let t = usize::from(s.transmits).min(MAX_BUCKETS - 1);
         match self.slots.get_mut(prev as usize) {
             Some(p) => p.next = next,
             None => {
-                if let Some(b) = self.buckets.get_mut(t) {
+                if let Some(b) = self.buckets_of_mut(users).get_mut(t) {
                     b.0 = next;
                 }
             }
@@ -465,7 +521,7 @@ impl<A: Clone> Dissemination<A> {
         match self.slots.get_mut(next as usize) {
             Some(n) => n.prev = prev,
             None => {
-                if let Some(b) = self.buckets.get_mut(t) {
+                if let Some(b) = self.buckets_of_mut(users).get_mut(t) {
                     b.1 = prev;
                 }
             }
@@ -480,8 +536,24 @@ impl<A: Clone> Dissemination<A> {
     /// every list's order), and give the rest of the memory back.
     fn compact(&mut self) {
         let mut slots = Vec::with_capacity(self.live + self.live / 4);
-        let mut buckets = Vec::with_capacity(self.buckets.len());
-        for &(head, _) in &self.buckets {
+        let buckets = self.relaid(false, &mut slots);
+        let user_buckets = self.relaid(true, &mut slots);
+        self.slots = slots;
+        self.buckets = buckets;
+        self.user_buckets = user_buckets;
+        self.free = Vec::new();
+        if self.users.iter().all(Option::is_none) {
+            self.users = Vec::new();
+            self.free_users = Vec::new();
+        }
+    }
+
+    /// One kind's lists copied densely onto the end of `slots`; their new
+    /// (head, tail) per count.
+    fn relaid(&mut self, users: bool, slots: &mut Vec<Slot>) -> Vec<(u32, u32)> {
+        let old = core::mem::take(self.buckets_of_mut(users));
+        let mut buckets = Vec::with_capacity(old.len());
+        for &(head, _) in &old {
             let first = slots.len() as u32;
             let mut cur = head;
             while let Some(s) = self.slots.get(cur as usize) {
@@ -502,13 +574,7 @@ impl<A: Clone> Dissemination<A> {
             let last = slots.len() as u32;
             buckets.push(if last == first { (NONE, NONE) } else { (first, last - 1) });
         }
-        self.slots = slots;
-        self.buckets = buckets;
-        self.free = Vec::new();
-        if self.users.iter().all(Option::is_none) {
-            self.users = Vec::new();
-            self.free_users = Vec::new();
-        }
+        buckets
     }
 }
 
@@ -664,6 +730,66 @@ mod tests {
         });
         assert_eq!(out, vec![2]);
         assert_eq!(sent_ids(&mut d, 5, 10), vec![1001, 1002]);
+    }
+}
+
+#[cfg(test)]
+mod starvation_tests {
+    use super::*;
+
+    #[test]
+    fn a_broadcast_goes_before_a_join_storm_s_fresher_member_news() {
+        let mut d: Dissemination<u32> = Dissemination::new();
+        d.queue_user(1, 0, Box::new([0; 8]), None, 1000);
+        // Sent once, then a storm of news never sent.
+        d.fill(5, 0, |_| Offer::Sent);
+        for h in 0..500 {
+            d.queue_member(h, None, None, 1000, 0);
+        }
+        let mut first = None;
+        d.fill(5, 0, |item| {
+            first.get_or_insert(matches!(item, Item::User { .. }));
+            Offer::Full
+        });
+        assert_eq!(first, Some(true), "the broadcast is offered first");
+    }
+
+    #[test]
+    fn a_full_queue_evicts_member_news_before_a_few_broadcasts() {
+        let mut d: Dissemination<u32> = Dissemination::new();
+        d.queue_user(1, 0, Box::new([0; 8]), None, 100);
+        d.fill(5, 0, |_| Offer::Sent); // the most-sent item now
+        for h in 0..300 {
+            d.queue_member(h, None, None, 100, 0);
+        }
+        assert_eq!(d.len(), 100);
+        assert_eq!(d.users_live, 1, "the broadcast survived 300 newer member updates");
+        // Past a quarter of the queue, broadcasts go first.
+        for id in 2..100 {
+            d.queue_user(id, 0, Box::new([0; 8]), None, 100);
+        }
+        assert_eq!(d.users_live, 26);
+    }
+
+    #[test]
+    fn a_broadcast_s_turn_ending_leaves_the_rest_of_the_datagram_to_member_news() {
+        let mut d: Dissemination<u32> = Dissemination::new();
+        d.queue_user(1, 0, Box::new([0; 8]), None, 100);
+        d.queue_user(2, 0, Box::new([0; 8]), None, 100);
+        d.queue_member(7, None, None, 100, 0);
+        let mut sent = Vec::new();
+        d.fill(5, 0, |item| match item {
+            Item::User { id: 2, .. } => Offer::Full, // the encoder's cap
+            Item::User { id, .. } => {
+                sent.push(id as u32 + 1000);
+                Offer::Sent
+            }
+            Item::Member { handle, .. } => {
+                sent.push(handle);
+                Offer::Sent
+            }
+        });
+        assert_eq!(sent, vec![1001, 7]);
     }
 }
 

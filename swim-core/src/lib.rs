@@ -145,6 +145,7 @@ mod config;
 mod digest;
 mod dissemination;
 mod event;
+mod held;
 mod member;
 mod node;
 mod order;

@@ -204,6 +204,9 @@ pub struct Stats {
     pub updates_received: u64,
     /// Application broadcasts delivered to this node's application.
     pub broadcasts_delivered: u64,
+    /// Broadcasts sent to a probed member that lacked them (anti-entropy:
+    /// its ack listed the broadcasts it holds).
+    pub broadcasts_repaired: u64,
     /// Digests from non-members and ping requests for targets this node
     /// does not know, refused: only members exchange digests, and a
     /// node pings only members on request.

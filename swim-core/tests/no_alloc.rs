@@ -2,7 +2,8 @@
 //! nothing: a counting global allocator watches a converged pair of nodes
 //! probing each other, and a 50-member cluster whose datagrams carry
 //! piggybacked updates, indirect probes and periodic digest exchanges; and a
-//! pair that seals every datagram (and opens, and checks for replays).
+//! pair that seals every datagram (and opens, and checks for replays); and
+//! probes that compare and repair the broadcasts nodes hold.
 
 // A global allocator is the one place unsafe is unavoidable; it only counts
 // and forwards to the system allocator.
@@ -252,4 +253,47 @@ fn a_cluster_with_piggybacked_news_indirect_probes_and_digests_allocates_nothing
     for node in &net.nodes {
         assert_eq!(node.live_members(), n);
     }
+}
+
+/// Anti-entropy for broadcasts in steady state: every node has delivered
+/// the same 40 broadcasts, in an order of its own, and keeps the last 32 it
+/// got, so the nodes' holdings differ; every probe then carries a summary,
+/// the acks of differing members list ids, and probers send repairs that
+/// their receivers recognise as already delivered. None of it allocates.
+#[test]
+fn probes_comparing_and_repairing_held_broadcasts_allocate_nothing() {
+    // No periodic exchanges: the other cluster test covers those.
+    let config = Config { push_pull_interval: Duration::ZERO, ..Config::lan() };
+    let n = 20u32;
+    let mut net = Net::new(n, &config);
+    for id in (0..n).filter(|&id| id != 1) {
+        net.nodes[id as usize].join(Instant::ZERO, &[NodeId(1)]);
+    }
+    net.run(Instant::from_secs(30));
+    let payload = [7u8; 40];
+    let mut datagram = vec![0u8; 256];
+    let now = net.now;
+    for (i, node) in net.nodes.iter_mut().enumerate() {
+        for k in 0..40u64 {
+            let id = (k + i as u64 * 3) % 40 + 1;
+            let user = swim_core::wire::Message::User { id, origin: NodeId(0), payload: &payload };
+            let len = swim_core::wire::encode_datagram(&mut datagram, b"", &[user]).unwrap();
+            let from = NodeId(if i == 1 { 2 } else { 1 });
+            node.handle_datagram(now, from, &datagram[..len]).unwrap();
+        }
+    }
+    // Let the push gossip of all that drain (and its queues shrink back).
+    net.run(now + Duration::from_secs(25));
+    assert_eq!(net.nodes.iter().map(Node::gossip_backlog).sum::<usize>(), 0);
+
+    let before: Vec<_> = net.nodes.iter().map(|node| node.stats().clone()).collect();
+    let end = net.now + Duration::from_secs(25);
+    let (delivered, allocations) = counted(|| net.run(end));
+    let sum = |f: fn(&swim_core::Stats) -> u64| -> u64 {
+        net.nodes.iter().zip(&before).map(|(node, b)| f(node.stats()) - f(b)).sum()
+    };
+    let repaired = sum(|s| s.broadcasts_repaired);
+    assert!(repaired >= 100, "{repaired} broadcasts sent as repairs");
+    assert_eq!(sum(|s| s.broadcasts_delivered), 0, "every repair was of a broadcast already delivered");
+    assert_eq!(allocations, 0, "{allocations} allocations over {delivered} datagrams in steady state");
 }

@@ -716,3 +716,48 @@ fn a_suspect_that_speaks_is_told_it_is_suspected_once_a_period() {
     send(&mut n, next, NodeId(1), &[Message::Ping { seq: 7 }]);
     assert_eq!(corrections(&outputs(&mut n), 1, 1), [(State::Suspect, 0)]);
 }
+
+/// Whether any datagram in `out` to `to` carries a broadcast.
+fn carries_broadcast_to(out: &[(NodeId, Vec<Message<'static, NodeId>>)], to: NodeId) -> bool {
+    out.iter().any(|(t, m)| *t == to && m.iter().any(|m| matches!(m, Message::User { .. })))
+}
+
+#[test]
+fn only_the_probed_member_answering_our_probe_is_sent_the_broadcasts_it_lacks_once() {
+    let mut n = with_members(5, Config::lan());
+    n.broadcast(Instant::ZERO, b"deploy").unwrap();
+    // An ack under no probe of ours, listing nothing held: no repair.
+    send(&mut n, Instant::ZERO, NodeId(3), &[Message::Ack { seq: 12_345 }, Message::HeldIds { ids: &[] }]);
+    assert!(!carries_broadcast_to(&outputs(&mut n), NodeId(3)));
+    // A member's ping whose summary differs from ours is answered with our
+    // ids; a stranger's is answered with a bare ack.
+    let ping = [Message::Ping { seq: 5 }, Message::Held { count: 0, sum: 0 }];
+    send(&mut n, Instant::ZERO, NodeId(2), &[Message::Ping { seq: 5 }, Message::Held { count: 3, sum: 9 }]);
+    let out = outputs(&mut n);
+    let listed = |out: &[(NodeId, Vec<Message<'static, NodeId>>)], to| {
+        out.iter().any(|(t, m)| *t == to && matches!(m.get(1), Some(Message::HeldIds { ids }) if ids.len() == 8))
+    };
+    assert!(listed(&out, NodeId(2)), "{out:?}");
+    send(&mut n, Instant::ZERO, NodeId(99), &ping);
+    assert!(!listed(&outputs(&mut n), NodeId(99)));
+    // Our own probe's ping carries our summary; its target's ack listing
+    // nothing held earns one repair, and a duplicate of that ack no other.
+    let out = run_timers(&mut n, Instant::ZERO + Duration::from_secs(3));
+    // The latest probe's (the one in flight).
+    let (at, target, seq) = out
+        .iter()
+        .rev()
+        .find_map(|(at, to, m)| match m.as_slice() {
+            [Message::Ping { seq }, Message::Held { count: 1, .. }, ..] => Some((*at, *to, *seq)),
+            _ => None,
+        })
+        .expect("a probe carrying the summary");
+    let ack = [Message::Ack { seq }, Message::HeldIds { ids: &[] }];
+    send(&mut n, at, target, &ack);
+    let out = outputs(&mut n);
+    assert!(carries_broadcast_to(&out, target), "{out:?}");
+    assert_eq!(n.stats().broadcasts_repaired, 1);
+    send(&mut n, at, target, &ack);
+    assert!(!carries_broadcast_to(&outputs(&mut n), target));
+    assert_eq!(n.stats().broadcasts_repaired, 1);
+}

@@ -61,6 +61,8 @@ fn message<'a, A: Address + 'static>(
         }),
         (any::<bool>(), any::<bool>(), any::<u32>())
             .prop_map(|(reply_wanted, join, exchange)| { Message::PushPull { reply_wanted, join, exchange } }),
+        (0..=64u8, any::<u64>()).prop_map(|(count, sum)| Message::Held { count, sum }),
+        (0..=64usize).prop_map(move |n| Message::HeldIds { ids: &bytes[..(8 * n).min(bytes.len()) / 8 * 8] }),
     ]
 }
 

@@ -228,3 +228,35 @@ fn a_partition_that_outlasts_the_tombstones_still_heals_through_the_seeds() {
     c.clogged.clear();
     assert!(c.run_until(secs(90), Cluster::converged), "the halves never found each other again");
 }
+
+/// Node 4 misses every push of a broadcast (its inbound link is cut while
+/// the gossip lasts); the probes after the cut heals carry summaries of
+/// what each node holds, and the first holder to probe node 4 sends it the
+/// broadcast. It is delivered once, and once only, however long the run.
+/// With `broadcast_keep` 0 (no anti-entropy) it never arrives.
+fn a_broadcast_pushed_past_a_member(keep: usize) -> usize {
+    let config = Config { broadcast_keep: keep, ..Config::local() };
+    let mut c = Cluster::joined(7, 5, config);
+    assert!(c.run_until(secs(10), Cluster::converged));
+    for from in 0..4 {
+        c.clogged.insert((from, 4));
+    }
+    let now = c.now;
+    c.node(1).broadcast(now, b"deploy v3").unwrap();
+    c.drain(1);
+    c.run_for(Duration::from_millis(1500));
+    assert_eq!(c.node(1).gossip_backlog(), 0, "the push gossip is over");
+    c.clogged.clear();
+    c.run_for(secs(30));
+    for o in [0, 2, 3] {
+        let got = c.events_at(o).filter(|e| matches!(e, Event::Broadcast { .. })).count();
+        assert_eq!(got, 1, "node {o} got the broadcast by push, once");
+    }
+    c.events_at(4).filter(|e| matches!(e, Event::Broadcast { payload, .. } if &payload[..] == b"deploy v3")).count()
+}
+
+#[test]
+fn a_broadcast_every_push_of_which_was_lost_still_arrives_once_through_the_probes() {
+    assert_eq!(a_broadcast_pushed_past_a_member(Config::local().broadcast_keep), 1);
+    assert_eq!(a_broadcast_pushed_past_a_member(0), 0, "without anti-entropy the broadcast is lost for good");
+}

@@ -86,6 +86,26 @@ fn broadcasts_and_push_pull_headers() {
     assert_eq!(datagram(b"", &m), "01 00 30 03 02 10 03 00 00 00 00 01 00 20 01 02 03 04 05 06 07 08 05 02 68 69");
 }
 
+/// Anti-entropy for broadcasts: a ping carrying a summary of the two
+/// broadcasts its sender holds, and an ack listing one held id.
+#[test]
+fn held_broadcast_summaries_and_id_lists() {
+    let ping: [Message<'_, NodeId>; 2] =
+        [Message::Ping { seq: 1 }, Message::Held { count: 2, sum: 0x0102_0304_0506_0708 }];
+    assert_eq!(datagram(b"", &ping), "01 00 01 01 21 02 01 02 03 04 05 06 07 08");
+    let ids = [0xaa, 0xbb, 0xcc, 0xdd, 0x00, 0x11, 0x22, 0x33];
+    let ack: [Message<'_, NodeId>; 2] = [Message::Ack { seq: 1 }, Message::HeldIds { ids: &ids }];
+    assert_eq!(datagram(b"", &ack), "01 00 02 01 22 01 aa bb cc dd 00 11 22 33");
+    let none: [Message<'_, NodeId>; 2] = [Message::Ack { seq: 1 }, Message::HeldIds { ids: &[] }];
+    assert_eq!(datagram(b"", &none), "01 00 02 01 22 00");
+    // More than 64 held is refused, whether summarised or listed.
+    let limits = swim_core::wire::Limits { max_meta: 512, max_user_payload: 1024 };
+    for bad in [&[0x21u8, 65, 0, 0, 0, 0, 0, 0, 0, 0][..], &[0x22, 65][..]] {
+        let mut r = swim_core::wire::Reader::new(bad);
+        assert_eq!(Message::<NodeId>::decode(&mut r, &limits), Err(swim_core::wire::DecodeError::BadValue));
+    }
+}
+
 #[test]
 fn digest_of_two_buckets() {
     let hashes = [0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0x00, 0x01];

@@ -113,8 +113,22 @@ pub struct BroadcastRecord {
     pub delivered: BTreeSet<u32>,
     /// Times a node delivered it again (must stay 0).
     pub duplicates: u32,
-    /// When the last live node delivered it, once every live node had.
+    /// When the last node owed it delivered it: the first time every node
+    /// running then, other than the origin, that was already running when
+    /// it was sent had delivered it.
     pub everywhere: Option<Instant>,
+    /// Nodes owed it (running when it was sent and since, not its origin)
+    /// that have not delivered it.
+    pub missing: u32,
+}
+
+impl BroadcastRecord {
+    /// Whether node `id`, running since `started`, is owed this broadcast:
+    /// it was running when the broadcast was sent (a process started later,
+    /// or restarted since, may come too late for it) and is not its origin.
+    fn owed_to(&self, id: u32, started: Instant) -> bool {
+        id != self.origin && started <= self.sent
+    }
 }
 
 /// The payload the simulator broadcasts, numbered.
@@ -203,6 +217,8 @@ pub struct Checks {
     violations: Vec<Violation>,
     violations_dropped: u64,
     broadcasts: Vec<BroadcastRecord>,
+    /// When each node's current process started.
+    started: Vec<Instant>,
     samples: Vec<ViewSample>,
     invariants: Invariants,
     /// What the run exercised.
@@ -239,6 +255,7 @@ impl Checks {
             violations: Vec::new(),
             violations_dropped: 0,
             broadcasts: Vec::new(),
+            started: vec![Instant::ZERO; n],
             samples: Vec::new(),
         }
     }
@@ -434,11 +451,21 @@ impl Checks {
         self.invariants.on_start(id);
         self.beliefs.reset_row(id);
         self.set_life(id, Life::Running);
+        self.started[id] = now;
+        // A fresh process remembers no broadcast: delivering one again is
+        // its first delivery.
+        for b in &mut self.broadcasts {
+            b.delivered.remove(&(id as u32));
+        }
     }
 
     /// A node crashes; `incarnation` is its last.
     pub fn on_crash(&mut self, now: Instant, id: u32, incarnation: u32) {
         self.exercised.crashes += 1;
+        self.now = now;
+        if self.life(id) == Life::Running {
+            self.broadcasts_forget(id);
+        }
         self.depart(now, id, Life::Crashed, DepartureKind::Crash);
         if let Some(inc) = self.old_incarnation.get_mut(id as usize) {
             *inc = Some(inc.map_or(incarnation, |i| i.max(incarnation)));
@@ -448,6 +475,10 @@ impl Checks {
     /// A node starts leaving gracefully.
     pub fn on_leave(&mut self, now: Instant, id: u32) {
         self.exercised.leaves += 1;
+        self.now = now;
+        if self.life(id) == Life::Running {
+            self.broadcasts_forget(id);
+        }
         self.depart(now, id, Life::Leaving, DepartureKind::Leave);
     }
 
@@ -504,14 +535,37 @@ impl Checks {
 
     /// A node sent broadcast number `k` (numbers count up from 0).
     pub fn on_broadcast_sent(&mut self, now: Instant, origin: u32) -> usize {
+        self.now = now;
+        let missing = (0..self.n).filter(|&o| o != origin as usize && self.is_live(o)).count() as u32;
         self.broadcasts.push(BroadcastRecord {
             sent: now,
             origin,
             delivered: BTreeSet::new(),
             duplicates: 0,
-            everywhere: None,
+            everywhere: (missing == 0).then_some(now),
+            missing,
         });
         self.broadcasts.len() - 1
+    }
+
+    /// Nodes running now that are owed `b` (delivered or not).
+    pub fn broadcast_owed(&self, b: &BroadcastRecord) -> u64 {
+        (0..self.n).filter(|&o| self.is_live(o) && b.owed_to(o as u32, self.started[o])).count() as u64
+    }
+
+    /// Node `id` stops (crash or leave): it is owed no broadcast it has
+    /// not delivered.
+    fn broadcasts_forget(&mut self, id: u32) {
+        let started = self.started.get(id as usize).copied().unwrap_or(Instant::ZERO);
+        let now = self.now;
+        for b in &mut self.broadcasts {
+            if b.owed_to(id, started) && !b.delivered.contains(&id) && b.missing > 0 {
+                b.missing -= 1;
+                if b.missing == 0 && b.everywhere.is_none() {
+                    b.everywhere = Some(now);
+                }
+            }
+        }
     }
 
     // ----- what nodes report -------------------------------------------------
@@ -639,18 +693,22 @@ impl Checks {
             self.violate(self.now, format!("n{o} delivered a broadcast nobody sent"));
             return;
         };
-        let live = self.beliefs.live();
+        let started = self.started.get(o).copied().unwrap_or(Instant::ZERO);
+        let running = self.is_live(o);
+        let now = self.now;
         let Some(b) = self.broadcasts.get_mut(k) else {
             return;
         };
         if !b.delivered.insert(o as u32) {
             b.duplicates += 1;
+        } else if running && b.owed_to(o as u32, started) {
+            b.missing = b.missing.saturating_sub(1);
+            if b.missing == 0 && b.everywhere.is_none() {
+                b.everywhere = Some(now);
+            }
         }
-        // The origin does not deliver its own broadcast.
-        if b.everywhere.is_none() && b.delivered.len() as u32 + 1 >= live {
-            b.everywhere = Some(self.now);
-        }
-        if b.duplicates == 1 {
+        let duplicates = b.duplicates;
+        if duplicates == 1 {
             let what = format!("n{o} delivered broadcast {k} twice");
             self.violate(self.now, what);
         }

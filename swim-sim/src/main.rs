@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use swim_core::Instant;
 use swim_sim::expect::Expectation;
-use swim_sim::spec::{MaybeClog, MaybeFlood, MaybePartition, CARGO_RUN};
+use swim_sim::spec::{BroadcastSpec, MaybeClog, MaybeFlood, MaybePartition, CARGO_RUN};
 use swim_sim::sweep::{self, SeedRange};
 use swim_sim::{plot, replay, CrashSpec, EncryptionMode, LatencyRange, Profile, Report, RunSpec, Scenario, Simulation};
 
@@ -152,6 +152,11 @@ struct RunArgs {
     /// sealed under a wrong key and replays of captured member datagrams.
     #[arg(long, value_name = "COUNT@START..END")]
     flood: Option<MaybeFlood>,
+    /// COUNT application broadcasts at SECONDS, each from a random live
+    /// node (COUNT@SECONDS, repeatable); the report gives the time until
+    /// every live node delivered each and checks each is delivered once.
+    #[arg(long, value_name = "COUNT@SECONDS")]
+    broadcast: Vec<BroadcastSpec>,
     /// Exit non-zero unless the run holds this: converged, no-false-positives,
     /// no-false-suspicions, detected (repeatable).
     #[arg(long, value_name = "WHAT")]
@@ -211,6 +216,7 @@ impl RunArgs {
         if let Some(f) = self.flood {
             spec.flood = f.0;
         }
+        spec.broadcasts.extend(self.broadcast.iter().copied());
         spec.validate().map_err(|e| e.to_string())?;
         Ok(spec)
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::checks::{DepartureKind, Exercised};
+use crate::checks::{BroadcastRecord, Checks, DepartureKind, Exercised};
 use crate::flood::{FloodKind, FloodStats, FLOOD_MULTIPLE, NORMAL_PER_PROBE_INTERVAL};
 use crate::refusals::Refusals;
 use crate::sim::{PhaseEnd, Simulation};
@@ -48,8 +48,13 @@ pub struct BroadcastReport {
     pub sent_seconds: f64,
     /// Nodes that delivered it.
     pub delivered: usize,
-    /// Seconds until every live node had it; null if some never did.
+    /// Seconds until every node owed it had it (every node running both
+    /// when it was sent and since, but its origin); null if some never did.
     pub everywhere_seconds: Option<f64>,
+    /// Nodes owed it that had not delivered it at the end.
+    pub missing: u32,
+    /// Deliveries beyond the first at one process (must be 0).
+    pub duplicates: u32,
 }
 
 /// What a flood's outsiders sent in the fault phase and what came back.
@@ -179,6 +184,14 @@ pub struct Report {
     pub failures_after_heal: u64,
     /// Application broadcasts and their spread.
     pub broadcasts: Vec<BroadcastReport>,
+    /// The longest time, over every broadcast, from its send until every
+    /// node owed it had delivered it; null when some broadcast missed a
+    /// node (or none was sent).
+    pub broadcast_all_seconds: Option<f64>,
+    /// Deliveries made over deliveries owed (each broadcast to every node
+    /// running when it was sent and still running at the end, but its
+    /// origin); null when none was owed.
+    pub broadcast_delivery_ratio: Option<f64>,
     /// Datagrams sent by all nodes.
     pub datagrams_sent: u64,
     /// Bytes sent by all nodes.
@@ -357,8 +370,12 @@ impl Report {
                     sent_seconds: b.sent.as_nanos() as f64 / 1e9,
                     delivered: b.delivered.len(),
                     everywhere_seconds: b.everywhere.map(|t| (t - b.sent).as_secs_f64()),
+                    missing: b.missing,
+                    duplicates: b.duplicates,
                 })
                 .collect(),
+            broadcast_all_seconds: broadcast_all(checks.broadcasts()),
+            broadcast_delivery_ratio: delivery_ratio(checks),
             datagrams_sent: traffic.datagrams_sent,
             bytes_sent: traffic.bytes_sent,
             datagrams_lost: traffic.lost + traffic.cut,
@@ -520,13 +537,29 @@ impl Report {
         if let Some(h) = self.heal_after() {
             let _ = writeln!(s, "{h}");
         }
-        for b in &self.broadcasts {
+        if self.broadcasts.len() <= 3 {
+            for b in &self.broadcasts {
+                let _ = writeln!(
+                    s,
+                    "broadcast at {:.0} s reached {} nodes, everywhere after {}",
+                    b.sent_seconds,
+                    b.delivered,
+                    opt(b.everywhere_seconds)
+                );
+            }
+        }
+        if let Some(ratio) = self.broadcast_delivery_ratio {
+            let missed = self.broadcasts.iter().filter(|b| b.missing > 0).count();
+            let duplicates: u32 = self.broadcasts.iter().map(|b| b.duplicates).sum();
             let _ = writeln!(
                 s,
-                "broadcast at {:.0} s reached {} nodes, everywhere after {}",
-                b.sent_seconds,
-                b.delivered,
-                opt(b.everywhere_seconds)
+                "broadcasts: {} sent, {:.4} of owed deliveries made, {} missed some node, {} duplicate deliveries; \
+                 all delivered everywhere after {}",
+                self.broadcasts.len(),
+                ratio,
+                missed,
+                duplicates,
+                opt(self.broadcast_all_seconds)
             );
         }
         let _ = writeln!(
@@ -624,6 +657,30 @@ fn join_lower_bound(sim: &Simulation) -> u64 {
         }
     }
     records * u64::from(n.saturating_sub(1))
+}
+
+/// The longest time from a broadcast's send until every node owed it had
+/// it; `None` when some broadcast never got there, or none was sent.
+fn broadcast_all(broadcasts: &[BroadcastRecord]) -> Option<f64> {
+    let mut longest: Option<f64> = None;
+    for b in broadcasts {
+        let took = (b.everywhere? - b.sent).as_secs_f64();
+        longest = Some(longest.map_or(took, |l| l.max(took)));
+    }
+    longest
+}
+
+/// Deliveries made over deliveries owed, at the end of the run.
+fn delivery_ratio(checks: &Checks) -> Option<f64> {
+    let (mut made, mut owed) = (0u64, 0u64);
+    for b in checks.broadcasts() {
+        let missing = u64::from(b.missing);
+        // Owed and made: what is owed at the end, less what is missing.
+        let owed_now = checks.broadcast_owed(b);
+        owed += owed_now;
+        made += owed_now.saturating_sub(missing);
+    }
+    (owed > 0).then(|| made as f64 / owed as f64)
 }
 
 #[cfg(test)]

@@ -107,6 +107,7 @@ impl Scenario {
             lifeguard: true,
             encryption: Encryption::Off,
             flood: None,
+            broadcasts: Vec::new(),
         };
         match self {
             Scenario::Demo => RunSpec {
@@ -210,17 +211,46 @@ impl FromStr for CrashSpec {
         if s == "none" {
             return Ok(CrashSpec::new(0, 0.0));
         }
-        let (count, at) = s.split_once('@').ok_or(ParseError(WANT))?;
-        Ok(CrashSpec {
-            count: count.trim().parse().map_err(|_| ParseError(WANT))?,
-            at: seconds(at).ok_or(ParseError(WANT))?,
-        })
+        let (count, at) = count_at(s, WANT)?;
+        Ok(CrashSpec { count, at })
     }
+}
+
+/// `COUNT@SECONDS`, as `--crash` and `--broadcast` take it; `want` is what
+/// the option expects, for the error.
+fn count_at(s: &str, want: &'static str) -> Result<(u32, Duration), ParseError> {
+    let (count, at) = s.split_once('@').ok_or(ParseError(want))?;
+    Ok((count.trim().parse().map_err(|_| ParseError(want))?, seconds(at).ok_or(ParseError(want))?))
 }
 
 impl fmt::Display for CrashSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}@{}", self.count, secs_text(self.at))
+    }
+}
+
+/// `COUNT@SECONDS`: that many application broadcasts at that time, each
+/// from a random live node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BroadcastSpec {
+    /// Broadcasts sent.
+    pub count: u32,
+    /// When, from the start of the run.
+    pub at: Duration,
+}
+
+impl FromStr for BroadcastSpec {
+    type Err = ParseError;
+    /// `COUNT@SECONDS`.
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let (count, at) = count_at(s, "COUNT@SECONDS, e.g. 20@60")?;
+        Ok(BroadcastSpec { count, at })
+    }
+}
+
+impl fmt::Display for BroadcastSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        CrashSpec { count: self.count, at: self.at }.fmt(f)
     }
 }
 
@@ -403,6 +433,8 @@ pub struct RunSpec {
     pub encryption: Encryption,
     /// Outsiders flooding the members for a while.
     pub flood: Option<FloodSpec>,
+    /// Application broadcasts from random live nodes, beyond the scenario's.
+    pub broadcasts: Vec<BroadcastSpec>,
 }
 
 /// The most nodes a run may have: the checker keeps a few bytes per
@@ -412,6 +444,10 @@ pub const MAX_NODES: u32 = 20_000;
 
 /// The most outsiders a `--flood` may have.
 pub const MAX_FLOODERS: u32 = 1_000;
+
+/// The most broadcasts one `--broadcast` may send: the checker keeps the
+/// set of nodes that delivered each one.
+pub const MAX_BROADCASTS: u32 = 10_000;
 
 /// A run parameter the simulator refuses before doing any work, naming the
 /// option and what it allows.
@@ -459,6 +495,15 @@ pub enum SpecError {
     },
     /// `--flood` with more outsiders than [`MAX_FLOODERS`].
     FloodCount(u32),
+    /// A `--broadcast` COUNT outside `1..=MAX_BROADCASTS`.
+    BroadcastCount(u32),
+    /// A `--broadcast` time after the end of the run.
+    BroadcastTime {
+        /// When the broadcasts were asked for.
+        at: Duration,
+        /// The run's duration.
+        duration: Duration,
+    },
     /// A `--partition`, `--clog` or `--flood` window that starts after the run ends.
     Window {
         /// The option.
@@ -495,6 +540,12 @@ impl fmt::Display for SpecError {
             SpecError::FloodCount(count) => {
                 write!(f, "--flood {count}@..: COUNT must be within 0..={MAX_FLOODERS}")
             }
+            SpecError::BroadcastCount(count) => {
+                write!(f, "--broadcast {count}@..: COUNT must be within 1..={MAX_BROADCASTS}")
+            }
+            SpecError::BroadcastTime { at, duration } => {
+                write!(f, "--broadcast at {} s: must be within 0..={} s (the --duration)", s(at), s(duration))
+            }
             SpecError::Window { option, start, duration } => write!(
                 f,
                 "--{option} starting at {} s: START must be within 0..={} s (the --duration)",
@@ -529,14 +580,15 @@ pub enum Fault {
     ClogEnd,
     /// Heal the cut.
     PartitionEnd,
-    /// A random live node broadcasts an application payload.
-    Broadcast,
+    /// This many random live nodes (drawn anew for each) broadcast an
+    /// application payload.
+    Broadcast(u32),
 }
 
 impl Fault {
     /// Whether the fault disturbs membership (a broadcast does not).
     pub fn disturbs(self) -> bool {
-        !matches!(self, Fault::Broadcast)
+        !matches!(self, Fault::Broadcast(_))
     }
 }
 
@@ -594,6 +646,14 @@ impl RunSpec {
         if let Some(p) = self.partition.filter(|p| p.start > self.duration) {
             return Err(SpecError::Window { option: "partition", start: p.start, duration: self.duration });
         }
+        for b in &self.broadcasts {
+            if !(1..=MAX_BROADCASTS).contains(&b.count) {
+                return Err(SpecError::BroadcastCount(b.count));
+            }
+            if b.at > self.duration {
+                return Err(SpecError::BroadcastTime { at: b.at, duration: self.duration });
+            }
+        }
         Ok(())
     }
 
@@ -609,11 +669,12 @@ impl RunSpec {
             plan.push((p.start, Fault::PartitionStart));
             plan.push((p.end, Fault::PartitionEnd));
         }
+        plan.extend(self.broadcasts.iter().map(|b| (b.at, Fault::Broadcast(b.count))));
         let at = Duration::from_secs;
         match self.scenario {
             Scenario::Demo => {
                 plan.push((at(90), Fault::Leave(1)));
-                plan.push((at(100), Fault::Broadcast));
+                plan.push((at(100), Fault::Broadcast(1)));
             }
             Scenario::Leave => plan.push((at(60), Fault::Leave(5))),
             Scenario::Churn => {
@@ -690,6 +751,9 @@ impl RunSpec {
         if let Some(fl) = self.flood.filter(|fl| fl.count > 0) {
             cmd.push_str(&format!(" --flood {}@{}..{}", fl.count, secs_text(fl.start), secs_text(fl.end)));
         }
+        for b in &self.broadcasts {
+            cmd.push_str(&format!(" --broadcast {b}"));
+        }
         cmd
     }
 }
@@ -728,6 +792,10 @@ mod tests {
             let e = bad.parse::<MaybeFlood>().expect_err(bad).to_string();
             assert!(e.contains("COUNT@START..END"), "{bad}: {e}");
         }
+        let b: BroadcastSpec = "20@60.5".parse().unwrap();
+        assert_eq!(b, BroadcastSpec { count: 20, at: Duration::from_secs_f64(60.5) });
+        assert_eq!(b.to_string(), "20@60.5");
+        assert!("20".parse::<BroadcastSpec>().is_err());
         let refused = "on".parse::<EncryptionMode>().expect_err("refused").to_string();
         assert_eq!(refused, "expected one of off, accept, seal, require");
     }
@@ -762,6 +830,13 @@ mod tests {
         let flood = |count, start| Some(FloodSpec { count, start: Duration::from_secs(start), end: Duration::MAX });
         assert!(refused(&|s| s.flood = flood(5000, 10)).starts_with("--flood 5000@..: COUNT must be within 0..=1000"));
         assert!(refused(&|s| s.flood = flood(2, 900)).starts_with("--flood starting at 900 s"));
+        let broadcast = |count, secs| vec![BroadcastSpec { count, at: Duration::from_secs(secs) }];
+        assert!(
+            refused(&|s| s.broadcasts = broadcast(0, 10)).starts_with("--broadcast 0@..: COUNT must be within 1..=")
+        );
+        assert!(refused(&|s| s.broadcasts = broadcast(20_000, 10)).contains("within 1..=10000"));
+        assert!(refused(&|s| s.broadcasts = broadcast(5, 900))
+            .starts_with("--broadcast at 900 s: must be within 0..=150 s"));
     }
 
     #[test]
@@ -780,6 +855,7 @@ mod tests {
         assert!(!spec.replay_command().contains("--encryption"), "plaintext is the default");
         spec.encryption = Encryption::Require;
         spec.flood = Some(FloodSpec { count: 10, start: Duration::from_secs(30), end: Duration::from_secs(90) });
+        spec.broadcasts = vec![BroadcastSpec { count: 20, at: Duration::from_secs(60) }];
         let cmd = spec.replay_command();
         for part in [
             "--scenario demo",
@@ -792,6 +868,7 @@ mod tests {
             "--no-lifeguard",
             "--encryption require",
             "--flood 10@30..90",
+            "--broadcast 20@60",
         ] {
             assert!(cmd.contains(part), "{cmd} lacks {part}");
         }

@@ -36,8 +36,14 @@ impl<A: Address, R: RngCore> Node<A, R> {
             | Pending::PingReq { to, .. }
             | Pending::Gossip { to }
             | Pending::Correction { to, .. }
+            | Pending::AckHeld { to, .. }
+            | Pending::Repair { to, .. }
             | Pending::Digest { to, .. } => to.clone(),
         };
+        // Our probe's ping: the one a summary of our broadcasts rides on.
+        let probe_ping = matches!(&pending, Pending::Ping { seq, .. }
+            if self.probe.as_ref().is_some_and(|p| p.seq == *seq && p.addr == to));
+        let list_held = matches!(pending, Pending::AckHeld { .. });
         let primary = match pending {
             Pending::Ping { seq, .. } => Some(Message::Ping { seq }),
             Pending::Verify { seq, .. } => {
@@ -50,7 +56,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 self.stats.sent.ping += 1;
                 return Some(self.count_out(to, len));
             }
-            Pending::Ack { seq, .. } => Some(Message::Ack { seq }),
+            Pending::Ack { seq, .. } | Pending::AckHeld { seq, .. } => Some(Message::Ack { seq }),
+            Pending::Repair { lacking, .. } => {
+                self.encode_repair(&mut w, lacking);
+                None
+            }
             Pending::Nack { seq, .. } => Some(Message::Nack { seq }),
             Pending::PingReq { seq, target, want_nack, .. } => Some(Message::PingReq { seq, target, want_nack }),
             Pending::Gossip { .. } => None,
@@ -88,6 +98,24 @@ impl<A: Address, R: RngCore> Node<A, R> {
                     self.encode_member(&mut w, &to);
                 }
             }
+            // Anti-entropy for broadcasts (see `crate::held`): before the
+            // piggybacked news, so membership traffic cannot crowd it out.
+            if probe_ping {
+                if let Some((count, sum)) = self.held.summary() {
+                    let mark = w.len();
+                    if (Message::Held::<A> { count, sum }).encode(&mut w).is_err() {
+                        w.truncate(mark);
+                    }
+                }
+            }
+            if list_held {
+                let mut ids = [0u8; 8 * crate::held::MAX_HELD];
+                let n = self.held.write_ids(&mut ids);
+                let mark = w.len();
+                if (Message::HeldIds::<A> { ids: ids.get(..n).unwrap_or(&[]) }).encode(&mut w).is_err() {
+                    w.truncate(mark);
+                }
+            }
         }
         let header = self.header_len();
         self.piggyback(&mut w, &to);
@@ -121,6 +149,24 @@ impl<A: Address, R: RngCore> Node<A, R> {
         true
     }
 
+    /// The broadcasts a probed member lacks (bit `i` of `lacking`: the
+    /// `i`th we hold), as many as fit; the rest wait for the next probe.
+    fn encode_repair(&mut self, w: &mut Writer<'_>, lacking: u64) {
+        for i in 0..crate::held::MAX_HELD {
+            if lacking & (1 << i) == 0 {
+                continue;
+            }
+            let Some((id, origin, payload)) = self.held.get(i) else { break };
+            let mark = w.len();
+            let m: Message<'_, A> = Message::User { id, origin: origin.clone(), payload };
+            if m.encode(w).is_err() {
+                w.truncate(mark);
+                break;
+            }
+            self.stats.broadcasts_repaired += 1;
+        }
+    }
+
     /// Fill the rest of the datagram from the dissemination queue.
     fn piggyback(&mut self, w: &mut Writer<'_>, to: &A) {
         if self.gossip.is_empty() {
@@ -138,11 +184,19 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let mut sent = 0u64;
         let destination = crate::dissemination::destination_bits(to.hash64());
         let to_handle = members.handle(to);
+        // Broadcasts go first, but while member news waits they take at
+        // most half of the room: neither kind can starve the other.
+        let user_room = if self.gossip.has_member_news() { w.remaining() / 2 } else { w.remaining() };
+        let mut user_bytes = 0;
         self.gossip.fill(limit, destination, |item| {
             if w.remaining() < SMALLEST_UPDATE {
                 return Offer::Full;
             }
             let mark = w.len();
+            let is_user = matches!(item, Item::User { .. });
+            if is_user && user_bytes >= user_room {
+                return Offer::Full; // ends the broadcasts' turn only
+            }
             let result = match item {
                 Item::Member { handle, accuser, source } => {
                     let Some(e) = members.get(handle) else {
@@ -170,6 +224,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
             match result {
                 Ok(()) => {
                     sent += 1;
+                    if is_user {
+                        user_bytes += w.len() - mark;
+                    }
                     Offer::Sent
                 }
                 Err(_) => {

@@ -337,6 +337,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             return;
         }
         self.stats.broadcasts_delivered += 1;
+        self.keep_broadcast(id, &origin, payload);
         self.emit(Event::Broadcast { from: origin.clone(), payload: bytes::Bytes::copy_from_slice(payload) });
         let source = self.heard_from.clone();
         let max = self.config.max_gossip_queue;

@@ -3,6 +3,7 @@
 //! exchanges. Inputs arrive through `handle_*` and commands; outputs leave
 //! through `poll_*`. See the crate docs for the run loop.
 
+mod broadcasts;
 mod encode;
 mod membership;
 mod merge;
@@ -26,6 +27,7 @@ use crate::budget::{self, Exhausted, FloodBudget};
 use crate::config::{Config, ConfigError, Problem};
 use crate::dissemination::Dissemination;
 use crate::event::{Event, Member};
+use crate::held::Held;
 use crate::member::{Members, State};
 use crate::order::{Place, ProbeOrder};
 use crate::replay::ReplayGuard;
@@ -190,6 +192,17 @@ pub(crate) enum Pending<A> {
         to: A,
         seq: u32,
     },
+    /// An ack that lists the broadcasts we hold, for a pinger whose
+    /// summary of its own differed ([`crate::held`]).
+    AckHeld {
+        to: A,
+        seq: u32,
+    },
+    /// The broadcasts a probed member lacks (bit `i`: the `i`th we hold).
+    Repair {
+        to: A,
+        lacking: u64,
+    },
     /// A digest of our member table (see [`crate::digest`]).
     Digest {
         to: A,
@@ -258,6 +271,8 @@ pub struct Node<A: Address, R: RngCore> {
     next_gossip: Instant,
     seen_broadcasts: BTreeSet<u64>,
     seen_order: VecDeque<u64>,
+    /// Recent broadcasts, kept for anti-entropy.
+    held: Held<A>,
 
     seeds: Vec<A>,
     join: Option<Join>,
@@ -416,6 +431,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             next_gossip: now,
             seen_broadcasts: BTreeSet::new(),
             seen_order: VecDeque::new(),
+            held: Held::new(),
             seeds: Vec::new(),
             join: None,
             follow_up: None,
@@ -716,12 +732,14 @@ impl<A: Address, R: RngCore> Node<A, R> {
             digest_first = matches!(message, Message::Digest { .. });
         }
         let mut push_pull = None;
+        let mut repair = broadcasts::Repair::default();
         self.heard_from = Some(from.clone());
         self.corrected = false;
         self.told_accuser = false;
         for (i, message) in wire::messages::<A>(body, self.limits).flatten().enumerate() {
             if i == 0 {
                 self.count_received(&message);
+                repair = self.repair_context(&from, &message);
             }
             match message {
                 Message::Ping { seq } => self.queue_transmit(Pending::Ack { to: from.clone(), seq }),
@@ -738,6 +756,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
                     self.merge(update, &from, origin);
                 }
                 Message::User { id, origin, payload } => self.on_user_broadcast(id, origin, payload),
+                Message::Held { count, sum } => repair.on_held(&self.held, count, sum),
+                Message::HeldIds { ids } => repair.on_held_ids(&self.held, ids),
                 Message::PushPull { reply_wanted, join, exchange } => {
                     if i == 0 {
                         push_pull = Some((reply_wanted, join, exchange));
@@ -749,6 +769,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             }
         }
         self.heard_from = None;
+        self.finish_repair(&from, repair);
         if push_pull.is_none() {
             self.correct_the_dead(&from);
             self.correct_the_suspected(&from);
@@ -775,6 +796,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         self.parked_timeouts();
         self.suspicion_timeouts();
         self.reap_tombstones();
+        self.held.expire(now);
         if self.next_gossip <= now {
             self.gossip_tick();
         }
@@ -854,6 +876,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
     /// Disseminate an application payload to every member; each delivers it
     /// once as [`Event::Broadcast`]. This node does not deliver it to itself.
+    /// It is pushed on piggybacked gossip (ahead of member news, within
+    /// half of each datagram while member news waits) and kept, at every
+    /// node that has it, for `Config::broadcast_keep_time`, during which
+    /// each probe sends the probed member the kept broadcasts it lacks:
+    /// a member every push missed still gets it, once.
     pub fn broadcast(&mut self, now: Instant, payload: &[u8]) -> Result<(), CommandError> {
         self.advance(now);
         if payload.len() > self.config.max_broadcast_len {
@@ -862,6 +889,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let id = self.rng.next_u64();
         self.remember_broadcast(id);
         let origin = self.addr.clone();
+        self.keep_broadcast(id, &origin, payload);
         let dropped = self.gossip.queue_user(id, origin, payload.into(), None, self.config.max_gossip_queue);
         self.stats.gossip_dropped += dropped as u64;
         Ok(())
@@ -1156,7 +1184,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             Message::Nack { .. } => k.nack += 1,
             Message::PingReq { .. } => k.ping_req += 1,
             Message::PushPull { .. } | Message::Digest { .. } => k.push_pull += 1,
-            Message::Update(_) | Message::User { .. } => k.gossip += 1,
+            Message::Update(_) | Message::User { .. } | Message::Held { .. } | Message::HeldIds { .. } => k.gossip += 1,
         }
     }
 }

@@ -73,12 +73,18 @@ pub(crate) mod tag {
     pub const DEAD: u8 = 0x12;
     pub const LEFT: u8 = 0x13;
     pub const USER: u8 = 0x20;
+    pub const HELD: u8 = 0x21;
+    pub const HELD_IDS: u8 = 0x22;
     pub const PUSH_PULL: u8 = 0x30;
     pub const DIGEST: u8 = 0x31;
 }
 
 /// The most buckets a digest carries, as a power of two (256 buckets, 1 KiB).
 pub const MAX_DIGEST_LOG2: u8 = 8;
+
+/// The most broadcast ids a [`Message::HeldIds`] lists (and so the most
+/// recent broadcasts a node keeps for anti-entropy).
+pub const MAX_HELD: usize = 64;
 
 /// Flag bits of a push-pull header.
 pub(crate) mod push_pull_flags {
@@ -148,6 +154,22 @@ pub enum Message<'a, A> {
         /// The application's bytes.
         payload: &'a [u8],
     },
+    /// A summary of the recent broadcasts the sender holds (rides on the
+    /// pings of its probes): how many, and the wrapping sum of a hash of
+    /// each id. A receiver whose own summary differs lists its ids in the
+    /// ack ([`Message::HeldIds`]), so the prober can send what it lacks.
+    Held {
+        /// Broadcasts held.
+        count: u8,
+        /// The wrapping sum of their ids' hashes.
+        sum: u64,
+    },
+    /// The ids of the recent broadcasts the sender holds (rides on an ack
+    /// to a ping that carried a differing [`Message::Held`]).
+    HeldIds {
+        /// The ids, eight big-endian bytes each, at most [`MAX_HELD`].
+        ids: &'a [u8],
+    },
     /// A summary of the sender's member table: members are spread over
     /// `hashes.len() / 4` buckets by a hash of their address, and each
     /// bucket's 32-bit hash sums its members' (address, state, incarnation).
@@ -189,7 +211,7 @@ impl<A> Message<'_, A> {
     /// something (Ping, Ack, Nack, PingReq, PushPull, Digest). A datagram
     /// carries at most one, first; updates and broadcasts ride after it.
     pub fn is_primary(&self) -> bool {
-        !matches!(self, Message::Update(_) | Message::User { .. })
+        !matches!(self, Message::Update(_) | Message::User { .. } | Message::Held { .. } | Message::HeldIds { .. })
     }
 }
 
@@ -242,6 +264,20 @@ impl<'a, A: Address> Message<'a, A> {
                 let origin = A::decode(r)?;
                 let payload = r.bytes_with_len(limits.max_user_payload)?;
                 Message::User { id, origin, payload }
+            }
+            tag::HELD => {
+                let count = r.u8()?;
+                if usize::from(count) > MAX_HELD {
+                    return Err(DecodeError::BadValue);
+                }
+                Message::Held { count, sum: u64::from_be_bytes(r.array::<8>()?) }
+            }
+            tag::HELD_IDS => {
+                let count = usize::from(r.u8()?);
+                if count > MAX_HELD {
+                    return Err(DecodeError::BadValue);
+                }
+                Message::HeldIds { ids: r.take(8 * count)? }
             }
             tag::PUSH_PULL => {
                 let flags = r.u8()?;
@@ -302,6 +338,22 @@ impl<'a, A: Address> Message<'a, A> {
                 w.put(&id.to_be_bytes())?;
                 origin.encode(w)?;
                 w.bytes_with_len(payload)
+            }
+            Message::Held { count, sum } => {
+                if usize::from(*count) > MAX_HELD {
+                    return Err(NoRoom);
+                }
+                w.u8(tag::HELD)?;
+                w.u8(*count)?;
+                w.put(&sum.to_be_bytes())
+            }
+            Message::HeldIds { ids } => {
+                if ids.len() % 8 != 0 || ids.len() > 8 * MAX_HELD {
+                    return Err(NoRoom);
+                }
+                w.u8(tag::HELD_IDS)?;
+                w.u8((ids.len() / 8) as u8)?;
+                w.put(ids)
             }
             Message::Digest { reply_wanted, exchange, hashes } => {
                 let buckets = hashes.len() / 4;

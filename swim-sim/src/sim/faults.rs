@@ -167,17 +167,19 @@ impl Simulation {
                 self.network.set_partitioned(on);
                 self.checks.on_partition(now, on);
             }
-            Fault::Broadcast => {
-                let Some(origin) = self.pick(self.running(false), 1).first().copied() else {
-                    return;
-                };
-                let k = self.checks.on_broadcast_sent(now, origin);
-                if let Some(node) = self.slots[origin as usize].node.as_mut() {
-                    // The payload is far below every preset's max_broadcast_len.
-                    let payload = broadcast_payload(k);
-                    Recording::feed(self.recording.as_mut(), origin, node, now, Input::Broadcast(&payload));
+            Fault::Broadcast(count) => {
+                for _ in 0..count {
+                    let Some(origin) = self.pick(self.running(false), 1).first().copied() else {
+                        return;
+                    };
+                    let k = self.checks.on_broadcast_sent(now, origin);
+                    if let Some(node) = self.slots[origin as usize].node.as_mut() {
+                        // The payload is far below every preset's max_broadcast_len.
+                        let payload = broadcast_payload(k);
+                        Recording::feed(self.recording.as_mut(), origin, node, now, Input::Broadcast(&payload));
+                    }
+                    self.after_input(origin);
                 }
-                self.after_input(origin);
             }
         }
     }

@@ -136,6 +136,8 @@ pub struct ProtocolFile {
     pub max_push_pull_sends: Option<usize>,
     pub max_seeds: Option<usize>,
     pub broadcast_dedup_window: Option<usize>,
+    pub broadcast_keep: Option<usize>,
+    pub broadcast_keep_time_ms: Option<u64>,
     pub label: Option<String>,
     pub lifeguard: Option<bool>,
     pub inbound_per_source: Option<RateFile>,
@@ -225,6 +227,8 @@ impl ProtocolFile {
         set(self.max_push_pull_sends, &mut c.max_push_pull_sends);
         set(self.max_seeds, &mut c.max_seeds);
         set(self.broadcast_dedup_window, &mut c.broadcast_dedup_window);
+        set(self.broadcast_keep, &mut c.broadcast_keep);
+        ms(self.broadcast_keep_time_ms, &mut c.broadcast_keep_time);
         if let Some(label) = &self.label {
             c.label = Bytes::copy_from_slice(label.as_bytes());
         }
@@ -932,6 +936,8 @@ mod tests {
             max_push_pull_sends: _,
             max_seeds: _,
             broadcast_dedup_window: _,
+            broadcast_keep: _,
+            broadcast_keep_time: _,
             label: _,
             // Top-level `encryption`, not in `[protocol]`: set below.
             encryption: _,
