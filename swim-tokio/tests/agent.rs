@@ -955,6 +955,15 @@ async fn three_recording_agents_one_killed_two_terminated_each_log_replays() {
     let mut c = Agent::start_with("c", &[a.udp], &["--record", lc.to_str().unwrap()]);
     let all = [&a, &b, &c];
     eventually(Duration::from_secs(20), "all three alive", || all_alive(&all)).await;
+    // A tag change and a user event, recorded by all three.
+    assert_eq!(swim(&["tags", "--http", &b.http, "--set", "role=db"]).0, Some(0));
+    assert_eq!(swim(&["event", "--http", &a.http, "deploy", "v42"]).0, Some(0));
+    eventually(Duration::from_secs(10), "c sees b's tag", || async {
+        client::members(&c.http)
+            .await
+            .is_ok_and(|ms| ms.iter().any(|m| m.name == "b" && m.meta.get("role").is_some_and(|r| r == "db")))
+    })
+    .await;
     c.kill();
     eventually(Duration::from_secs(30), "c is failed at a and b", || async {
         a.sees(c.udp, "failed").await && b.sees(c.udp, "failed").await
@@ -966,7 +975,14 @@ async fn three_recording_agents_one_killed_two_terminated_each_log_replays() {
     a.terminate();
     assert!(a.wait_exit(Duration::from_secs(15)).await.success(), "{}", a.log());
     for (path, killed) in [(&la, false), (&lb, false), (&lc, true)] {
-        let r = replay::<SocketAddr>(path, false, |_, _, _| {}).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut updated = false;
+        let r = replay::<SocketAddr>(path, false, |_, _, events| {
+            updated |= events.iter().any(|e| matches!(e, swim_tokio::Event::Updated(m) if m.addr == b.udp));
+        });
+        let r = r.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if path != &lb {
+            assert!(updated, "{}: the replay saw b's tag change", path.display());
+        }
         assert!(r.steps > 3, "{}: {r:?}", path.display());
         if killed {
             assert_ne!(r.ending, Ending::Closed, "a SIGKILLed agent closed its log");
