@@ -747,6 +747,103 @@ pub fn check_sim(data: &[u8]) {
 /// detection-time bound: CI must not fail on a known, recorded timing gap.
 pub const ASSERT_LIVE_NODES_SEEN: bool = false;
 
+// ----- log ------------------------------------------------------------------
+
+/// Steps a `log` input replays at most: a log's steps are cheap to write,
+/// so the bound keeps one input's work small.
+pub const LOG_STEPS: usize = 2_000;
+
+/// Arbitrary bytes into the log reader and, when a header opens, a replay
+/// of every step (at most [`LOG_STEPS`]), with the address type the header
+/// names (`NodeId` or `SocketAddr`; any other kind is read as `NodeId` and
+/// refused). Never panics; the reader reads forward (each record's offset
+/// past the last, within the bytes), numbers steps from the header's first
+/// step, and says nothing more after an error, a rotation or an end
+/// record; two replays of the same bytes part (or not) at the same step in
+/// the same way.
+///
+/// Input: one settings byte (bit 0: recompute every whole record's CRC
+/// first, so that changes inside a record reach the decoders instead of
+/// stopping at the checksum), then the log's bytes.
+pub fn check_log(data: &[u8]) {
+    let Some((&settings, bytes)) = data.split_first() else { return };
+    let mut bytes = bytes.to_vec();
+    if settings & 1 == 1 {
+        fix_crcs(&mut bytes);
+    }
+    let kind = swim_core::record::address_kind(&bytes);
+    if kind == Ok(<std::net::SocketAddr as Address>::RECORD_KIND) {
+        let first = replay_log::<std::net::SocketAddr>(&bytes);
+        assert_eq!(replay_log::<std::net::SocketAddr>(&bytes), first, "a replay of the same log went another way");
+    } else {
+        let first = replay_log::<NodeId>(&bytes);
+        assert_eq!(replay_log::<NodeId>(&bytes), first, "a replay of the same log went another way");
+    }
+}
+
+/// Rewrite the CRC of every whole record after the 10-byte preamble.
+fn fix_crcs(bytes: &mut [u8]) {
+    let mut at = 10;
+    while let Some(len) = bytes.get(at..at + 4) {
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let end = at + 4 + len;
+        if len == 0 || end + 4 > bytes.len() {
+            return;
+        }
+        let crc = wire::crc32c(&bytes[at + 4..end]);
+        bytes[end..end + 4].copy_from_slice(&crc.to_be_bytes());
+        at = end + 4;
+    }
+}
+
+/// What one replay of a log came to: the steps replayed, the divergence
+/// (its step) or the reader's error, if any.
+type LogReplay = (u64, Option<Result<u64, swim_core::record::LogError>>);
+
+fn replay_log<A: Address>(bytes: &[u8]) -> LogReplay {
+    use rand_chacha::ChaCha20Rng;
+    use swim_core::record::{LogReader, RngKind};
+    let Ok((header, reader)) = LogReader::<A>::open(bytes) else { return (0, None) };
+    match header.rng {
+        RngKind::ChaCha20 => replay_steps(&header, reader, ChaCha20Rng::from_seed(header.rng_seed), bytes.len()),
+        RngKind::ChaCha8 => replay_steps(&header, reader, ChaCha8Rng::from_seed(header.rng_seed), bytes.len()),
+    }
+}
+
+fn replay_steps<A: Address, R: rand_core::RngCore + rand_core::CryptoRng>(
+    header: &swim_core::record::Header<A>,
+    mut reader: swim_core::record::LogReader<'_, A>,
+    rng: R,
+    len: usize,
+) -> LogReplay {
+    use swim_core::record::{Record, Replay};
+    let mut replay = Replay::new(header, rng).ok();
+    let (mut steps, mut offset) = (0u64, reader.offset());
+    while (steps as usize) < LOG_STEPS {
+        let record = reader.next();
+        assert!(reader.offset() >= offset && reader.offset() <= len as u64, "the reader went back or past the end");
+        offset = reader.offset();
+        let stop = match record {
+            None => None,
+            Some(Ok(Record::Step(step))) => {
+                assert_eq!(step.index, header.first_step + steps, "steps numbered out of order");
+                steps += 1;
+                match replay.as_mut().map(|r| r.step(&step, |_| {})) {
+                    Some(Err(d)) => Some(Ok(d.step)),
+                    _ => continue,
+                }
+            }
+            Some(Ok(Record::Rotated | Record::End { .. })) => None,
+            Some(Err(e)) => Some(Err(e)),
+        };
+        if !matches!(stop, Some(Ok(_))) {
+            assert!(reader.next().is_none(), "the reader read on after its last record");
+        }
+        return (steps, stop);
+    }
+    (steps, None)
+}
+
 // ----- the seed corpus --------------------------------------------------------
 
 /// Builds node-check inputs step by step, in [`check_node`]'s format.
@@ -951,5 +1048,6 @@ pub fn seed_corpus() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     sim("partition", 3, &[0, 3, 100, 0, 0, 0, 1, 4, 0, 1, 20, 30, 0, 0]);
     sim("churn", 4, &[3, 4, 120, 0, 2, 2, 1, 10, 0, 0, 0, 0]);
     sim("leave-lan", 5, &[2, 5, 90, 1, 0, 0, 1, 4, 0, 0, 1, 1]);
+
     out
 }

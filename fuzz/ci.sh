@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Short fuzzing runs for CI: each target (decode, node, open, sim) for
+# Short fuzzing runs for CI: each target (decode, node, open, log, sim) for
 # FUZZ_SECONDS seconds (default 60), starting from a temporary copy of the
 # committed corpus so the repository does not grow. Exits non-zero if any
 # target finds a crash; exits 0 with a notice if cargo-fuzz cannot be
@@ -15,7 +15,7 @@ seconds="${FUZZ_SECONDS:-120}"
 # because of where the fuzzer happened to wander. Longer exploratory runs
 # (README) use fresh seeds. FUZZ_SEED and FUZZ_RUNS_<TARGET> override.
 fuzz_seed="${FUZZ_SEED:-1}"
-declare -A runs=([decode]="${FUZZ_RUNS_DECODE:-1500000}" [node]="${FUZZ_RUNS_NODE:-250000}" [open]="${FUZZ_RUNS_OPEN:-200000}" [sim]="${FUZZ_RUNS_SIM:-10000}")
+declare -A runs=([decode]="${FUZZ_RUNS_DECODE:-1500000}" [node]="${FUZZ_RUNS_NODE:-250000}" [open]="${FUZZ_RUNS_OPEN:-200000}" [log]="${FUZZ_RUNS_LOG:-800000}" [sim]="${FUZZ_RUNS_SIM:-10000}")
 # cargo-fuzz passes -Z flags to rustc; this lets the stable toolchain accept them.
 export RUSTC_BOOTSTRAP=1
 
@@ -35,7 +35,7 @@ echo "built in $(( $(date +%s) - build_start )) s"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 failed=()
-for target in decode node open sim; do
+for target in decode node open log sim; do
   mkdir -p "$work/corpus/$target" "artifacts/$target"
   cp corpus/"$target"/* "$work/corpus/$target/"
   echo "== cargo fuzz run $target for ${seconds}s"
@@ -58,4 +58,4 @@ if (( ${#failed[@]} > 0 )); then
   echo "reproduce with: cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run <target> artifacts/<target>/<file>)"
   exit 1
 fi
-echo "fuzzing: no crash in decode, node, open, sim (${seconds}s each)"
+echo "fuzzing: no crash in decode, node, open, log, sim (${seconds}s each)"

@@ -164,13 +164,39 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<Summary, Failure> {
         )),
         None => None,
     };
+    let (result, points) = replay_file(options, out);
+    match (plot, points) {
+        (Some((path, mut f)), Some(points)) => {
+            // The view up to a divergence is drawn too: it is what led there.
+            let drawn = view::svg(&points)
+                .map_err(|e| e.to_string())
+                .and_then(|svg| f.write_all(svg.as_bytes()).map_err(|e| format!("cannot write: {e}")));
+            if let Err(e) = drawn {
+                return Err(Failure::Refused(format!("--plot {}: {e}", path.display())));
+            }
+        }
+        // Refused before the replay began: no empty picture is left behind.
+        (Some((path, f)), None) => {
+            drop(f);
+            let _ = std::fs::remove_file(path);
+        }
+        (None, _) => {}
+    }
+    result
+}
+
+/// Replay the log at `options.file`, with the address type its header
+/// names: the outcome, and the view's points if the replay began.
+fn replay_file(options: &Options, out: &mut dyn Write) -> (Result<Summary, Failure>, Option<view::Points>) {
     let file = &options.file;
-    let bytes = read(file)?;
-    let kind = address_kind(&bytes).map_err(|e| Failure::Refused(format!("{}: {e}", file.display())))?;
-    let (result, points) = match kind {
-        NodeId::RECORD_KIND => replay::<NodeId>(options, bytes, out),
-        SocketAddr::RECORD_KIND => replay::<SocketAddr>(options, bytes, out),
-        other => {
+    let bytes = match read(file) {
+        Ok(b) => b,
+        Err(e) => return (Err(e), None),
+    };
+    match address_kind(&bytes) {
+        Ok(NodeId::RECORD_KIND) => replay::<NodeId>(options, bytes, out),
+        Ok(SocketAddr::RECORD_KIND) => replay::<SocketAddr>(options, bytes, out),
+        Ok(other) => {
             let e = format!(
                 "{}: the log records addresses of kind {other}; this replayer knows kinds {} (NodeId, the simulator's) and {} (SocketAddr, the drivers')",
                 file.display(),
@@ -179,17 +205,8 @@ pub fn run(options: &Options, out: &mut dyn Write) -> Result<Summary, Failure> {
             );
             (Err(Failure::Refused(e)), None)
         }
-    };
-    if let (Some((path, mut f)), Some(points)) = (plot, points) {
-        // The view up to a divergence is drawn too: it is what led there.
-        let drawn = view::svg(&points)
-            .map_err(|e| e.to_string())
-            .and_then(|svg| f.write_all(svg.as_bytes()).map_err(|e| format!("cannot write: {e}")));
-        if let Err(e) = drawn {
-            return Err(Failure::Refused(format!("--plot {}: {e}", path.display())));
-        }
+        Err(e) => (Err(Failure::Refused(format!("{}: {e}", file.display()))), None),
     }
-    result
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, Failure> {

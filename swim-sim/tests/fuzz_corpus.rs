@@ -1,4 +1,4 @@
-//! Replays every committed fuzz input (`fuzz/corpus/{decode,node,open,sim}` and
+//! Replays every committed fuzz input (`fuzz/corpus/{decode,node,open,log,sim}` and
 //! any crash kept in `fuzz/artifacts-found/<target>/`) through the checks
 //! the fuzz targets run, so the default `cargo test` covers them on the
 //! stable toolchain.
@@ -46,6 +46,11 @@ fn the_node_corpus_keeps_every_invariant() {
 #[test]
 fn the_open_corpus_refuses_every_changed_sealed_datagram() {
     assert!(replay("open", checks::check_open) > 0, "no open corpus");
+}
+
+#[test]
+fn the_log_corpus_reads_and_replays_without_a_panic() {
+    assert!(replay("log", checks::check_log) > 0, "no log corpus");
 }
 
 #[test]

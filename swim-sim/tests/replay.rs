@@ -6,15 +6,16 @@
 //! view's changes and `--plot` draws them; a rotated log replays across its
 //! files and a missing one is named.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use rand_chacha::ChaCha8Rng;
-use rand_core::SeedableRng;
+use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
+use rand_core::{CryptoRng, RngCore, SeedableRng};
 use swim_core::record::{Header, Recorder, RngKind, CORE_VERSION};
 use swim_core::wire::crc32c;
-use swim_core::{Config, Input, Instant, Node, NodeId};
+use swim_core::{Address, Config, Input, Instant, Node, NodeId};
 
 fn swim_sim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_swim-sim")).args(args).output().expect("the binary runs")
@@ -232,6 +233,10 @@ fn damaged_cut_and_foreign_version_logs_are_told_apart() {
         assert_eq!(o.status.code(), Some(2), "{says}");
         assert!(stderr(&o).contains(says), "{says}: {}", stderr(&o));
     }
+    let svg = d.join("refused.svg");
+    let o = swim_sim(&["replay", "--plot", s(&svg), s(&d.join("script.log"))]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!svg.exists(), "no empty picture left for a refused log");
     let o = swim_sim(&["replay", s(&log), "--plot", s(&d.join("no/such/dir.svg"))]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--plot ") && stdout(&o).is_empty(), "refused before replaying");
@@ -281,20 +286,21 @@ fn record_node_refuses_a_node_the_run_does_not_start_and_an_unwritable_file() {
 
 /// A datagram in flight: when it arrives, from, to, its bytes.
 type InFlight = (Instant, u32, u32, Vec<u8>);
-/// A datagram arrived: its source and bytes.
-type Arrival = (NodeId, Vec<u8>);
+/// A datagram arrived: its source's index and its bytes.
+type Arrival = (usize, Vec<u8>);
 
-/// Three nodes on a 1 ms network, node 0 recorded into three files: a
-/// rotation after 5 s and another after 10 s; node 2 stops at 8 s.
-fn rotated_log() -> Vec<Vec<u8>> {
+/// Three nodes at `addrs` on a 1 ms network, node 0 recorded (its
+/// generator of kind `rng`), its log rotated after each of `rotate_at`
+/// seconds; node 2 stops at 8 s, the run at 15 s. The log's files.
+fn three_node_log<A: Address, R: RngCore + CryptoRng + SeedableRng<Seed = [u8; 32]>>(
+    addrs: [A; 3],
+    rng: RngKind,
+    rotate_at: &[u64],
+) -> Vec<Vec<u8>> {
     let config = Config::local();
-    let mut nodes: Vec<Option<Node<NodeId, ChaCha8Rng>>> = (0..3)
-        .map(|id| {
-            Some(
-                Node::new(NodeId(id), config.clone(), ChaCha8Rng::seed_from_u64(u64::from(id) + 40), Instant::ZERO)
-                    .unwrap(),
-            )
-        })
+    let seed = |id: usize| [40 + id as u8; 32];
+    let mut nodes: Vec<Option<Node<A, R>>> = (0..3)
+        .map(|id| Some(Node::new(addrs[id].clone(), config.clone(), R::from_seed(seed(id)), Instant::ZERO).unwrap()))
         .collect();
     let header = Header {
         core_version: CORE_VERSION.into(),
@@ -302,9 +308,9 @@ fn rotated_log() -> Vec<Vec<u8>> {
         file_index: 0,
         first_step: 0,
         chain: 0,
-        identity: NodeId(0),
-        rng: RngKind::ChaCha8,
-        rng_seed: ChaCha8Rng::seed_from_u64(40).get_seed(),
+        identity: addrs[0].clone(),
+        rng,
+        rng_seed: seed(0),
         start: Instant::ZERO,
         config: config.clone(),
         buffer_len: config.max_datagram_size as u32,
@@ -315,25 +321,25 @@ fn rotated_log() -> Vec<Vec<u8>> {
     recorder.begin_file(&mut log);
     let mut buf = vec![0u8; config.max_datagram_size];
     let mut wire: Vec<InFlight> = Vec::new();
-    let seeds = [NodeId(0)];
+    let seeds = [addrs[0].clone()];
     let mut joins = vec![(1, Input::Join(&seeds)), (2, Input::Join(&seeds))];
-    let tick = Duration::from_millis(1);
+    let second = |s: u64| Instant::ZERO + Duration::from_secs(s);
     let mut now = Instant::ZERO;
-    while now < Instant::ZERO + Duration::from_secs(15) {
+    while now < second(15) {
         // This millisecond's work: the datagrams due, then the timers due.
         let (due, later): (Vec<_>, Vec<_>) = wire.drain(..).partition(|(t, ..)| *t <= now);
         wire = later;
-        let mut todo: Vec<(u32, Option<Arrival>)> =
-            due.into_iter().map(|(_, from, to, bytes)| (to, Some((NodeId(from), bytes)))).collect();
+        let mut todo: Vec<(usize, Option<Arrival>)> =
+            due.into_iter().map(|(_, from, to, bytes)| (to as usize, Some((from as usize, bytes)))).collect();
         for (id, node) in nodes.iter().enumerate() {
             if node.as_ref().is_some_and(|n| n.poll_timeout().is_some_and(|t| t <= now)) {
-                todo.push((id as u32, None));
+                todo.push((id, None));
             }
         }
         for (id, datagram) in &todo {
-            let Some(node) = nodes[*id as usize].as_mut() else { continue };
+            let Some(node) = nodes[*id].as_mut() else { continue };
             let input = match datagram {
-                Some((from, bytes)) => Input::Datagram { from, bytes },
+                Some((from, bytes)) => Input::Datagram { from: &addrs[*from], bytes },
                 None => Input::Timeout,
             };
             if *id == 0 {
@@ -341,21 +347,21 @@ fn rotated_log() -> Vec<Vec<u8>> {
             } else {
                 node.handle(now, input);
             }
-            drain(*id, node, now, &mut buf, &mut wire);
+            drain(*id, node, now, &mut buf, &mut wire, &addrs);
             if *id == 0 {
                 recorder.end_step(node, &mut log);
             }
         }
         for (id, input) in joins.drain(..) {
-            let node = nodes[id as usize].as_mut().unwrap();
+            let node = nodes[id].as_mut().unwrap();
             node.handle(now, input);
-            drain(id, node, now, &mut buf, &mut wire);
+            drain(id, node, now, &mut buf, &mut wire, &addrs);
         }
-        now = now + tick;
-        if now == Instant::ZERO + Duration::from_secs(8) {
+        now = now + Duration::from_millis(1);
+        if now == second(8) {
             nodes[2] = None;
         }
-        if now == Instant::ZERO + Duration::from_secs(5) || now == Instant::ZERO + Duration::from_secs(10) {
+        if rotate_at.iter().any(|&s| now == second(s)) {
             recorder.end_file(nodes[0].as_mut().unwrap(), &mut log);
             files.push(std::mem::take(&mut log));
             recorder.begin_file(&mut log);
@@ -366,17 +372,47 @@ fn rotated_log() -> Vec<Vec<u8>> {
     files
 }
 
-fn drain(id: u32, node: &mut Node<NodeId, ChaCha8Rng>, now: Instant, buf: &mut [u8], wire: &mut Vec<InFlight>) {
+fn drain<A: Address, R: RngCore>(
+    id: usize,
+    node: &mut Node<A, R>,
+    now: Instant,
+    buf: &mut [u8],
+    wire: &mut Vec<InFlight>,
+    addrs: &[A; 3],
+) {
     while let Some(tx) = node.poll_transmit(buf) {
-        wire.push((now + Duration::from_millis(1), id, tx.to.0, buf[..tx.len].to_vec()));
+        let to = addrs.iter().position(|a| *a == tx.to).expect("a member") as u32;
+        wire.push((now + Duration::from_millis(1), id as u32, to, buf[..tx.len].to_vec()));
     }
     while node.poll_event().is_some() {}
 }
 
 #[test]
+fn a_socket_address_log_with_a_chacha20_generator_replays() {
+    let d = dir("socketaddr");
+    let addrs: [SocketAddr; 3] = ["127.0.0.1:7001", "127.0.0.1:7002", "[::1]:7003"].map(|a| a.parse().unwrap());
+    let files = three_node_log::<SocketAddr, ChaCha20Rng>(addrs, RngKind::ChaCha20, &[]);
+    let log = d.join("agent.log");
+    std::fs::write(&log, &files[0]).unwrap();
+    let o = swim_sim(&["replay", "--view", s(&log)]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(out.lines().any(|l| l.contains(" s  failed    [::1]:7003 ")), "{out}");
+    assert!(out.lines().last().unwrap().contains("events: joined 2, suspected 1, failed 1;"), "{out}");
+    // The header names the generator: a ChaCha20 node's log that claims
+    // ChaCha8 is replayed with ChaCha8, and parts from its recording.
+    let wrong = three_node_log::<SocketAddr, ChaCha20Rng>(addrs, RngKind::ChaCha8, &[]);
+    std::fs::write(&log, &wrong[0]).unwrap();
+    let o = swim_sim(&["replay", s(&log)]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).starts_with("diverged at step "), "{}", stdout(&o));
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
 fn a_rotated_log_replays_across_its_files_and_a_missing_one_is_named() {
     let d = dir("rotated");
-    let files = rotated_log();
+    let files = three_node_log::<NodeId, ChaCha8Rng>([NodeId(0), NodeId(1), NodeId(2)], RngKind::ChaCha8, &[5, 10]);
     assert_eq!(files.len(), 3);
     let first = d.join("node.log");
     let paths = [first.clone(), d.join("node.log.1"), d.join("node.log.2")];
