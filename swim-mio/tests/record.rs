@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use swim_driver::record::{replay, Ending};
 use swim_mio::{Config, Event, Handle, Options, RecordOptions, State};
+use swim_sim::replay::{run, Ending};
 
 fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
@@ -65,8 +65,9 @@ fn three_recorded_mio_nodes_replay_with_zero_divergence() {
         node.shutdown();
     }
     for log in &logs {
-        let r = replay::<SocketAddr>(log, false, |_, _, _| {}).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
-        assert!(r.steps > 3 && r.ending == Ending::Closed, "{}: {r:?}", log.display());
+        let options = swim_sim::replay::Options { file: log.clone(), ..Default::default() };
+        let r = run(&options, &mut std::io::sink()).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        assert!(r.steps > 3 && r.ending == Ending::EndRecord, "{}: {r:?}", log.display());
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -19,7 +19,6 @@
 //! With `--view` each change of the node's membership view is printed as
 //! it replays (see [`View`]); `--plot PATH` draws it ([`view::svg`]).
 
-use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
@@ -30,6 +29,7 @@ use rand_chacha::{ChaCha20Rng, ChaCha8Rng};
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 use swim_core::record::{address_kind, LogError, LogReader, Record, Replay, RngKind, CORE_VERSION, MAGIC};
 use swim_core::{Address, Event, Instant, NodeId};
+use swim_driver::record::file_path;
 
 pub mod view;
 
@@ -140,17 +140,6 @@ impl fmt::Display for Summary {
 
 /// Event kinds in the order a summary lists them.
 const EVENT_KINDS: [&str; 8] = ["joined", "updated", "suspected", "alive", "failed", "left", "broadcast", "conflict"];
-
-/// The `n`th file of the run whose first file is `first`: `first` itself,
-/// then `first.1`, `first.2`, ...
-pub fn nth_file(first: &Path, n: u32) -> PathBuf {
-    if n == 0 {
-        return first.to_path_buf();
-    }
-    let mut name = OsString::from(first.as_os_str());
-    name.push(format!(".{n}"));
-    PathBuf::from(name)
-}
 
 /// Replay the log `options.file` names; view lines (with `--view`) go to
 /// `out` as the replay goes.
@@ -305,12 +294,12 @@ impl<A: Address, R: RngCore> Run<'_, A, R> {
     fn files(&mut self, mut bytes: Vec<u8>, out: &mut dyn Write) -> Result<Summary, Failure> {
         let first = self.options.file.clone();
         loop {
-            let path = nth_file(&first, self.files);
+            let path = file_path(&first, self.files);
             let end = self.file(&path, &bytes, out)?;
             self.files += 1;
             let ending = match end {
                 FileEnd::Rotated => {
-                    let next = nth_file(&first, self.files);
+                    let next = file_path(&first, self.files);
                     bytes = std::fs::read(&next).map_err(|e| {
                         let what = match e.kind() {
                             std::io::ErrorKind::NotFound => "is missing".to_owned(),

@@ -944,7 +944,7 @@ async fn key_commands_on_a_plaintext_agent_say_it_has_no_keys() {
 
 #[tokio::test]
 async fn three_recording_agents_one_killed_two_terminated_each_log_replays() {
-    use swim_driver::record::{replay, Ending};
+    use swim_sim::replay::{run, Ending, Options};
     let dir = std::env::temp_dir().join(format!("swim-agent-record-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -975,19 +975,22 @@ async fn three_recording_agents_one_killed_two_terminated_each_log_replays() {
     a.terminate();
     assert!(a.wait_exit(Duration::from_secs(15)).await.success(), "{}", a.log());
     for (path, killed) in [(&la, false), (&lb, false), (&lc, true)] {
-        let mut updated = false;
-        let r = replay::<SocketAddr>(path, false, |_, _, events| {
-            updated |= events.iter().any(|e| matches!(e, swim_tokio::Event::Updated(m) if m.addr == b.udp));
-        });
-        let r = r.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut view = Vec::new();
+        let options = Options { file: path.clone(), view: true, ..Default::default() };
+        let r = run(&options, &mut view).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let view = String::from_utf8(view).unwrap();
         if path != &lb {
-            assert!(updated, "{}: the replay saw b's tag change", path.display());
+            assert!(
+                view.contains(&format!("updated   {}", b.udp)),
+                "{}: the replay saw b's tag change:\n{view}",
+                path.display()
+            );
         }
         assert!(r.steps > 3, "{}: {r:?}", path.display());
         if killed {
-            assert_ne!(r.ending, Ending::Closed, "a SIGKILLed agent closed its log");
+            assert_ne!(r.ending, Ending::EndRecord, "a SIGKILLed agent closed its log");
         } else {
-            assert_eq!(r.ending, Ending::Closed, "{}: {r:?}", path.display());
+            assert_eq!(r.ending, Ending::EndRecord, "{}: {r:?}", path.display());
         }
     }
     assert!(a.log().contains("recording closed"), "{}", a.log());
