@@ -880,7 +880,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// half of each datagram while member news waits) and kept, at every
     /// node that has it, for `Config::broadcast_keep_time`, during which
     /// each probe sends the probed member the kept broadcasts it lacks:
-    /// a member every push missed still gets it, once.
+    /// a member every push missed still gets it, once, and so does a member
+    /// that joins within that time.
     pub fn broadcast(&mut self, now: Instant, payload: &[u8]) -> Result<(), CommandError> {
         self.advance(now);
         if payload.len() > self.config.max_broadcast_len {

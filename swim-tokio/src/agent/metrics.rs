@@ -69,7 +69,7 @@ pub fn render(stats: &Stats, keyring: &Keyring<'_>, process: &ProcessStats) -> S
             ("state=\"left\"", u64::from(m.left)),
         ],
     );
-    let counters: [(&str, &str, u64); 23] = [
+    let counters: [(&str, &str, u64); 24] = [
         ("swim_datagrams_received_total", "Datagrams received.", c.datagrams_in),
         ("swim_datagrams_sent_total", "Datagrams produced for sending.", c.datagrams_out),
         ("swim_bytes_received_total", "Bytes received.", c.bytes_in),
@@ -89,6 +89,11 @@ pub fn render(stats: &Stats, keyring: &Keyring<'_>, process: &ProcessStats) -> S
         ("swim_updates_sent_total", "Piggybacked updates sent.", c.updates_sent),
         ("swim_updates_received_total", "Piggybacked updates received.", c.updates_received),
         ("swim_broadcasts_delivered_total", "Application broadcasts delivered.", c.broadcasts_delivered),
+        (
+            "swim_broadcasts_repaired_total",
+            "Broadcasts sent to a probed member that lacked them (anti-entropy).",
+            c.broadcasts_repaired,
+        ),
         ("swim_gossip_dropped_total", "Updates evicted from a full dissemination queue.", c.gossip_dropped),
         ("swim_send_errors_total", "Sends that failed at the socket.", stats.driver.send_errors),
         ("swim_receive_errors_total", "Receives that failed at the socket.", stats.driver.receive_errors),
