@@ -221,6 +221,39 @@ fn damaged_cut_and_foreign_version_logs_are_told_apart() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(steps_of(&stdout(&o)), whole);
 
+    // A header that does not decode under this swim-core (here its
+    // configuration's layout version changed, its checksum right): under
+    // the same version string it is named a build difference, under
+    // another the version.
+    let mut layout = bytes.clone();
+    let mut at = hat + 5 + 1; // the record's length and kind, the address kind
+    for _ in 0..2 {
+        at += 1 + usize::from(layout[at]); // the core version, the recorder
+    }
+    at += 1 + 1 + 8 + 1 + 1 + 32 + 1; // file index, first step, chain, identity, rng kind, seed, start
+    at += varint_len(&layout[at..]); // the configuration's length
+    let mut encoded = [0u8; 512];
+    let mut w = swim_core::wire::Writer::new(&mut encoded);
+    Config::lan().encode(&mut w).unwrap();
+    assert_eq!(layout[at], w.written()[0], "the configuration's layout version");
+    layout[at] ^= 0x40;
+    fix_crc(&mut layout, hat);
+    let o = swim_sim(&["replay", s(&write("layout.log", &layout))]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("the record at byte 10 is corrupt: bad header (its checksum is right: most likely written by another build of swim-core"), "{err}");
+    layout[version_at] = other[version_at];
+    fix_crc(&mut layout, hat);
+    let o = swim_sim(&["replay", s(&write("layout-other.log", &layout))]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "recorded by swim-core {other_version}; this is swim-core {CORE_VERSION}, which cannot read its header"
+        )),
+        "{err}"
+    );
+
     // Another layout version, not a log, no file, an unwritable plot.
     let mut newer = bytes.clone();
     newer[8..10].copy_from_slice(&2u16.to_be_bytes());
