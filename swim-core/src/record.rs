@@ -140,17 +140,28 @@ impl<A: Address> Header<A> {
         }
     }
 
-    fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+    /// Decode a header record's body; a body that names its writer but
+    /// does not decode further is an [`LogError::UnreadableHeader`] (most
+    /// likely another swim-core's layout), one that names nothing is
+    /// corrupt.
+    fn decode(body: &[u8], offset: u64) -> Result<Self, LogError> {
         let mut r = Reader::new(body);
-        if r.u8()? != A::RECORD_KIND {
-            return Err(DecodeError::BadAddress);
+        let corrupt = LogError::Corrupt { offset, what: "bad header" };
+        if r.u8().map_err(|_| corrupt.clone())? != A::RECORD_KIND {
+            return Err(corrupt);
         }
-        let core_version = get_str(&mut r)?;
-        let recorder = get_str(&mut r)?;
+        let (Ok(core_version), Ok(recorder)) = (get_str(&mut r), get_str(&mut r)) else {
+            return Err(corrupt);
+        };
+        Self::decode_rest(&mut r, core_version.clone(), recorder)
+            .map_err(|_| LogError::UnreadableHeader { core_version })
+    }
+
+    fn decode_rest(r: &mut Reader<'_>, core_version: String, recorder: String) -> Result<Self, DecodeError> {
         let file_index = r.varint_u32()?;
         let first_step = r.varint()?;
         let chain = u64::from_be_bytes(r.array()?);
-        let identity = A::decode(&mut r)?;
+        let identity = A::decode(r)?;
         let rng = match r.u8()? {
             1 => RngKind::ChaCha20,
             2 => RngKind::ChaCha8,
@@ -508,6 +519,13 @@ pub enum LogError {
         /// Byte offset of the cut record.
         offset: u64,
     },
+    /// The header's checksum is right and it names the swim-core version
+    /// that wrote it, but the rest does not decode under this one: another
+    /// version's (or build's) layout, its configuration's say.
+    UnreadableHeader {
+        /// The version the header names.
+        core_version: String,
+    },
     /// A record is damaged: its checksum, length or contents are wrong.
     Corrupt {
         /// Byte offset of the damaged record.
@@ -527,6 +545,16 @@ impl fmt::Display for LogError {
             LogError::AddressKind { found, expected } => {
                 write!(f, "log records addresses of kind {found}, the reader expected kind {expected}")
             }
+            LogError::UnreadableHeader { core_version } if core_version == CORE_VERSION => write!(
+                f,
+                "the header does not decode, though its checksum is right: another build of swim-core {core_version} \
+                 wrote it, with another header or configuration layout"
+            ),
+            LogError::UnreadableHeader { core_version } => write!(
+                f,
+                "recorded by swim-core {core_version}, whose header this swim-core {CORE_VERSION} cannot read: replay it \
+                 with the version that recorded it"
+            ),
             LogError::Cut { offset } => write!(f, "the log is cut inside the record at byte {offset}"),
             LogError::Corrupt { offset, what } => write!(f, "the record at byte {offset} is corrupt: {what}"),
         }
@@ -612,7 +640,7 @@ impl<'a, A: Address> LogReader<'a, A> {
         if let Some(&found) = body.first().filter(|&&k| k != A::RECORD_KIND) {
             return Err(LogError::AddressKind { found, expected: A::RECORD_KIND });
         }
-        let header = Header::decode(body).map_err(|_| LogError::Corrupt { offset, what: "bad header" })?;
+        let header = Header::decode(body, offset)?;
         let reader =
             LogReader { bytes, pos: next, next_step: header.first_step, done: false, _addr: core::marker::PhantomData };
         Ok((header, reader))

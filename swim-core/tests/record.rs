@@ -238,6 +238,22 @@ fn damaged_cut_and_foreign_logs_are_refused_with_the_reason() {
         LogReader::<std::net::SocketAddr>::open(log).err(),
         Some(LogError::AddressKind { found: 1, expected: 2 })
     );
+    // A header whose checksum is right but whose configuration is laid out
+    // another way: named as another build's, not as damage.
+    let mut at = 10 + 4 + 1 + 1;
+    for _ in 0..2 {
+        at += 1 + usize::from(log[at]); // the core version, the recorder
+    }
+    at += 1 + 1 + 8 + 1 + 1 + 32 + 1; // index, first step, chain, NodeId(0), rng kind, seed, start 0
+    at += if log[at] & 0x80 == 0 { 1 } else { 2 }; // the configuration's length
+    let mut layout = log.clone();
+    layout[at] ^= 0x40;
+    let hlen = u32::from_be_bytes(layout[10..14].try_into().unwrap()) as usize;
+    let crc = crc32c(&layout[14..14 + hlen]);
+    layout[14 + hlen..18 + hlen].copy_from_slice(&crc.to_be_bytes());
+    let e = LogReader::<NodeId>::open(&layout).err().unwrap();
+    assert_eq!(e, LogError::UnreadableHeader { core_version: swim_core::record::CORE_VERSION.into() });
+    assert!(e.to_string().contains("another build of swim-core"), "{e}");
     // An empty or too short file.
     assert_eq!(LogReader::<NodeId>::open(&log[..9]).err(), Some(LogError::Cut { offset: 8 }));
     assert_eq!(LogReader::<NodeId>::open(&log[..12]).err(), Some(LogError::Cut { offset: 10 }));

@@ -198,43 +198,6 @@ fn replay_file(options: &Options, out: &mut dyn Write) -> (Result<Summary, Failu
     }
 }
 
-/// Why the first file's header did not open. A header whose checksum is
-/// right but which does not decode was most likely written by another
-/// swim-core (its configuration, say, laid out differently): the version it
-/// names is then the problem to report, not damage.
-fn unreadable_header(file: &Path, bytes: &[u8], e: LogError) -> String {
-    let version = match e {
-        LogError::Corrupt { offset, .. } if offset == PREAMBLE => recorded_version(bytes),
-        _ => None,
-    };
-    match version {
-        Some(v) if v != CORE_VERSION => format!(
-            "{} was recorded by swim-core {v}; this is swim-core {CORE_VERSION}, which cannot read its header (a replay needs the version that recorded)",
-            file.display()
-        ),
-        Some(v) => format!(
-            "{}: {e} (its checksum is right: most likely written by another build of swim-core {v} whose header or configuration layout differs)",
-            file.display()
-        ),
-        None => format!("{}: {e}", file.display()),
-    }
-}
-
-/// Bytes before the header record: the magic and the format version.
-const PREAMBLE: u64 = MAGIC.len() as u64 + 2;
-
-/// The swim-core version a header names, read without decoding the rest
-/// of it (`RECORD.md`: the record's length and kind, the address kind, then
-/// the version as a varint length, under 128 here, and UTF-8).
-fn recorded_version(bytes: &[u8]) -> Option<&str> {
-    let body = bytes.get(PREAMBLE as usize + 5..)?;
-    let len = usize::from(*body.get(1)?);
-    if len >= 0x80 {
-        return None;
-    }
-    std::str::from_utf8(body.get(2..2 + len)?).ok()
-}
-
 fn read(path: &Path) -> Result<Vec<u8>, Failure> {
     std::fs::read(path).map_err(|e| Failure::Refused(format!("{}: cannot be read: {e}", path.display())))
 }
@@ -249,7 +212,7 @@ fn replay<A: Address>(
     let file = &options.file;
     let header = match LogReader::<A>::open(&bytes) {
         Ok((header, _)) => header,
-        Err(e) => return (Err(Failure::Refused(unreadable_header(file, &bytes, e))), None),
+        Err(e) => return (Err(Failure::Refused(format!("{}: {e}", file.display()))), None),
     };
     if header.file_index > 0 {
         let e = format!(
