@@ -52,7 +52,8 @@ pub struct Config {
     /// How long Dead and Left members stay as tombstones before they are
     /// forgotten. Ours; long enough that stale claims die out first.
     pub tombstone_timeout: Duration,
-    /// First wait before a join attempt is retried; doubles per attempt. Ours.
+    /// Wait before a join attempt is retried: the first three retries wait
+    /// this long, then it doubles per attempt. Ours.
     pub join_retry_interval: Duration,
     /// Longest wait between join attempts. Ours.
     pub join_retry_max_interval: Duration,
