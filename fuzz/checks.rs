@@ -740,12 +740,12 @@ pub fn check_sim(data: &[u8]) {
 
 /// Whether [`check_sim`] requires every live node to be seen live by every
 /// other within the simulator's settle bound once the faults stop. It found
-/// two liveness bugs in swim-core, since fixed (see `fuzz/README.md`; their
-/// inputs are replayed from `artifacts-found/sim/`), and then a third that
-/// is open (a long partition with churn agrees later than the bound; the
-/// README has the replay command). Off until that is fixed, like the
-/// detection-time bound: CI must not fail on a known, recorded timing gap.
-pub const ASSERT_LIVE_NODES_SEEN: bool = false;
+/// two liveness bugs in swim-core and one in the simulator's fault model
+/// (a node joining through a seed that crashed before answering), all fixed
+/// (see `fuzz/README.md`; their inputs are replayed from
+/// `artifacts-found/sim/`). A constant so a chase can turn it off and see
+/// the other checks alone.
+pub const ASSERT_LIVE_NODES_SEEN: bool = true;
 
 // ----- log ------------------------------------------------------------------
 

@@ -568,7 +568,7 @@ pub enum Fault {
     Crash(u32),
     /// Restart this many crashed nodes (same id, fresh process).
     Restart(u32),
-    /// Start this many new nodes that join through a live node.
+    /// Start this many new nodes that join through a live node (and node 0).
     Join(u32),
     /// This many random live nodes leave gracefully.
     Leave(u32),

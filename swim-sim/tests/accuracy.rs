@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use swim_sim::{Report, Scenario, Simulation};
+use swim_sim::{CrashSpec, LatencyRange, PartitionSpec, Profile, Report, Scenario, Simulation};
 
 #[test]
 fn a_hundred_nodes_under_five_percent_loss_for_ten_minutes_have_no_false_positives() {
@@ -70,5 +70,106 @@ fn two_hundred_nodes_join_within_ten_seconds_at_ten_percent_loss() {
         let joined = r.join_convergence_seconds.unwrap_or(f64::INFINITY);
         assert!(joined <= 10.0, "converged after {joined} s\n{replay}");
         assert!(r.invariant_violations.is_empty(), "{:?}\n{replay}", r.invariant_violations);
+    }
+}
+
+/// A node restarted or added during a partition joins through one running
+/// member picked at random; when that member crashed for good before the
+/// join got across, the node stayed alone forever (it heard nothing: no
+/// protocol could do better with a dead seed) and the liveness phase failed
+/// with "n0 not seen live", since the lone node sees nobody. Nodes now join
+/// through the pick and through n0, as a deployment lists its seeds. These
+/// are the fuzzer's inputs (`fuzz/artifacts-found/sim/late-joiner-whose-seed-crashed-across-a-partition`,
+/// `restart-whose-seed-crashed-across-a-partition`, `long-partition-with-churn`):
+/// n5 joined through n3 at 85 s, n3 crashed at 90 s; n10 through n1 at 105
+/// s, n1 crashed at 110 s; all inside the partition.
+#[test]
+fn a_node_whose_seed_crashed_before_answering_still_joins_through_the_cluster_seed() {
+    let runs = [
+        Run {
+            seed: 10344644714436413951,
+            nodes: 3,
+            duration: 153,
+            lan: true,
+            loss: 0.17,
+            duplicate: 0.02,
+            latency: (3, 19),
+            slow: 1,
+            crashes: &[(2, 61)],
+            partition: (61, 122),
+            lifeguard: true,
+        },
+        Run {
+            seed: 216353102037516291,
+            nodes: 8,
+            duration: 174,
+            lan: false,
+            loss: 0.03,
+            duplicate: 0.03,
+            latency: (1, 4),
+            slow: 1,
+            crashes: &[(1, 58), (1, 41)],
+            partition: (81, 148),
+            lifeguard: false,
+        },
+        Run {
+            seed: 270518565470211,
+            nodes: 6,
+            duration: 138,
+            lan: false,
+            loss: 0.02,
+            duplicate: 0.0,
+            latency: (5, 5),
+            slow: 0,
+            crashes: &[],
+            partition: (4, 104),
+            lifeguard: true,
+        },
+    ];
+    for run in runs {
+        let spec = run.spec();
+        let replay = spec.replay_command();
+        let mut sim = Simulation::new(spec).expect("valid config");
+        sim.run();
+        assert!(sim.checks().unseen().is_empty(), "unseen {:?}\n{replay}", sim.checks().unseen());
+        let r = Report::new(&sim, Duration::ZERO);
+        assert!(r.liveness_seconds.is_some(), "{replay}");
+        assert!(r.invariant_violations.is_empty(), "{:?}\n{replay}", r.invariant_violations);
+    }
+}
+
+/// A fixed-seed churn run, as swim-sim's options give it (times in seconds,
+/// latency in milliseconds, crash waves as (count, at)).
+struct Run {
+    seed: u64,
+    nodes: u32,
+    duration: u64,
+    lan: bool,
+    loss: f64,
+    duplicate: f64,
+    latency: (u64, u64),
+    slow: u32,
+    crashes: &'static [(u32, u64)],
+    partition: (u64, u64),
+    lifeguard: bool,
+}
+
+impl Run {
+    fn spec(&self) -> swim_sim::RunSpec {
+        let secs = Duration::from_secs;
+        let mut spec = Scenario::Churn.spec(self.seed);
+        spec.nodes = self.nodes;
+        spec.duration = secs(self.duration);
+        spec.profile = if self.lan { Profile::Lan } else { Profile::Local };
+        spec.loss = self.loss;
+        spec.duplicate = self.duplicate;
+        spec.latency =
+            LatencyRange { min: Duration::from_millis(self.latency.0), max: Duration::from_millis(self.latency.1) };
+        spec.slow = self.slow;
+        spec.slow_delay = Duration::from_millis(1500);
+        spec.crashes = self.crashes.iter().map(|&(count, at)| CrashSpec { count, at: secs(at) }).collect();
+        spec.partition = Some(PartitionSpec { start: secs(self.partition.0), end: secs(self.partition.1) });
+        spec.lifeguard = self.lifeguard;
+        spec
     }
 }

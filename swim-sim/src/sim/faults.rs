@@ -11,7 +11,7 @@ use crate::spec::Fault;
 
 impl Simulation {
     /// Start a process under `id` (fresh RNG per generation), joining
-    /// through `seed` if given.
+    /// through `seed` (and n0) if given.
     pub(super) fn start(&mut self, id: u32, seed: Option<u32>) {
         let now = self.now;
         let Some(slot) = self.slots.get_mut(id as usize) else {
@@ -38,7 +38,14 @@ impl Simulation {
             r.started(id, &mut node, rng_seed, now, self.buf.len());
         }
         if let Some(s) = seed {
-            Recording::feed(self.recording.as_mut(), id, &mut node, now, Input::Join(&[NodeId(s)]));
+            // Through the member picked and through n0, the cluster's own
+            // seed (never crashed nor made to leave), as a deployment lists
+            // its seeds: through the pick alone, a node whose only seed
+            // crashed before answering it (across a partition, say) could
+            // never join, whatever the protocol did.
+            let seeds = [NodeId(s), NodeId(0)];
+            let seeds = if s == 0 { &seeds[..1] } else { &seeds[..] };
+            Recording::feed(self.recording.as_mut(), id, &mut node, now, Input::Join(seeds));
         }
         slot.node = Some(node);
         slot.started = Some(now);
