@@ -331,3 +331,31 @@ fn a_spoofed_join_request_gets_one_bare_ping_back_until_its_source_answers() {
         .sum();
     assert!(state >= 100, "{state} members sent after the answer");
 }
+
+#[test]
+fn a_flood_of_broadcasts_leaves_at_most_broadcast_keep_held_and_lists_no_more() {
+    let config = Config { broadcast_keep: 16, ..Config::lan() };
+    let mut n = Node::new(NodeId(0), config, Xoshiro256PlusPlus::seed_from_u64(5), Instant::ZERO).unwrap();
+    n.handle_datagram(Instant::ZERO, NodeId(7), &datagram(&[alive(7, 0)])).unwrap();
+    outputs(&mut n);
+    for i in 0..2_000u64 {
+        let msgs: Vec<_> = (0..5).map(|j| Message::User { id: i * 5 + j, origin: NodeId(7), payload: b"x" }).collect();
+        n.handle_datagram(Instant::from_millis(i), NodeId(7), &datagram(&msgs)).unwrap();
+    }
+    outputs(&mut n);
+    // A member's ping whose summary differs: the ack lists what is held,
+    // the 16 latest.
+    let ping = datagram(&[Message::Ping { seq: 3 }, Message::Held { count: 0, sum: 0 }]);
+    n.handle_datagram(Instant::from_millis(2_000), NodeId(7), &ping).unwrap();
+    let out = outputs(&mut n);
+    let listed: Vec<u64> = out
+        .iter()
+        .flat_map(|(_, m)| m.iter())
+        .filter_map(|m| match m {
+            Message::HeldIds { ids } => Some(ids.chunks(8).map(|c| u64::from_be_bytes(c.try_into().unwrap()))),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(listed, (9_984..10_000).collect::<Vec<u64>>());
+}
