@@ -825,3 +825,24 @@ fn follow_up_exchanges_stop_once_a_peer_has_the_same_view() {
     let asked = follow_ups(&mut n, Instant::from_secs(10), same);
     assert_eq!(asked.len(), 1, "the views agree after the first: {asked:?}");
 }
+
+#[test]
+fn an_ack_too_small_for_every_held_id_lists_as_many_as_fit() {
+    let config = Config { max_datagram_size: 256, max_broadcast_len: 64, max_metadata_len: 64, ..Config::lan() };
+    let mut n = with_members(3, config);
+    for k in 0..32u64 {
+        let user = Message::User { id: k + 1, origin: NodeId(2), payload: b"x" };
+        send(&mut n, Instant::ZERO, NodeId(2), &[user]);
+    }
+    outputs(&mut n);
+    send(&mut n, Instant::ZERO, NodeId(1), &[Message::Ping { seq: 4 }, Message::Held { count: 0, sum: 0 }]);
+    let out = outputs(&mut n);
+    let listed = out
+        .iter()
+        .find_map(|(_, m)| match m.get(1) {
+            Some(Message::HeldIds { ids }) => Some(ids.len() / 8),
+            _ => None,
+        })
+        .expect("the ack lists ids");
+    assert!((20..32).contains(&listed), "{listed} of 32 held listed in 256 bytes");
+}

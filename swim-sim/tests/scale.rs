@@ -123,7 +123,7 @@ fn five_thousand_joining_nodes_each_get_every_broadcast_sent_during_the_join_sto
 /// (0.9967 of owed deliveries); now each reaches every node once.
 /// `cargo run --release -p swim-sim -- --scenario join --nodes 5000 --duration 30 --loss 0.1 --broadcast 20@0.5 --seed 1`
 #[test]
-#[ignore = "about 3 minutes in release (76 s of CPU, 1.74 GB); far longer in debug"]
+#[ignore = "about 2 minutes in release (73 s of CPU, 1.75 GB); far longer in debug"]
 fn five_thousand_nodes_joining_under_ten_percent_loss_each_get_every_broadcast_once() {
     let mut spec = Scenario::Join.spec(1);
     spec.nodes = 5000;

@@ -110,7 +110,10 @@ impl<A: Address, R: RngCore> Node<A, R> {
             }
             if list_held {
                 let mut ids = [0u8; 8 * crate::held::MAX_HELD];
-                let n = self.held.write_ids(&mut ids);
+                // As many as fit (small datagrams): the prober then sends
+                // some the pinger has, which it recognises, rather than none.
+                let fit = w.remaining().saturating_sub(2) / 8 * 8;
+                let n = self.held.write_ids(&mut ids).min(fit);
                 let mark = w.len();
                 if (Message::HeldIds::<A> { ids: ids.get(..n).unwrap_or(&[]) }).encode(&mut w).is_err() {
                     w.truncate(mark);
