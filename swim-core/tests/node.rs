@@ -846,3 +846,41 @@ fn an_ack_too_small_for_every_held_id_lists_as_many_as_fit() {
         .expect("the ack lists ids");
     assert!((20..32).contains(&listed), "{listed} of 32 held listed in 256 bytes");
 }
+
+/// Whether `out` asks `to` for an exchange (a full state or a digest that
+/// wants a reply).
+fn asks_exchange(out: &[(NodeId, Vec<Message<'static, NodeId>>)], to: NodeId) -> bool {
+    out.iter().any(|(t, msgs)| {
+        *t == to
+            && matches!(
+                msgs.first(),
+                Some(Message::PushPull { reply_wanted: true, .. } | Message::Digest { reply_wanted: true, .. })
+            )
+    })
+}
+
+#[test]
+fn a_node_told_it_was_declared_dead_catches_up_with_the_teller() {
+    // A suspicion is refuted and that is all; a death, current or already
+    // refuted, means the cluster went on without us: exchange with the
+    // member that told us, once per catch-up.
+    let mut n = with_members(3, Config::lan());
+    send(&mut n, Instant::ZERO, NodeId(2), &[suspect(NodeId(0), 0, NodeId(3))]);
+    assert!(!asks_exchange(&outputs(&mut n), NodeId(2)), "a suspicion started an exchange");
+    let later = Instant::from_millis(10);
+    send(&mut n, later, NodeId(2), &[dead(NodeId(0), 1, NodeId(3))]);
+    assert!(asks_exchange(&outputs(&mut n), NodeId(2)), "no exchange with the member that had us dead");
+    assert_eq!(n.incarnation(), 2, "the death is refuted too");
+    // A stale death from another member while the catch-up is under way
+    // starts nothing more.
+    send(&mut n, later, NodeId(3), &[dead(NodeId(0), 1, NodeId(2))]);
+    assert!(!asks_exchange(&outputs(&mut n), NodeId(3)), "a second catch-up while one is under way");
+    // A node that refuted a suspicion, told of its death at the
+    // incarnation it already outlived (the teller missed the refutation
+    // and went on without it), catches up all the same.
+    let mut fresh = with_members(3, Config::lan());
+    send(&mut fresh, Instant::ZERO, NodeId(2), &[suspect(NodeId(0), 0, NodeId(3))]);
+    outputs(&mut fresh);
+    send(&mut fresh, Instant::ZERO, NodeId(3), &[dead(NodeId(0), 0, NodeId(2))]);
+    assert!(asks_exchange(&outputs(&mut fresh), NodeId(3)), "no exchange after a stale death");
+}

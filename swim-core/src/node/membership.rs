@@ -56,6 +56,18 @@ impl FollowUp {
     }
 }
 
+/// Why this node asked for an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ask {
+    /// To join (or rejoin) through a seed.
+    Join,
+    /// A follow-up of a join, or a catch-up after being declared dead.
+    FollowUp,
+    /// The periodic anti-entropy exchange (SWIM's, memberlist pushPull),
+    /// including the one with an absent seed.
+    Periodic,
+}
+
 /// Most follow-up exchanges after one join, a probe interval apart. Under
 /// loss a join reply can lose a datagram and so can each exchange meant to
 /// fill the gap, so they go on until a peer's digest matches ours (an
@@ -126,7 +138,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         self.stats.join_attempts += 1;
         for i in 0..self.seeds.len() {
             if let Some(seed) = self.seeds.get(i).cloned() {
-                self.start_push_pull(seed, true);
+                self.start_push_pull(seed, Ask::Join);
             }
         }
     }
@@ -140,18 +152,18 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
     }
 
-    pub(super) fn start_push_pull(&mut self, to: A, join: bool) {
+    pub(super) fn start_push_pull(&mut self, to: A, ask: Ask) {
         if self.push_pull_sends.len() >= self.config.max_push_pull_sends {
             self.stats.push_pull_refused += 1;
             return;
         }
         self.next_exchange = self.next_exchange.wrapping_add(1);
         self.stats.push_pulls += 1;
-        self.remember_asked(&to, self.next_exchange);
+        self.remember_asked(&to, self.next_exchange, ask);
         self.push_pull_sends.push_back(PushPullSend {
             to,
             reply_wanted: true,
-            join,
+            join: ask == Ask::Join,
             exchange: self.next_exchange,
             cursor: Some(0),
             only: None,
@@ -223,18 +235,29 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// Remember an exchange we asked `to` for: an answer naming it proves
     /// the answerer receives what is sent to its address (exchange numbers
     /// start at random; an outsider cannot see them).
-    fn remember_asked(&mut self, to: &A, exchange: u32) {
+    fn remember_asked(&mut self, to: &A, exchange: u32, ask: Ask) {
         if self.asked.len() >= REPLIED_MEMORY {
             self.asked.pop_front();
         }
-        self.asked.push_back((to.clone(), exchange));
+        self.asked.push_back((to.clone(), exchange, ask));
     }
 
     /// A reply under an exchange we asked `from` for: it is verified.
     fn answered_us(&mut self, from: &A, exchange: u32) {
-        if self.asked.iter().any(|(a, e)| a == from && *e == exchange) {
+        if self.asked.iter().any(|(a, e, _)| a == from && *e == exchange) {
             self.verified_by(from);
         }
+    }
+
+    /// Whether the members new to us in `from`'s reply under `exchange` go
+    /// out as one echo each rather than as news: they do after our join or
+    /// its follow-ups (the rest of the cluster knows them), and for a reply
+    /// we cannot place; after a periodic exchange they are news to our
+    /// whole side (a partition that outlasted the tombstones, the reply of
+    /// an absent seed), and one echo, to one peer, leaves the rest of our
+    /// side not knowing them until its own periodic exchanges.
+    pub(super) fn reply_is_quiet(&self, from: &A, exchange: u32) -> bool {
+        !self.asked.iter().any(|(a, e, ask)| a == from && *e == exchange && *ask == Ask::Periodic)
     }
 
     /// `from` answered our ping: remember it, and send any state it asked for.
@@ -286,14 +309,14 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
     /// A periodic or follow-up exchange: the whole table when it is small,
     /// else a digest first so only what differs is sent.
-    fn start_exchange(&mut self, to: A) {
+    pub(super) fn start_exchange(&mut self, to: A, ask: Ask) {
         if self.members.len() <= digest::MIN_MEMBERS {
-            self.start_push_pull(to, false);
+            self.start_push_pull(to, ask);
             return;
         }
         self.next_exchange = self.next_exchange.wrapping_add(1);
         self.stats.push_pulls += 1;
-        self.remember_asked(&to, self.next_exchange);
+        self.remember_asked(&to, self.next_exchange, ask);
         let log2 = digest::bucket_log2(self.members.len());
         self.queue_transmit(Pending::Digest { to, reply_wanted: true, exchange: self.next_exchange, log2 });
     }
@@ -344,13 +367,13 @@ impl<A: Address, R: RngCore> Node<A, R> {
         self.periodic_rounds = self.periodic_rounds.wrapping_add(1);
         if self.periodic_rounds % 2 == 0 {
             if let Some(seed) = self.absent_seed() {
-                self.start_push_pull(seed, false);
+                self.start_push_pull(seed, Ask::Periodic);
                 return;
             }
         }
         let peers = self.random_peers(1, None, true);
         if let Some(to) = peers.first().and_then(|&h| self.members.get(h)).map(|e| e.addr.clone()) {
-            self.start_exchange(to);
+            self.start_exchange(to, Ask::Periodic);
         }
     }
 
@@ -369,6 +392,23 @@ impl<A: Address, R: RngCore> Node<A, R> {
         })
     }
 
+    /// We were declared dead: the cluster went on without us (we were cut
+    /// off, or too slow to answer), and what it learned meanwhile, deaths
+    /// above all, was gossiped while we could not hear it; its
+    /// retransmissions are spent. Exchange with the member that told us,
+    /// which holds that news, then follow up as after a join until a peer's
+    /// view matches ours. Waiting for the periodic exchange instead leaves
+    /// us probing members long gone, and a node that was slow is unhealthy
+    /// and probes them slowly. One catch-up at a time; a claim that needs a
+    /// refutation comes at most once per incarnation we take.
+    pub(super) fn catch_up(&mut self, from: &A) {
+        if self.follow_up.is_some() || self.join.is_some() || self.leaving || !self.is_live_member(from) {
+            return;
+        }
+        self.start_exchange(from.clone(), Ask::FollowUp);
+        self.follow_up = Some(FollowUp::first(self.now + self.config.probe_interval));
+    }
+
     pub(super) fn join_follow_up(&mut self) {
         let Some(follow_up) = self.follow_up.take() else {
             return;
@@ -381,7 +421,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let mut exchange = None;
         if let Some(to) = peers.first().and_then(|&h| self.members.get(h)).map(|e| e.addr.clone()) {
             let before = self.next_exchange;
-            self.start_exchange(to);
+            self.start_exchange(to, Ask::FollowUp);
             exchange = (self.next_exchange != before).then_some(self.next_exchange);
         }
         let round = follow_up.round + 1;

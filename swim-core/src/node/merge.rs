@@ -16,7 +16,7 @@ const MAX_CONFLICTS_REMEMBERED: usize = 8;
 
 impl<A: Address, R: RngCore> Node<A, R> {
     /// Merge one claim received from `from`. Claims in the reply to our own
-    /// full-state request about members new to us are re-gossiped once,
+    /// join or its follow-ups about members new to us are re-gossiped once,
     /// after all fresher news: the sender's side mostly knows them already,
     /// and gossiping all N of them at full strength after every join would
     /// flood the cluster; but when many join at once, the one echo each is
@@ -26,7 +26,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             self.merge_about_self(&update, from, origin);
             return;
         }
-        let quiet = origin == Origin::PushPullReply;
+        let quiet = origin == Origin::PushPullReply { quiet: true };
         let claim = Claim { incarnation: update.incarnation, state: update.state };
         let Some(handle) = self.members.handle(&update.member) else {
             let echo_once = quiet && update.member != *from;
@@ -210,6 +210,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 let me = self.addr.clone();
                 self.correct(from, &me, origin);
                 self.tell_accuser(update.accuser.as_ref(), from, origin);
+                if update.state == State::Dead {
+                    // Refuted already, but the sender had us dead: the
+                    // news it gathered meanwhile may not have reached us.
+                    self.catch_up(from);
+                }
             }
             return;
         }
@@ -254,6 +259,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 let me = self.addr.clone();
                 self.correct(from, &me, origin);
                 self.tell_accuser(update.accuser.as_ref(), from, origin);
+                if update.state == State::Dead {
+                    self.catch_up(from);
+                }
             }
         }
     }

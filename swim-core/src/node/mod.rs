@@ -220,8 +220,9 @@ pub(crate) enum Origin {
     Gossip,
     /// Someone's full state, sent to us with a request for ours.
     PushPullRequest,
-    /// The reply to our own full-state request.
-    PushPullReply,
+    /// The reply to our own full-state request; `quiet` unless we asked
+    /// by the periodic exchange ([`Node::reply_is_quiet`]).
+    PushPullReply { quiet: bool },
 }
 
 /// How many times this node out-bids another live process's incarnation for
@@ -284,7 +285,7 @@ pub struct Node<A: Address, R: RngCore> {
     /// state goes to them at once.
     verified: VecDeque<A>,
     /// Exchanges this node asked for lately, by whom (oldest first).
-    asked: VecDeque<(A, u32)>,
+    asked: VecDeque<(A, u32, membership::Ask)>,
     /// State transfers held until their requester answers a ping.
     parked: VecDeque<membership::Parked<A>>,
     next_exchange: u32,
@@ -751,7 +752,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
                     let origin = match push_pull {
                         None => Origin::Gossip,
                         Some((true, _, _)) => Origin::PushPullRequest,
-                        Some((false, _, _)) => Origin::PushPullReply,
+                        Some((false, _, exchange)) => {
+                            Origin::PushPullReply { quiet: self.reply_is_quiet(&from, exchange) }
+                        }
                     };
                     self.merge(update, &from, origin);
                 }
