@@ -102,6 +102,35 @@ pub struct Header<A> {
 }
 
 impl<A: Address> Header<A> {
+    /// The header of a first file for `node`, just built (before any input)
+    /// with an `rng` of kind `rng` seeded with `rng_seed`, whose transmits
+    /// are polled into buffers of `buffer_len` bytes; `recorder` says who
+    /// records. Identity, configuration, start and keyring come from the
+    /// node, so a recorder cannot describe another node than the one it
+    /// records.
+    pub fn for_node<R: RngCore>(
+        node: &Node<A, R>,
+        recorder: String,
+        rng: RngKind,
+        rng_seed: [u8; 32],
+        buffer_len: u32,
+    ) -> Self {
+        Header {
+            core_version: CORE_VERSION.into(),
+            recorder,
+            file_index: 0,
+            first_step: 0,
+            chain: 0,
+            identity: node.local_addr().clone(),
+            rng,
+            rng_seed,
+            start: node.now(),
+            config: node.config().clone(),
+            buffer_len,
+            key_ids: node.keys().map(|(id, _)| id).collect(),
+        }
+    }
+
     /// A node as the recorded one started: built from the header's
     /// identity, configuration and start time with `rng` (which the caller
     /// rebuilt from [`Header::rng`] and [`Header::rng_seed`]), and, if it had

@@ -161,7 +161,7 @@ impl DriverNode {
         let buffer_len = options.config.max_datagram_size;
         let recorder = match &options.record {
             Some(r) => Some(
-                FileRecorder::start(r, &mut node, *rng_seed.bytes(), start, buffer_len)
+                FileRecorder::start(r, &mut node, *rng_seed.bytes(), buffer_len)
                     .map_err(|source| StartError::Record { path: r.path.clone(), source })?,
             ),
             None => None,

@@ -17,7 +17,7 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use swim_core::record::{Header, Recorder, RngKind, CORE_VERSION};
+use swim_core::record::{Header, Recorder, RngKind};
 use swim_core::{Input, Outcome};
 
 use crate::node::SwimNode;
@@ -96,32 +96,24 @@ pub(crate) struct FileRecorder {
 }
 
 impl FileRecorder {
-    /// Start recording `node`, just built from `seed` at `start` with a
+    /// Start recording `node`, just built from `seed` with a
     /// transmit buffer of `buffer_len`: moves an earlier run's log aside,
     /// creates the first file and writes the header.
     pub(crate) fn start(
         options: &RecordOptions,
         node: &mut SwimNode,
         seed: [u8; 32],
-        start: swim_core::Instant,
         buffer_len: usize,
     ) -> io::Result<Self> {
         move_aside(&options.path)?;
         let file = File::create(&options.path)?;
-        let header = Header {
-            core_version: CORE_VERSION.into(),
-            recorder: format!("swim-driver {}", env!("CARGO_PKG_VERSION")),
-            file_index: 0,
-            first_step: 0,
-            chain: 0,
-            identity: *node.local_addr(),
-            rng: RngKind::ChaCha20,
-            rng_seed: seed,
-            start,
-            config: node.config().clone(),
-            buffer_len: buffer_len as u32,
-            key_ids: node.keys().map(|(id, _)| id).collect(),
-        };
+        let header = Header::for_node(
+            node,
+            format!("swim-driver {}", env!("CARGO_PKG_VERSION")),
+            RngKind::ChaCha20,
+            seed,
+            buffer_len as u32,
+        );
         let mut recorder = Recorder::new(node, header);
         let mut buf = Vec::with_capacity(BUFFER);
         recorder.begin_file(&mut buf);

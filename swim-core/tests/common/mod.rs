@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
-use swim_core::record::{Header, Recorder, RngKind, CORE_VERSION};
+use swim_core::record::{Header, Recorder, RngKind};
 use swim_core::{Config, Event, Input, Instant, Key, Node, NodeId, Outcome, State};
 
 /// ChaCha, a cryptographically secure generator, so nodes can hold keys.
@@ -96,23 +96,9 @@ impl Cluster {
     /// Record node `id` (just added, before any input) into [`Cluster::log`].
     pub fn record(&mut self, id: u32) {
         let rng_seed = self.rng(id).get_seed();
-        let now = self.now;
         let buffer_len = self.buf.len() as u32;
         let node = self.nodes.get_mut(&id).expect("node exists");
-        let header = Header {
-            core_version: CORE_VERSION.into(),
-            recorder: "swim-core tests".into(),
-            file_index: 0,
-            first_step: 0,
-            chain: 0,
-            identity: NodeId(id),
-            rng: RngKind::ChaCha8,
-            rng_seed,
-            start: now,
-            config: node.config().clone(),
-            buffer_len,
-            key_ids: node.keys().map(|(k, _)| k).collect(),
-        };
+        let header = Header::for_node(node, "swim-core tests".into(), RngKind::ChaCha8, rng_seed, buffer_len);
         let mut recorder = Recorder::new(node, header);
         recorder.begin_file(&mut self.log);
         self.recorder = Some((id, recorder));

@@ -35,7 +35,7 @@ impl Simulation {
             return;
         };
         if let Some(r) = self.recording.as_mut() {
-            r.started(id, &mut node, rng_seed, now, self.buf.len());
+            r.started(id, &mut node, rng_seed, self.buf.len());
         }
         if let Some(s) = seed {
             // Through the member picked and through n0, the cluster's own

@@ -3,7 +3,7 @@
 //! [`Recorder`], so that `swim-sim replay FILE` replays it like a log a
 //! driver wrote.
 
-use swim_core::record::{Header, Recorder, RngKind, CORE_VERSION};
+use swim_core::record::{Header, Recorder, RngKind};
 use swim_core::{Input, Instant, NodeId, Outcome};
 
 use super::SimNode;
@@ -27,28 +27,21 @@ impl Recording {
         Recording { id, recorder: None, over: false, log: Vec::new() }
     }
 
-    /// `node` (id `id`) was just built at `now` with a generator seeded
+    /// `node` (id `id`) was just built with a generator seeded
     /// with `rng_seed` (`ChaCha8Rng::get_seed`): start its log if it is the
     /// recorded node's first process. Its transmits are polled into
     /// buffers of `buffer_len` bytes.
-    pub(super) fn started(&mut self, id: u32, node: &mut SimNode, rng_seed: [u8; 32], now: Instant, buffer_len: usize) {
+    pub(super) fn started(&mut self, id: u32, node: &mut SimNode, rng_seed: [u8; 32], buffer_len: usize) {
         if id != self.id || self.over || self.recorder.is_some() {
             return;
         }
-        let header = Header {
-            core_version: CORE_VERSION.into(),
-            recorder: concat!("swim-sim ", env!("CARGO_PKG_VERSION")).into(),
-            file_index: 0,
-            first_step: 0,
-            chain: 0,
-            identity: NodeId(id),
-            rng: RngKind::ChaCha8,
+        let header = Header::for_node(
+            node,
+            concat!("swim-sim ", env!("CARGO_PKG_VERSION")).into(),
+            RngKind::ChaCha8,
             rng_seed,
-            start: now,
-            config: node.config().clone(),
-            buffer_len: buffer_len as u32,
-            key_ids: node.keys().map(|(k, _)| k).collect(),
-        };
+            buffer_len as u32,
+        );
         let mut recorder = Recorder::new(node, header);
         recorder.begin_file(&mut self.log);
         self.recorder = Some(recorder);
