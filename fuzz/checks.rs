@@ -82,6 +82,17 @@ impl<'a> Input<'a> {
         head
     }
 
+    /// Exactly `len` bytes, or none when fewer are left (a message that
+    /// needs whole units then fails to encode, and the input ends there).
+    pub fn exact(&mut self, len: usize) -> &'a [u8] {
+        if self.data.len() < len {
+            return &[];
+        }
+        let (head, rest) = self.data.split_at(len);
+        self.data = rest;
+        head
+    }
+
     /// Everything left.
     pub fn rest(&mut self) -> &'a [u8] {
         core::mem::take(&mut self.data)
@@ -258,7 +269,7 @@ fn seq(r: &mut Input<'_>, sent: &[(NodeId, u32)]) -> u32 {
 }
 
 fn message<'a>(r: &mut Input<'a>, own: u32, sent: &[(NodeId, u32)]) -> Message<'a, NodeId> {
-    match r.below(8) {
+    match r.below(11) {
         0 => Message::Ping { seq: seq(r, sent) },
         1 => Message::Ack { seq: seq(r, sent) },
         2 => Message::Nack { seq: seq(r, sent) },
@@ -272,9 +283,23 @@ fn message<'a>(r: &mut Input<'a>, own: u32, sent: &[(NodeId, u32)]) -> Message<'
             Message::Update(Update { member, state, incarnation, instance, meta, accuser })
         }
         6 => Message::User { id: u64::from(r.u16()), origin: NodeId(u32::from(r.u16())), payload: r.bytes(64) },
-        _ => {
+        7 => {
             let flags = r.u8();
             Message::PushPull { reply_wanted: flags & 1 == 1, join: flags & 2 == 2, exchange: u32::from(flags >> 2) }
+        }
+        8 => {
+            let flags = r.u8();
+            let log2 = r.below(wire::MAX_DIGEST_LOG2 + 1);
+            Message::Digest {
+                reply_wanted: flags & 1 == 1,
+                exchange: u32::from(flags >> 1),
+                hashes: r.exact(4 << log2),
+            }
+        }
+        9 => Message::Held { count: r.below(wire::MAX_HELD as u8 + 1), sum: r.u64() },
+        _ => {
+            let count = usize::from(r.below(wire::MAX_HELD as u8 + 1));
+            Message::HeldIds { ids: r.exact(8 * count) }
         }
     }
 }
