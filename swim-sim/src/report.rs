@@ -33,6 +33,18 @@ pub struct Detection {
     pub all_failed_p99: Option<f64>,
     /// Maximum.
     pub all_failed_max: Option<f64>,
+    /// First Suspected anywhere to Failed at every live node, per crash:
+    /// the part of detection after someone noticed, which no node may make
+    /// shorter than `suspicion_min` (the rest is the confirmations' and the
+    /// Failed claim's spread): median.
+    pub suspect_to_all_failed_p50: Option<f64>,
+    /// 99th percentile.
+    pub suspect_to_all_failed_p99: Option<f64>,
+    /// Maximum.
+    pub suspect_to_all_failed_max: Option<f64>,
+    /// The shortest suspicion timeout at the cluster's size (memberlist's
+    /// `suspicionTimeout`), in seconds.
+    pub suspicion_min: f64,
     /// The bound the configuration implies for `all_failed`.
     pub bound: f64,
     /// Crashes (not undone by a restart) that were Failed at every live node.
@@ -267,6 +279,12 @@ impl Report {
         let failed: Vec<f64> = crashes.iter().filter_map(|d| since(d.first_failed, d.at)).collect();
         let all: Vec<f64> = crashes.iter().filter(|d| !d.restarted).filter_map(|d| since(d.all_gone, d.at)).collect();
         let all_count = all.len() as u32;
+        let noticed: Vec<f64> = crashes
+            .iter()
+            .filter(|d| !d.restarted)
+            .filter_map(|d| Some((d.all_gone? - d.first_suspect.or(d.first_failed)?).as_secs_f64()))
+            .collect();
+        let [n50, n99, nmax] = stats(noticed);
         let [s50, s99, smax] = stats(suspect);
         let [f50, f99, fmax] = stats(failed);
         let [a50, a99, amax] = stats(all);
@@ -280,6 +298,10 @@ impl Report {
             all_failed_p50: a50,
             all_failed_p99: a99,
             all_failed_max: amax,
+            suspect_to_all_failed_p50: n50,
+            suspect_to_all_failed_p99: n99,
+            suspect_to_all_failed_max: nmax,
+            suspicion_min: crate::bounds::suspicion_min(sim.config(), spec.nodes).as_secs_f64(),
             bound: sim.detection_bound().as_secs_f64(),
             all_failed_count: all_count,
             restarted: crashes.iter().filter(|d| d.restarted).count() as u32,
@@ -501,6 +523,14 @@ impl Report {
             opt(d.all_failed_p99),
             opt(d.all_failed_max),
             d.bound
+        );
+        let _ = writeln!(
+            s,
+            "  suspected to failed at all {} / {} / {}   (the suspicion wait alone {:.1} s)",
+            opt(d.suspect_to_all_failed_p50),
+            opt(d.suspect_to_all_failed_p99),
+            opt(d.suspect_to_all_failed_max),
+            d.suspicion_min
         );
         let _ = writeln!(s, "  undetected at the end: {}", self.undetected);
         if self.left > 0 {
