@@ -142,6 +142,16 @@ impl<A: PartialEq + Clone> Suspicions<A> {
         true
     }
 
+    /// Bring the suspicion about `handle` down to its shortest timeout, as
+    /// if every confirmation it wants had come.
+    pub fn shorten_to_min(&mut self, handle: u32) {
+        let Some(s) = self.by_member.get_mut(&handle) else { return };
+        let before = s.deadline();
+        s.window.needed = 0;
+        self.deadlines.remove(&(before, handle));
+        self.deadlines.insert((s.deadline(), handle));
+    }
+
     /// End the suspicion about `handle` (refuted, declared, or reaped).
     pub fn remove(&mut self, handle: u32) {
         if let Some(s) = self.by_member.remove(&handle) {

@@ -884,3 +884,27 @@ fn a_node_told_it_was_declared_dead_catches_up_with_the_teller() {
     send(&mut fresh, Instant::ZERO, NodeId(3), &[dead(NodeId(0), 0, NodeId(2))]);
     assert!(asks_exchange(&outputs(&mut fresh), NodeId(3)), "no exchange after a stale death");
 }
+
+#[test]
+fn a_death_heard_in_a_full_state_exchange_is_suspected_for_the_shortest_wait() {
+    // Across a partition just healed, the other side's exchange says Dead
+    // about members of ours it could not reach: they get a suspicion to
+    // refute, not a Failed at once. Gossip of a death still declares it.
+    let config = Config::lan();
+    let mut n = with_members(3, config.clone());
+    let wait = config.suspicion_timeout(n.live_members());
+    let exchange = Message::PushPull { reply_wanted: true, join: false, exchange: 5 };
+    send(&mut n, Instant::ZERO, NodeId(2), &[exchange, dead(NodeId(1), 0, NodeId(2))]);
+    assert_eq!(n.member(&NodeId(1)).unwrap().state, State::Suspect);
+    let evs = events(&mut n);
+    assert!(evs.iter().any(|e| matches!(e, Event::Suspected(m) if m.addr == NodeId(1))), "{evs:?}");
+    assert!(!evs.iter().any(|e| matches!(e, Event::Failed(_))), "{evs:?}");
+    run_timers(&mut n, Instant::ZERO + (wait - Duration::from_millis(1)));
+    assert_eq!(n.member(&NodeId(1)).unwrap().state, State::Suspect, "failed before the shortest wait");
+    run_timers(&mut n, Instant::ZERO + wait);
+    assert_eq!(n.member(&NodeId(1)).unwrap().state, State::Dead, "still suspected after the shortest wait");
+
+    let mut g = with_members(3, config);
+    send(&mut g, Instant::ZERO, NodeId(2), &[dead(NodeId(3), 0, NodeId(2))]);
+    assert_eq!(g.member(&NodeId(3)).unwrap().state, State::Dead, "a gossiped death is declared at once");
+}

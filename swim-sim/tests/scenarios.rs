@@ -56,6 +56,9 @@ fn a_partition_into_halves_heals_into_one_view_after_it_ends() {
     assert!(r.partition_failures > 0, "each half declares the other failed while cut off");
     assert_eq!(r.exercised.partitions, 1);
     assert!(r.partition_failures <= 2 * 20 * 20, "at most the ordered pairs across the cut");
+    // The first exchanges across the healed cut carry each side's deaths of
+    // the other: suspicions to refute, not Failed events at every node.
+    assert_eq!(r.failures_after_heal, 0, "members failed again after the heal");
     assert!(r.datagrams_cut > 0 && r.datagrams_lost >= r.datagrams_cut, "the cut dropped traffic");
     assert!(r.converged_at_end, "one view again long before the end");
     assert_eq!(r.liveness_seconds, Some(0.0));

@@ -43,6 +43,10 @@ impl<A: Address, R: RngCore> Node<A, R> {
             self.correct(from, &update.member, origin);
             return;
         }
+        if claim.state == State::Dead && current.state.is_live() && origin != Origin::Gossip {
+            self.suspect_dead_claim(handle, update, from, current);
+            return;
+        }
         if !claim.overrides(&current) {
             if claim == current && claim.state == State::Suspect {
                 if let Some(accuser) = update.accuser {
@@ -52,6 +56,26 @@ impl<A: Address, R: RngCore> Node<A, R> {
             return;
         }
         self.transition(handle, update);
+    }
+
+    /// A full-state exchange says Dead about a member we hold live: suspect
+    /// it instead, with the shortest timeout (memberlist's mergeState does
+    /// the same). The sender's side may have declared it across a partition
+    /// just healed, where it could not refute; gossiped, the suspicion
+    /// reaches it and it refutes in a round trip, while a member that is
+    /// really gone is Failed a suspicion timeout later. Declaring it Dead at
+    /// once would fail every member of our side at every node the exchange
+    /// reaches. The sender, whose own suspicion of it ran out, confirms
+    /// ours; ours runs its shortest wait.
+    fn suspect_dead_claim(&mut self, handle: u32, update: Update<'_, A>, from: &A, current: Claim) {
+        let suspect = Claim { incarnation: update.incarnation, state: State::Suspect };
+        if suspect.overrides(&current) {
+            let accuser = update.accuser.clone().unwrap_or_else(|| from.clone());
+            self.transition(handle, Update { state: State::Suspect, accuser: Some(accuser), ..update });
+            self.suspicions.shorten_to_min(handle);
+        } else if suspect == current {
+            self.confirm_suspicion(handle, from.clone());
+        }
     }
 
     /// A member we did not know. Only live claims create one: Dead or Left
