@@ -908,3 +908,37 @@ fn a_death_heard_in_a_full_state_exchange_is_suspected_for_the_shortest_wait() {
     send(&mut g, Instant::ZERO, NodeId(2), &[dead(NodeId(3), 0, NodeId(2))]);
     assert_eq!(g.member(&NodeId(3)).unwrap().state, State::Dead, "a gossiped death is declared at once");
 }
+
+#[test]
+fn periodic_exchanges_spread_over_the_whole_interval_once_the_cluster_grows() {
+    // Nodes started together draw their first exchange within the lone
+    // node's interval (1 s here); grown to 101 members the interval is 3 s.
+    // Keeping to the first draw's phase would put every exchange of every
+    // node in the first second of each 3 s; drawn again when the interval
+    // changes, the exchanges cover it all.
+    let mut config = Config::lan();
+    config.probe_interval = Duration::from_secs(10_000);
+    config.probe_timeout = Duration::from_secs(5_000);
+    config.push_pull_interval = Duration::from_secs(1);
+    let mut phases = Vec::new();
+    for seed in 0..12 {
+        let mut n =
+            Node::new(NodeId(0), config.clone(), Xoshiro256PlusPlus::seed_from_u64(seed), Instant::ZERO).unwrap();
+        for chunk in (1..=100).collect::<Vec<u32>>().chunks(50) {
+            let mut msgs = vec![Message::PushPull { reply_wanted: false, join: false, exchange: 1 }];
+            msgs.extend(chunk.iter().map(|&i| alive(NodeId(i), 0)));
+            send(&mut n, Instant::ZERO, NodeId(1), &msgs);
+        }
+        outputs(&mut n);
+        let exchanges: Vec<Instant> = run_timers(&mut n, Instant::from_secs(20))
+            .into_iter()
+            .filter(|(_, _, m)| matches!(m.first(), Some(Message::Digest { reply_wanted: true, .. })))
+            .map(|(t, _, _)| t)
+            .collect();
+        assert!(exchanges.len() >= 6, "seed {seed}: {exchanges:?}");
+        assert!(exchanges.windows(2).all(|w| w[1] - w[0] <= Duration::from_secs(3)), "a gap over the interval");
+        phases.extend(exchanges.iter().map(|&t| (t - Instant::ZERO).as_millis() % 3_000));
+    }
+    assert!(phases.iter().any(|&p| p >= 1_000), "every exchange in the first second of the interval: {phases:?}");
+    assert!(phases.iter().any(|&p| p >= 2_000), "none in the last second of the interval: {phases:?}");
+}

@@ -356,7 +356,18 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// declared dead across a partition may be alive, and the exchange lets
     /// both sides refute and merge (SWIM's anti-entropy, memberlist pushPull).
     pub(super) fn periodic_push_pull(&mut self) {
-        self.next_push_pull = self.now + self.push_pull_interval();
+        // The interval grows with the cluster. Nodes that started together
+        // drew their first exchange within the small cluster's interval, and
+        // kept to that fraction of every larger one: at 100 members all
+        // exchanges fell in one 30 s stretch of each 90 s, and a partition
+        // that healed outside it waited for the next (30 s at 100 nodes).
+        // When the interval changes, the next exchange is drawn again within
+        // it, so the cluster's exchanges spread evenly over time; no gap is
+        // ever longer than the interval.
+        let interval = self.push_pull_interval();
+        let next = if interval == self.push_pull_every { interval } else { self.jitter(interval) };
+        self.push_pull_every = interval;
+        self.next_push_pull = self.now + next;
         if self.leaving {
             return;
         }

@@ -279,6 +279,8 @@ pub struct Node<A: Address, R: RngCore> {
     join: Option<Join>,
     follow_up: Option<FollowUp>,
     next_push_pull: Instant,
+    /// The interval the last periodic exchange was scheduled with.
+    push_pull_every: Duration,
     periodic_rounds: u32,
     push_pull_sends: VecDeque<PushPullSend<A>>,
     /// Addresses that answered one of our pings lately (oldest first):
@@ -437,6 +439,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             join: None,
             follow_up: None,
             next_push_pull: now,
+            push_pull_every: Duration::ZERO,
             periodic_rounds: 0,
             push_pull_sends: VecDeque::with_capacity(config.max_push_pull_sends.min(64)),
             verified: VecDeque::new(),
@@ -474,7 +477,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
         // and exchange state in lock-step (memberlist does the same).
         node.next_probe = now + node.jitter(node.config.probe_interval);
         node.next_gossip = now + node.jitter(node.config.gossip_interval);
-        node.next_push_pull = now + node.jitter(node.push_pull_interval());
+        node.push_pull_every = node.push_pull_interval();
+        node.next_push_pull = now + node.jitter(node.push_pull_every);
         Ok(node)
     }
 
