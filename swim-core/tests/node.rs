@@ -942,3 +942,40 @@ fn periodic_exchanges_spread_over_the_whole_interval_once_the_cluster_grows() {
     assert!(phases.iter().any(|&p| p >= 1_000), "every exchange in the first second of the interval: {phases:?}");
     assert!(phases.iter().any(|&p| p >= 2_000), "none in the last second of the interval: {phases:?}");
 }
+
+#[test]
+fn a_seed_round_asks_every_seed_not_held_live() {
+    // Seeds 1 and 2: 1 answered the join and later crashed, 2 never
+    // answered (cut off). Each seed round asks both; one at random asked
+    // the crashed one twice running and left the node cut off.
+    let mut config = Config::lan();
+    config.probe_interval = Duration::from_secs(10_000);
+    config.probe_timeout = Duration::from_secs(5_000);
+    config.push_pull_interval = Duration::from_secs(1);
+    let mut n = node(NodeId(0), config);
+    n.join(Instant::ZERO, &[NodeId(1), NodeId(2)]);
+    let asked = outputs(&mut n);
+    let exchange = asked
+        .iter()
+        .find_map(|(to, m)| match m.first() {
+            Some(Message::PushPull { exchange, .. }) if *to == NodeId(1) => Some(*exchange),
+            _ => None,
+        })
+        .expect("the join asks seed 1");
+    let reply =
+        [Message::PushPull { reply_wanted: false, join: false, exchange }, alive(NodeId(1), 0), alive(NodeId(3), 0)];
+    send(&mut n, Instant::ZERO, NodeId(1), &reply);
+    send(&mut n, Instant::ZERO, NodeId(3), &[dead(NodeId(1), 0, NodeId(3))]);
+    outputs(&mut n);
+    assert!(!n.is_joining());
+    let rounds: Vec<(Instant, NodeId)> = run_timers(&mut n, Instant::from_secs(10))
+        .into_iter()
+        .filter(|(_, _, m)| matches!(m.first(), Some(Message::PushPull { reply_wanted: true, .. })))
+        .map(|(t, to, _)| (t, to))
+        .collect();
+    let seed_rounds: Vec<Instant> = rounds.iter().filter(|(_, to)| *to == NodeId(2)).map(|(t, _)| *t).collect();
+    assert!(seed_rounds.len() >= 3, "seed 2 asked {} times in 10 rounds: {rounds:?}", seed_rounds.len());
+    for t in seed_rounds {
+        assert!(rounds.contains(&(t, NodeId(1))), "a seed round at {t:?} left out seed 1: {rounds:?}");
+    }
+}

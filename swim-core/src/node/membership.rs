@@ -101,6 +101,12 @@ pub(crate) struct PushPullSend<A> {
 /// Exchanges answered recently, so a multi-datagram request gets one reply.
 pub(crate) const REPLIED_MEMORY: usize = 32;
 
+/// Transfers a node can hold for verification without allocating: steady
+/// state parks one or two at a time (an exchange from a peer we have not
+/// pinged lately); only a burst, a seed answering a join storm, grows the
+/// queue past this.
+pub(crate) const PARKED_RESERVE: usize = 8;
+
 /// Addresses remembered as having answered our pings.
 const VERIFIED_MEMORY: usize = 4096;
 
@@ -219,7 +225,6 @@ impl<A: Address, R: RngCore> Node<A, R> {
             }
             let seq = self.next_seq();
             self.stats.state_verifications += 1;
-            // Reserved once, whole: steady state then allocates nothing.
             let due = self.now + self.config.probe_interval;
             self.parked.push_back(Parked { seq, send, due, pings: 1 });
             self.queue_transmit(Pending::Verify { to: to.clone(), seq });
@@ -371,16 +376,18 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if self.leaving {
             return;
         }
-        // Every other round, a seed we do not hold as live, if any: after
-        // a partition that outlasted the tombstones, the two sides have
-        // forgotten each other and the seeds are the only way back
-        // (memberlist leaves this to operators re-joining by hand).
+        // Every other round, the seeds we do not hold as live, if any:
+        // after a partition that outlasted the tombstones, the two sides
+        // have forgotten each other and the seeds are the only way back
+        // (memberlist leaves this to operators re-joining by hand). All of
+        // them, as a join asks every seed: one picked at random was, for a
+        // node whose seeds were a crashed member and the cluster's first
+        // node, the crashed one twice running, and it stayed cut off for
+        // over a minute. Seeds are the operator's list, at most
+        // `max_seeds`, and each costs one exchange per two rounds.
         self.periodic_rounds = self.periodic_rounds.wrapping_add(1);
-        if self.periodic_rounds % 2 == 0 {
-            if let Some(seed) = self.absent_seed() {
-                self.start_push_pull(seed, Ask::Periodic);
-                return;
-            }
+        if self.periodic_rounds % 2 == 0 && self.exchange_absent_seeds() {
+            return;
         }
         let peers = self.random_peers(1, None, true);
         if let Some(to) = peers.first().and_then(|&h| self.members.get(h)).map(|e| e.addr.clone()) {
@@ -388,19 +395,19 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
     }
 
-    /// A seed that is not a live member in our view, starting from a
-    /// random one so several absent seeds all get tried.
-    fn absent_seed(&mut self) -> Option<A> {
-        let n = self.seeds.len() as u32;
-        if n == 0 {
-            return None;
+    /// Start an exchange with every seed that is not a live member in our
+    /// view; whether there was any.
+    fn exchange_absent_seeds(&mut self) -> bool {
+        let mut any = false;
+        for i in 0..self.seeds.len() {
+            let Some(seed) = self.seeds.get(i) else { break };
+            if !self.is_live_member(seed) {
+                any = true;
+                let seed = seed.clone();
+                self.start_push_pull(seed, Ask::Periodic);
+            }
         }
-        let start = self.random_below(n) as usize;
-        (0..self.seeds.len()).map(|i| (start + i) % self.seeds.len()).find_map(|i| {
-            let seed = self.seeds.get(i)?;
-            let live = self.members.handle(seed).and_then(|h| self.members.get(h)).is_some_and(|e| e.state.is_live());
-            (!live).then(|| seed.clone())
-        })
+        any
     }
 
     /// We were declared dead: the cluster went on without us (we were cut

@@ -444,7 +444,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             push_pull_sends: VecDeque::with_capacity(config.max_push_pull_sends.min(64)),
             verified: VecDeque::new(),
             asked: VecDeque::with_capacity(membership::REPLIED_MEMORY),
-            parked: VecDeque::new(),
+            parked: VecDeque::with_capacity(membership::PARKED_RESERVE),
             next_exchange: first_exchange,
             replied: VecDeque::with_capacity(membership::REPLIED_MEMORY),
             leaving: false,
