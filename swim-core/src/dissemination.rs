@@ -17,8 +17,10 @@
 //! spares broadcasts while they are a quarter of the queue or less.
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+
+use crate::echo::{EchoQueue, Visit};
 
 /// What is being disseminated, as the encoder is offered it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,10 +119,10 @@ pub(crate) struct Dissemination<A> {
     free_users: Vec<u32>,
     live: usize,
     stamp: u16,
-    /// Members to send once each, after all other news: (handle, source).
-    /// 8 bytes an entry where a slot takes 44 and a map entry more, since
-    /// a join reply queues every member it teaches.
-    echo: VecDeque<(u32, u32)>,
+    /// Members to send once each, after all other news: (handle, source),
+    /// in runs of consecutive handles, since a join reply queues every
+    /// member it teaches.
+    echo: EchoQueue,
 }
 
 impl<A: Clone> Dissemination<A> {
@@ -136,7 +138,7 @@ impl<A: Clone> Dissemination<A> {
             free_users: Vec::new(),
             live: 0,
             stamp: 0,
-            echo: VecDeque::new(),
+            echo: EchoQueue::new(),
         }
     }
 
@@ -158,7 +160,7 @@ impl<A: Clone> Dissemination<A> {
             return 0;
         }
         let evicted = self.make_room(max_items);
-        self.echo.push_back((handle, source.unwrap_or(NONE)));
+        self.echo.push_back(handle, source.unwrap_or(NONE));
         evicted
     }
 
@@ -235,8 +237,7 @@ impl<A: Clone> Dissemination<A> {
             self.maybe_compact();
         }
         if !self.echo.is_empty() {
-            self.echo.retain(|&(h, _)| h != handle);
-            give_back(&mut self.echo);
+            self.echo.remove_handle(handle);
         }
     }
 
@@ -343,28 +344,25 @@ impl<A: Clone> Dissemination<A> {
     /// Offer the echoes, oldest first, once each.
     fn fill_echo(&mut self, offer: &mut impl FnMut(Item<'_, A>) -> Offer) {
         let mut skips = 0;
-        let mut i = 0;
-        while let Some(&(handle, source)) = self.echo.get(i) {
-            if self.members.contains_key(&handle) {
-                self.echo.remove(i); // queued as news since: sent as that
-                continue;
+        let members = &self.members;
+        self.echo.walk(|handle, source| {
+            if members.contains_key(&handle) {
+                return Visit::Remove; // queued as news since: sent as that
             }
             let source = (source != NONE).then_some(source);
             match offer(Item::Member { handle, accuser: None, source }) {
-                Offer::Sent | Offer::Known | Offer::Drop => {
-                    self.echo.remove(i);
-                }
+                Offer::Sent | Offer::Known | Offer::Drop => Visit::Remove,
                 Offer::Skip => {
                     skips += 1;
-                    i += 1;
                     if skips == MAX_SKIPS {
-                        break;
+                        Visit::Stop
+                    } else {
+                        Visit::Keep
                     }
                 }
-                Offer::Full => break,
+                Offer::Full => Visit::Stop,
             }
-        }
-        give_back(&mut self.echo);
+        });
     }
 
     fn item<'s>(&'s self, slot: &Slot) -> Option<Item<'s, A>> {
@@ -575,13 +573,6 @@ impl<A: Clone> Dissemination<A> {
             buckets.push(if last == first { (NONE, NONE) } else { (first, last - 1) });
         }
         buckets
-    }
-}
-
-/// A drained echo queue that a join grew gives its memory back.
-fn give_back<T>(queue: &mut VecDeque<T>) {
-    if queue.is_empty() && queue.capacity() > MIN_COMPACT {
-        *queue = VecDeque::new();
     }
 }
 

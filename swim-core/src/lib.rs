@@ -144,6 +144,7 @@ mod budget;
 mod config;
 mod digest;
 mod dissemination;
+mod echo;
 mod event;
 mod held;
 mod member;
