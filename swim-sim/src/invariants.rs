@@ -132,13 +132,63 @@ struct Tomb {
     evicted: u64,
 }
 
+/// The incarnation each observer last reported for each member, by cell
+/// `observer * n + member`: a byte a pair, since nearly every incarnation
+/// is small, and a map for the few that are not (a node's table of N²
+/// pairs is the simulator's largest cost after the nodes' own).
+#[derive(Debug)]
+struct Incarnations {
+    n: usize,
+    small: Vec<u8>,
+    large: BTreeMap<usize, u32>,
+}
+
+/// A `small` cell whose incarnation is in `large`.
+const LARGE: u8 = u8::MAX;
+
+impl Incarnations {
+    fn new(n: usize) -> Self {
+        Incarnations { n, small: vec![0; n * n], large: BTreeMap::new() }
+    }
+
+    fn get(&self, cell: usize) -> u32 {
+        match self.small[cell] {
+            LARGE => self.large.get(&cell).copied().unwrap_or(0),
+            v => u32::from(v),
+        }
+    }
+
+    fn set(&mut self, cell: usize, incarnation: u32) {
+        if self.small[cell] == LARGE {
+            self.large.remove(&cell);
+        }
+        match u8::try_from(incarnation) {
+            Ok(v) if v != LARGE => self.small[cell] = v,
+            _ => {
+                self.small[cell] = LARGE;
+                self.large.insert(cell, incarnation);
+            }
+        }
+    }
+
+    /// Forget what observer `o` reported.
+    fn clear_row(&mut self, o: usize) {
+        let row = o * self.n..(o + 1) * self.n;
+        self.small[row.clone()].fill(0);
+        let cells: Vec<usize> = self.large.range(row).map(|(&c, _)| c).collect();
+        for c in cells {
+            self.large.remove(&c);
+        }
+    }
+}
+
 /// The invariants' own memory: the incarnation each observer last
 /// reported for each member, tombstones, metadata, own incarnations.
 #[derive(Debug)]
 pub struct Invariants {
     n: usize,
     limits: Limits,
-    incarnations: Vec<u32>,
+    incarnations: Incarnations,
     tombs: BTreeMap<(u32, u32), Tomb>,
     meta: BTreeMap<(u32, u32), Bytes>,
     own: Vec<Option<u32>>,
@@ -151,7 +201,7 @@ impl Invariants {
         Invariants {
             n,
             limits,
-            incarnations: vec![0; n * n],
+            incarnations: Incarnations::new(n),
             tombs: BTreeMap::new(),
             meta: BTreeMap::new(),
             own: vec![None; n],
@@ -164,7 +214,7 @@ impl Invariants {
         if id >= self.n {
             return;
         }
-        self.incarnations[id * self.n..(id + 1) * self.n].fill(0);
+        self.incarnations.clear_row(id);
         let (lo, hi) = (id as u32, id as u32 + 1);
         let keys: Vec<(u32, u32)> = self.tombs.range((lo, 0)..(hi, 0)).map(|(k, _)| *k).collect();
         for k in keys {
@@ -248,7 +298,7 @@ impl Invariants {
             return broken;
         }
         let cell = o * self.n + m;
-        let before = self.incarnations[cell];
+        let before = self.incarnations.get(cell);
         let reaped = self.may_have_reaped(o, m, now);
         let was = |b: Belief| format!("{}@{before}", belief_name(b));
         let now_is = format!("{}@{incarnation}", state.as_str());
@@ -272,7 +322,7 @@ impl Invariants {
                 broken.push((Invariant::LegalTransition, format!("n{o} took n{m} from {} to {now_is}", was(old))));
             }
         }
-        self.incarnations[cell] = incarnation;
+        self.incarnations.set(cell, incarnation);
         if matches!(state, State::Dead | State::Left) {
             self.tombs.insert((o as u32, m as u32), Tomb { at: now, evicted: self.evicted[o] });
         } else {
@@ -334,6 +384,27 @@ mod tests {
         assert_eq!(names(&early), ["incarnation-monotonic", "no-resurrection"]);
         inv.on_change(t(11), 0, 1, Belief::Alive, State::Dead, 3, &none);
         assert!(inv.on_change(t(80), 0, 1, Belief::Dead, State::Alive, 0, &none).is_empty(), "past the timeout");
+    }
+
+    #[test]
+    fn incarnations_past_a_byte_are_kept_exactly_and_forgotten_on_restart() {
+        let mut inc = Incarnations::new(3);
+        for (cell, v) in [(1, 254), (2, 255), (4, 70_000), (5, u32::MAX)] {
+            inc.set(cell, v);
+        }
+        assert_eq!([1, 2, 4, 5].map(|c| inc.get(c)), [254, 255, 70_000, u32::MAX]);
+        assert_eq!(inc.small.len(), 9, "a byte a pair");
+        inc.set(2, 3);
+        assert_eq!((inc.get(2), inc.large.len()), (3, 2), "back to small, out of the map");
+        inc.clear_row(1);
+        assert_eq!((inc.get(4), inc.get(5), inc.get(1)), (0, 0, 254), "only the restarted observer's row");
+        assert!(inc.large.is_empty());
+        // Through the checker: a drop from a large incarnation is caught.
+        let mut inv = Invariants::new(3, limits());
+        let none = Bytes::new();
+        inv.on_change(Instant::from_secs(1), 0, 1, Belief::Unknown, State::Alive, 300, &none);
+        let down = inv.on_change(Instant::from_secs(2), 0, 1, Belief::Alive, State::Alive, 299, &none);
+        assert_eq!(names(&down), ["incarnation-monotonic"]);
     }
 
     #[test]
