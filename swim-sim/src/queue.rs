@@ -17,8 +17,9 @@ pub enum Action {
         from: u32,
         /// Receiver id.
         to: u32,
-        /// The datagram (a recycled buffer).
-        payload: Vec<u8>,
+        /// The datagram, at its own size: a join storm holds a great many
+        /// in flight at once.
+        payload: Box<[u8]>,
         /// Whether this is one of the two copies of a datagram the network
         /// duplicated (each draws its own latency, so either may come first).
         duplicated: bool,

@@ -118,7 +118,6 @@ pub struct Simulation {
     checks: Checks,
     trace: TraceHash,
     buf: Vec<u8>,
-    free: Vec<Vec<u8>>,
     now: Instant,
     end: Instant,
     next_id: u32,
@@ -197,7 +196,6 @@ impl Simulation {
             slots: (0..ids).map(|_| Slot::default()).collect(),
             queue: EventQueue::new(),
             trace: TraceHash::default(),
-            free: Vec::new(),
             now: Instant::ZERO,
             end: Instant::ZERO + spec.duration,
             next_id: spec.nodes,
@@ -495,7 +493,6 @@ impl Simulation {
         match action {
             Action::Deliver { from, to, payload, duplicated } => {
                 self.deliver(from, to, &payload, duplicated);
-                self.free.push(payload);
             }
             Action::Wake { node } => self.wake(node),
             Action::Flood { outsider } => self.flood_send(outsider),
@@ -517,11 +514,11 @@ impl Simulation {
         if let Some(next) = flood.next_send(now) {
             self.queue.push(next, Action::Flood { outsider });
         }
-        let mut payload = self.free.pop().unwrap_or_default();
+        let mut payload = Vec::new();
         let Some(to) = flood.datagram(self.next_id, &mut payload) else {
-            self.free.push(payload);
             return;
         };
+        let payload: Box<[u8]> = payload.into();
         flood.stats.sent += 1;
         flood.stats.bytes += payload.len() as u64;
         let [first, second] = self.network.fate(&mut self.net_rng, to);
@@ -530,14 +527,11 @@ impl Simulation {
         }
         let duplicated = second.is_some();
         if let Some(delay) = second {
-            let mut copy = self.free.pop().unwrap_or_default();
-            copy.clear();
-            copy.extend_from_slice(&payload);
+            let copy = payload.clone();
             self.queue.push(now + delay, Action::Deliver { from: outsider, to, payload: copy, duplicated });
         }
-        match first {
-            Some(delay) => self.queue.push(now + delay, Action::Deliver { from: outsider, to, payload, duplicated }),
-            None => self.free.push(payload),
+        if let Some(delay) = first {
+            self.queue.push(now + delay, Action::Deliver { from: outsider, to, payload, duplicated });
         }
     }
 
@@ -646,9 +640,7 @@ impl Simulation {
             }
             let duplicated = second.is_some();
             for delay in [first, second].into_iter().flatten() {
-                let mut payload = self.free.pop().unwrap_or_default();
-                payload.clear();
-                payload.extend_from_slice(bytes);
+                let payload = bytes.into();
                 self.queue.push(now + delay, Action::Deliver { from: id, to, payload, duplicated });
             }
             if second.is_some() {
