@@ -21,6 +21,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use crate::echo::{EchoQueue, Visit};
+use crate::member::grow_gently;
 
 /// What is being disseminated, as the encoder is offered it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -415,6 +416,7 @@ impl<A: Clone> Dissemination<A> {
                 id
             }
             None => {
+                grow_gently(&mut self.slots);
                 self.slots.push(slot);
                 (self.slots.len() - 1) as u32
             }
@@ -820,6 +822,16 @@ mod bound_tests {
             assert!(d.len() <= 1);
             assert!(d.slots_held() <= 1, "{} slots for one member", d.slots_held());
         }
+    }
+
+    #[test]
+    fn a_join_bursts_queue_grows_by_an_eighth_not_by_doubling() {
+        let mut d: Dissemination<u32> = Dissemination::new();
+        for h in 0..5_000 {
+            d.queue_member(h, None, None, 10_000, 0);
+        }
+        let held = d.slots.capacity();
+        assert!(held <= 5_000 + 5_000 / 8 + 8, "{held} slots held for 5,000 items");
     }
 
     #[test]

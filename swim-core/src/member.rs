@@ -155,8 +155,10 @@ impl<A> Entry<A> {
 
 /// No handle in an index slot.
 const EMPTY: u32 = u32::MAX;
-/// The index never has fewer slots than this (a power of two).
-const MIN_INDEX_LOG2: u32 = 4;
+/// The index never has fewer home slots than this.
+const MIN_INDEX_HOMES: usize = 16;
+/// Room for slots past the last home slot (runs there spill over the end).
+const INDEX_SPILL: usize = 8;
 
 /// The member table: a slab of entries addressed by dense `u32` handles, a
 /// hash index from address to handle, the metadata arena, counts by state
@@ -164,12 +166,14 @@ const MIN_INDEX_LOG2: u32 = 4;
 ///
 /// The index is open addressing with linear probing, kept sorted by the
 /// 64-bit address hash ([`crate::digest::addr_hash`], fixed and
-/// deterministic): an entry sits at or after its home slot (the hash's top
-/// bits) and never wraps around, so lookups stop at the first larger hash,
+/// deterministic): an entry sits at or after its home slot (the hash
+/// scaled to the number of home slots, which keeps hash order) and never
+/// wraps around, so lookups stop at the first larger hash,
 /// and the members of one digest bucket (also the hash's top bits) are one
 /// contiguous run of slots: a state transfer walks exactly the members it
-/// sends. The index stores handles only and rehashes from the slab, so it
-/// costs about 6 bytes a member.
+/// sends. The index stores handles only and rehashes from the slab; it grows
+/// by a quarter when more than four fifths full, so it costs 4.4 to 6.25
+/// bytes a member.
 ///
 /// Handles of removed members are reused; side tables check that a handle
 /// still names the member they meant before acting on it.
@@ -178,7 +182,8 @@ pub(crate) struct Members<A> {
     slots: Vec<Entry<A>>,
     free: Vec<u32>,
     index: Vec<u32>,
-    index_log2: u32,
+    /// Home slots: `index[..homes]`, and past them the spill-over.
+    homes: usize,
     len: usize,
     metas: Vec<Option<Box<[u8]>>>,
     free_metas: Vec<u32>,
@@ -192,8 +197,8 @@ impl<A: Address> Members<A> {
         Members {
             slots: Vec::new(),
             free: Vec::new(),
-            index: alloc::vec![EMPTY; 1 << MIN_INDEX_LOG2],
-            index_log2: MIN_INDEX_LOG2,
+            index: empty_index(MIN_INDEX_HOMES),
+            homes: MIN_INDEX_HOMES,
             len: 0,
             metas: Vec::new(),
             free_metas: Vec::new(),
@@ -410,7 +415,7 @@ impl<A: Address> Members<A> {
     }
 
     fn home(&self, hash: u64) -> usize {
-        (hash >> (64 - self.index_log2)) as usize
+        ((u128::from(hash) * self.homes as u128) >> 64) as usize
     }
 
     fn hash_at(&self, slot: usize) -> Option<u64> {
@@ -419,8 +424,8 @@ impl<A: Address> Members<A> {
     }
 
     fn index_insert(&mut self, hash: u64, handle: u32) {
-        if 4 * (self.len + 1) > 3 << self.index_log2 {
-            self.rebuild_index(self.index_log2 + 1);
+        if 5 * (self.len + 1) > 4 * self.homes {
+            self.rebuild_index(self.homes + self.homes / 4);
         }
         let mut i = self.home(hash);
         while self.hash_at(i).is_some_and(|h| h <= hash) {
@@ -433,6 +438,7 @@ impl<A: Address> Members<A> {
             end += 1;
         }
         if end == self.index.len() {
+            grow_gently(&mut self.index);
             self.index.push(EMPTY);
         }
         if let Some(run) = self.index.get_mut(i..=end) {
@@ -464,22 +470,22 @@ impl<A: Address> Members<A> {
             }
         }
         // Trailing overflow slots that emptied are given back.
-        let base = 1usize << self.index_log2;
-        while self.index.len() > base && self.index.last() == Some(&EMPTY) {
+        while self.index.len() > self.homes && self.index.last() == Some(&EMPTY) {
             self.index.pop();
         }
     }
 
-    /// Lay the index out again at `2^log2` home slots, in one sorted pass.
-    fn rebuild_index(&mut self, log2: u32) {
+    /// Lay the index out again at `homes` home slots, in one sorted pass.
+    fn rebuild_index(&mut self, homes: usize) {
         let old = core::mem::take(&mut self.index);
-        self.index_log2 = log2.max(MIN_INDEX_LOG2);
-        let mut index = alloc::vec![EMPTY; 1 << self.index_log2];
+        self.homes = homes.max(MIN_INDEX_HOMES);
+        let mut index = empty_index(self.homes);
         let mut next = 0usize;
         for handle in old.into_iter().filter(|&h| h != EMPTY) {
             let hash = self.slots.get(handle as usize).map_or(0, |e| digest::addr_hash(&e.addr));
             let at = self.home(hash).max(next);
             while index.len() <= at {
+                grow_gently(&mut index);
                 index.push(EMPTY);
             }
             if let Some(slot) = index.get_mut(at) {
@@ -491,20 +497,27 @@ impl<A: Address> Members<A> {
     }
 
     /// After a burst (many members reaped), give index memory back: it
-    /// halves below an eighth full (it doubles above three quarters, so a
-    /// table that hovers at one size never rebuilds back and forth). Slab
-    /// slots stay, on the free list, for the next members.
+    /// halves below an eighth full (it grows above four fifths, so a table
+    /// that hovers at one size never rebuilds back and forth). Slab slots
+    /// stay, on the free list, for the next members.
     fn shrink_after_burst(&mut self) {
-        if self.index_log2 > MIN_INDEX_LOG2 && 8 * self.len < 1 << self.index_log2 {
-            self.rebuild_index(self.index_log2 - 1);
+        if self.homes > MIN_INDEX_HOMES && 8 * self.len < self.homes {
+            self.rebuild_index(self.homes / 2);
         }
     }
 }
 
-/// Grow a vector by about an eighth rather than doubling: the member table
-/// is the one structure that holds a slot per member on every node, and
-/// doubling leaves up to half of it unused.
-fn grow_gently<T>(v: &mut Vec<T>) {
+/// An index of `homes` empty home slots, with room to spill over.
+fn empty_index(homes: usize) -> Vec<u32> {
+    let mut index = Vec::with_capacity(homes + INDEX_SPILL);
+    index.resize(homes, EMPTY);
+    index
+}
+
+/// Grow a vector by about an eighth rather than doubling, when it is full:
+/// for the structures that hold a slot per member on every node, doubling
+/// leaves up to half of each unused.
+pub(crate) fn grow_gently<T>(v: &mut Vec<T>) {
     if v.len() == v.capacity() {
         v.reserve_exact((v.len() / 8).max(8));
     }
@@ -554,10 +567,29 @@ mod tests {
             size_of::<Entry<NodeId>>(),
             size_of::<Entry<core::net::SocketAddr>>()
         );
-        // 32 bytes a member all-in: the entry, its index slot (about 6 B at
-        // the index's load), its probe-order and position slots (8 B).
+        // 32 bytes a member all-in: the entry, its index slot (4.4 to
+        // 6.25 B at the index's load), its probe-order and position slots
+        // (8 B).
         assert!(size_of::<Entry<NodeId>>() <= 16);
         assert!(size_of::<Entry<core::net::SocketAddr>>() <= 48);
+    }
+
+    #[test]
+    fn the_index_and_slab_cost_what_their_loads_say_at_every_size() {
+        let mut m = Members::new();
+        let mut n = 0;
+        for target in [100, 1_000, 2_000, 5_000, 20_000] {
+            while n < target {
+                insert(&mut m, n, State::Alive);
+                n += 1;
+            }
+            let index = 4 * m.index.capacity();
+            let slab = size_of::<Entry<NodeId>>() * m.slots.capacity();
+            // Grown by a quarter past four fifths full: at most 6.25 B a
+            // member, give or take the spill room.
+            assert!(index as f64 <= 6.25 * f64::from(n) + 4.0 * 16.0, "{index} B of index for {n} members");
+            assert!(slab as f64 <= 16.0 * 1.125 * f64::from(n) + 16.0 * 8.0, "{slab} B of slab for {n} members");
+        }
     }
 
     /// A deterministic stream for the model tests.
@@ -593,7 +625,7 @@ mod tests {
             m.remove(h);
         }
         assert_eq!(m.len(), 0);
-        assert!(m.index.len() <= 1 << (MIN_INDEX_LOG2 + 1), "index of {} slots", m.index.len());
+        assert!(m.index.len() <= 2 * MIN_INDEX_HOMES, "index of {} slots", m.index.len());
     }
 
     #[test]

@@ -12,6 +12,8 @@
 
 use alloc::vec::Vec;
 
+use crate::member::grow_gently;
+
 /// Where a member belongs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Place {
@@ -79,9 +81,7 @@ impl ProbeOrder {
         self.take_out(handle);
         let h = handle as usize;
         if self.pos.len() <= h {
-            if self.pos.len() == self.pos.capacity() {
-                self.pos.reserve_exact((self.pos.len() / 8).max(8));
-            }
+            grow_gently(&mut self.pos);
             self.pos.resize(h + 1, NONE);
         }
         match place {
@@ -91,9 +91,7 @@ impl ProbeOrder {
                 self.set_pos(handle, IN_DEAD | (self.dead.len() - 1) as u32);
             }
             Place::Live => {
-                if self.live.len() == self.live.capacity() {
-                    self.live.reserve_exact((self.live.len() / 8).max(8));
-                }
+                grow_gently(&mut self.live);
                 self.live.push(handle);
                 let last = self.live.len() - 1;
                 self.set_pos(handle, last as u32);
