@@ -5,6 +5,8 @@
 
 use swim_core::State;
 
+use crate::nibbles::Nibbles;
+
 /// What an observer believes about a member, as learnt from its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -53,7 +55,8 @@ impl Belief {
 #[derive(Debug)]
 pub struct Beliefs {
     n: usize,
-    cells: Vec<u8>,
+    /// A belief code per (observer, member), half a byte each.
+    cells: Nibbles,
     running: Vec<bool>,
     live: u32,
     /// Per member: running observers (not itself) believing it Alive or Suspect.
@@ -85,7 +88,7 @@ impl Beliefs {
     pub fn new(n: usize) -> Self {
         Beliefs {
             n,
-            cells: vec![0; n * n],
+            cells: Nibbles::new(n * n),
             running: vec![false; n],
             live: 0,
             live_believers: vec![0; n],
@@ -116,7 +119,7 @@ impl Beliefs {
         if o >= self.n || m >= self.n {
             return Belief::Unknown;
         }
-        Belief::from_code(self.cells[o * self.n + m])
+        Belief::from_code(self.cells.get(o * self.n + m))
     }
 
     /// Whether `id` counts as running.
@@ -176,8 +179,8 @@ impl Beliefs {
         if o >= self.n {
             return 0;
         }
-        let row = &self.cells[o * self.n..(o + 1) * self.n];
-        row.iter().enumerate().filter(|&(m, &c)| m != o && Belief::from_code(c).is_live()).count() as u32
+        let row = o * self.n;
+        (0..self.n).filter(|&m| m != o && Belief::from_code(self.cells.get(row + m)).is_live()).count() as u32
     }
 
     /// Record that `o` now believes `new` about `m`. Returns true when
@@ -187,11 +190,11 @@ impl Beliefs {
             return false;
         }
         let cell = o * self.n + m;
-        let old = Belief::from_code(self.cells[cell]);
+        let old = Belief::from_code(self.cells.get(cell));
         if old == new {
             return false;
         }
-        self.cells[cell] = new as u8;
+        self.cells.set(cell, new as u8);
         if o == m || !self.running[o] {
             return false;
         }
@@ -206,9 +209,8 @@ impl Beliefs {
         if id >= self.n || self.running[id] {
             return;
         }
-        let row = &mut self.cells[id * self.n..(id + 1) * self.n];
-        row.fill(Belief::Unknown as u8);
-        row[id] = Belief::Alive as u8;
+        self.cells.fill(id * self.n..(id + 1) * self.n, Belief::Unknown as u8);
+        self.cells.set(id * self.n + id, Belief::Alive as u8);
     }
 
     /// Start or stop counting `id`. Members that lost their last running
@@ -219,7 +221,7 @@ impl Beliefs {
         }
         if !running {
             for m in (0..self.n).filter(|&m| m != id) {
-                let b = Belief::from_code(self.cells[id * self.n + m]);
+                let b = Belief::from_code(self.cells.get(id * self.n + m));
                 if self.count(id, m, b, false) && self.live_believers[m] == 0 {
                     orphans.push(m);
                 }
@@ -249,7 +251,7 @@ impl Beliefs {
                 self.healthy_alive_pairs += u64::from(self.healthy_alive_believers[id]);
             }
             for m in (0..self.n).filter(|&m| m != id) {
-                let b = Belief::from_code(self.cells[id * self.n + m]);
+                let b = Belief::from_code(self.cells.get(id * self.n + m));
                 self.count(id, m, b, true);
             }
         }

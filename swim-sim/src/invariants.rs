@@ -14,6 +14,7 @@ use std::time::Duration;
 use swim_core::{Bytes, Config, Instant, State};
 
 use crate::beliefs::Belief;
+use crate::nibbles::Nibbles;
 
 /// One invariant, by the name a violation quotes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -133,39 +134,39 @@ struct Tomb {
 }
 
 /// The incarnation each observer last reported for each member, by cell
-/// `observer * n + member`: a byte a pair, since nearly every incarnation
-/// is small, and a map for the few that are not (a node's table of N²
+/// `observer * n + member`: half a byte a pair, since nearly every
+/// incarnation is small, and a map for the few that are not (a node's table of N²
 /// pairs is the simulator's largest cost after the nodes' own).
 #[derive(Debug)]
 struct Incarnations {
     n: usize,
-    small: Vec<u8>,
+    small: Nibbles,
     large: BTreeMap<usize, u32>,
 }
 
 /// A `small` cell whose incarnation is in `large`.
-const LARGE: u8 = u8::MAX;
+const LARGE: u8 = 15;
 
 impl Incarnations {
     fn new(n: usize) -> Self {
-        Incarnations { n, small: vec![0; n * n], large: BTreeMap::new() }
+        Incarnations { n, small: Nibbles::new(n * n), large: BTreeMap::new() }
     }
 
     fn get(&self, cell: usize) -> u32 {
-        match self.small[cell] {
+        match self.small.get(cell) {
             LARGE => self.large.get(&cell).copied().unwrap_or(0),
             v => u32::from(v),
         }
     }
 
     fn set(&mut self, cell: usize, incarnation: u32) {
-        if self.small[cell] == LARGE {
+        if self.small.get(cell) == LARGE {
             self.large.remove(&cell);
         }
         match u8::try_from(incarnation) {
-            Ok(v) if v != LARGE => self.small[cell] = v,
+            Ok(v) if v < LARGE => self.small.set(cell, v),
             _ => {
-                self.small[cell] = LARGE;
+                self.small.set(cell, LARGE);
                 self.large.insert(cell, incarnation);
             }
         }
@@ -174,7 +175,7 @@ impl Incarnations {
     /// Forget what observer `o` reported.
     fn clear_row(&mut self, o: usize) {
         let row = o * self.n..(o + 1) * self.n;
-        self.small[row.clone()].fill(0);
+        self.small.fill(row.clone(), 0);
         let cells: Vec<usize> = self.large.range(row).map(|(&c, _)| c).collect();
         for c in cells {
             self.large.remove(&c);
@@ -389,15 +390,16 @@ mod tests {
     #[test]
     fn incarnations_past_a_byte_are_kept_exactly_and_forgotten_on_restart() {
         let mut inc = Incarnations::new(3);
-        for (cell, v) in [(1, 254), (2, 255), (4, 70_000), (5, u32::MAX)] {
+        for (cell, v) in [(1, 14), (2, 15), (4, 70_000), (5, u32::MAX)] {
             inc.set(cell, v);
         }
-        assert_eq!([1, 2, 4, 5].map(|c| inc.get(c)), [254, 255, 70_000, u32::MAX]);
-        assert_eq!(inc.small.len(), 9, "a byte a pair");
+        assert_eq!([1, 2, 4, 5].map(|c| inc.get(c)), [14, 15, 70_000, u32::MAX]);
+        assert_eq!(inc.small.len(), 9, "a cell a pair");
+        assert_eq!(inc.large.len(), 3, "15 and up go to the map");
         inc.set(2, 3);
         assert_eq!((inc.get(2), inc.large.len()), (3, 2), "back to small, out of the map");
         inc.clear_row(1);
-        assert_eq!((inc.get(4), inc.get(5), inc.get(1)), (0, 0, 254), "only the restarted observer's row");
+        assert_eq!((inc.get(4), inc.get(5), inc.get(1)), (0, 0, 14), "only the restarted observer's row");
         assert!(inc.large.is_empty());
         // Through the checker: a drop from a large incarnation is caught.
         let mut inv = Invariants::new(3, limits());

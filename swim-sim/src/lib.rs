@@ -44,6 +44,7 @@ pub mod expect;
 pub mod flood;
 pub mod invariants;
 pub mod network;
+pub mod nibbles;
 pub mod plot;
 pub mod queue;
 pub mod refusals;
