@@ -3,12 +3,20 @@
 //! SWIM §4.3: members are probed in a shuffled round-robin order, reshuffled
 //! each pass, and a member that joins goes to a random place among those not
 //! yet probed this pass, so every live member is probed by every other within
-//! a bounded number of periods. The order is an exact-size array of the live
-//! members other than this node, which makes it also the roster for uniform
-//! random picks (gossip targets, ping-req helpers, exchange partners) in O(1)
+//! a bounded number of periods. The order is an array of the live members
+//! other than this node, which makes it also the roster for uniform random
+//! picks (gossip targets, ping-req helpers, exchange partners) in O(1)
 //! each; a second array holds the members held dead, for the exchanges that
-//! must reach them too. A position array indexed by handle makes every
-//! change O(1).
+//! must reach them too.
+//!
+//! Every node holds these for every member, so they cost 4 bytes a member
+//! and a byte of marks a handle, with no array of positions: a member that
+//! leaves an array stays in it as a stale entry, skipped by probes and
+//! picks, until stale entries are more than an eighth of the array, when it
+//! is compacted in order (O(1) amortised per change; a pick is retried
+//! with probability under 1/8). A member that comes back before that takes
+//! up its old entry again (the one place the order is not reshuffled: it
+//! was a random place when it was made).
 
 use alloc::vec::Vec;
 
@@ -25,19 +33,27 @@ pub(crate) enum Place {
     Neither,
 }
 
-/// A handle in neither array.
-const NONE: u32 = u32::MAX;
-/// Set in a position that indexes the dead array.
-const IN_DEAD: u32 = 1 << 31;
+/// The place bits of a mark.
+const PLACE: u8 = 0b11;
+const LIVE: u8 = 1;
+const DEAD: u8 = 2;
+/// The handle has an entry (perhaps stale) in `live`.
+const IN_LIVE: u8 = 1 << 2;
+/// The handle has an entry (perhaps stale) in `dead`.
+const IN_DEAD: u8 = 1 << 3;
 
 #[derive(Debug, Default)]
 pub(crate) struct ProbeOrder {
-    /// Live members other than this node; `[..cursor]` were probed this pass.
+    /// Live members other than this node, and stale entries of members that
+    /// left since the last compaction; `[..cursor]` were visited this pass.
     live: Vec<u32>,
     cursor: usize,
+    /// Entries of `live` that are not stale.
+    live_count: usize,
     dead: Vec<u32>,
-    /// By handle: its index in `live`, or `IN_DEAD | index` in `dead`, or `NONE`.
-    pos: Vec<u32>,
+    dead_count: usize,
+    /// By handle: its place (`LIVE`, `DEAD` or 0) and its `IN_*` bits.
+    marks: Vec<u8>,
 }
 
 impl ProbeOrder {
@@ -47,126 +63,155 @@ impl ProbeOrder {
 
     /// Live members other than this node.
     pub fn live_len(&self) -> usize {
-        self.live.len()
+        self.live_count
     }
 
     /// Members held dead.
     pub fn dead_len(&self) -> usize {
-        self.dead.len()
+        self.dead_count
     }
 
-    /// The `i`-th of the live members then the dead ones (for uniform picks).
+    /// Entries [`ProbeOrder::nth`] draws from, stale ones included: a
+    /// uniform index below this, retried while `nth` gives `None`, is a
+    /// uniform pick.
+    pub fn roster_len(&self, with_dead: bool) -> usize {
+        self.live.len() + if with_dead { self.dead.len() } else { 0 }
+    }
+
+    /// The `i`-th entry of the live members then the dead ones (for uniform
+    /// picks); `None` for a stale entry.
     pub fn nth(&self, i: usize, with_dead: bool) -> Option<u32> {
         match self.live.get(i) {
-            Some(&h) => Some(h),
-            None if with_dead => self.dead.get(i - self.live.len()).copied(),
+            Some(&h) => (self.code(h) == LIVE).then_some(h),
+            None if with_dead => self.dead.get(i - self.live.len()).copied().filter(|&h| self.code(h) == DEAD),
             None => None,
         }
     }
 
     pub fn place_of(&self, handle: u32) -> Place {
-        match self.pos.get(handle as usize).copied().unwrap_or(NONE) {
-            NONE => Place::Neither,
-            p if p & IN_DEAD != 0 => Place::Dead,
-            _ => Place::Live,
+        match self.code(handle) {
+            LIVE => Place::Live,
+            DEAD => Place::Dead,
+            _ => Place::Neither,
         }
     }
 
     /// Move a member to `place`. A member joining the live set goes to the
-    /// random spot `random` (uniform in `u32`) among those not yet probed.
+    /// random spot `random` (uniform in `u32`) among those not yet probed,
+    /// unless it still has its old entry there.
     pub fn set(&mut self, handle: u32, place: Place, random: u32) {
         if self.place_of(handle) == place {
             return;
         }
-        self.take_out(handle);
         let h = handle as usize;
-        if self.pos.len() <= h {
-            grow_gently(&mut self.pos);
-            self.pos.resize(h + 1, NONE);
+        if self.marks.len() <= h {
+            grow_gently(&mut self.marks);
+            self.marks.resize(h + 1, 0);
         }
+        let mut mark = self.marks.get(h).copied().unwrap_or(0);
+        match mark & PLACE {
+            LIVE => self.live_count -= 1,
+            DEAD => self.dead_count -= 1,
+            _ => {}
+        }
+        mark &= !PLACE;
         match place {
             Place::Neither => {}
             Place::Dead => {
-                self.dead.push(handle);
-                self.set_pos(handle, IN_DEAD | (self.dead.len() - 1) as u32);
+                self.dead_count += 1;
+                if mark & IN_DEAD == 0 {
+                    grow_gently(&mut self.dead);
+                    self.dead.push(handle);
+                }
+                mark |= DEAD | IN_DEAD;
             }
             Place::Live => {
-                grow_gently(&mut self.live);
-                self.live.push(handle);
-                let last = self.live.len() - 1;
-                self.set_pos(handle, last as u32);
-                let unprobed = (self.live.len() - self.cursor) as u64;
-                let j = self.cursor + ((u64::from(random) * unprobed) >> 32) as usize;
-                self.swap_live(j, last);
+                self.live_count += 1;
+                if mark & IN_LIVE == 0 {
+                    grow_gently(&mut self.live);
+                    self.live.push(handle);
+                    let last = self.live.len() - 1;
+                    let unprobed = (self.live.len() - self.cursor) as u64;
+                    let j = self.cursor + ((u64::from(random) * unprobed) >> 32) as usize;
+                    self.live.swap(j, last);
+                }
+                mark |= LIVE | IN_LIVE;
             }
+        }
+        if let Some(m) = self.marks.get_mut(h) {
+            *m = mark;
+        }
+        if 8 * (self.live.len() - self.live_count) > self.live.len() {
+            self.compact_live();
+        }
+        if 8 * (self.dead.len() - self.dead_count) > self.dead.len() {
+            self.compact_dead();
         }
     }
 
     /// The next member to probe, reshuffling (with `random_below`) when a
     /// pass is complete; `None` when there is nobody to probe.
     pub fn next(&mut self, mut random_below: impl FnMut(u32) -> u32) -> Option<u32> {
-        if self.cursor >= self.live.len() {
-            for i in (1..self.live.len()).rev() {
-                let j = random_below(i as u32 + 1) as usize;
-                self.live.swap(i, j);
-            }
-            for i in 0..self.live.len() {
-                if let Some(&h) = self.live.get(i) {
-                    self.set_pos(h, i as u32);
+        loop {
+            if self.cursor >= self.live.len() {
+                self.compact_live();
+                for i in (1..self.live.len()).rev() {
+                    let j = random_below(i as u32 + 1) as usize;
+                    self.live.swap(i, j);
                 }
+                self.cursor = 0;
             }
-            self.cursor = 0;
-        }
-        let h = *self.live.get(self.cursor)?;
-        self.cursor += 1;
-        Some(h)
-    }
-
-    fn take_out(&mut self, handle: u32) {
-        let p = match self.pos.get(handle as usize).copied() {
-            Some(p) if p != NONE => p,
-            _ => return,
-        };
-        self.set_pos(handle, NONE);
-        if p & IN_DEAD != 0 {
-            let i = (p & !IN_DEAD) as usize;
-            self.dead.swap_remove(i);
-            if let Some(&moved) = self.dead.get(i) {
-                self.set_pos(moved, IN_DEAD | i as u32);
-            }
-            return;
-        }
-        let mut i = p as usize;
-        // Keep the probed prefix contiguous: a removal there pulls the last
-        // probed member into the hole, and the hole moves to the boundary.
-        if i < self.cursor {
-            let boundary = self.cursor - 1;
-            self.swap_live(i, boundary);
-            self.cursor = boundary;
-            i = boundary;
-        }
-        let last = self.live.len() - 1;
-        self.swap_live(i, last);
-        self.live.pop();
-        self.set_pos(handle, NONE);
-    }
-
-    fn swap_live(&mut self, i: usize, j: usize) {
-        if i == j {
-            return;
-        }
-        self.live.swap(i, j);
-        for k in [i, j] {
-            if let Some(&h) = self.live.get(k) {
-                self.set_pos(h, k as u32);
+            let h = *self.live.get(self.cursor)?;
+            self.cursor += 1;
+            if self.code(h) == LIVE {
+                return Some(h);
             }
         }
     }
 
-    fn set_pos(&mut self, handle: u32, p: u32) {
-        if let Some(slot) = self.pos.get_mut(handle as usize) {
-            *slot = p;
+    fn code(&self, handle: u32) -> u8 {
+        self.marks.get(handle as usize).map_or(0, |m| m & PLACE)
+    }
+
+    /// Drop the stale entries of `live`, keeping the order of the rest and
+    /// the probed prefix.
+    fn compact_live(&mut self) {
+        let (mut kept, mut cursor) = (0, 0);
+        for i in 0..self.live.len() {
+            let Some(&h) = self.live.get(i) else { break };
+            if self.code(h) == LIVE {
+                if let Some(slot) = self.live.get_mut(kept) {
+                    *slot = h;
+                }
+                kept += 1;
+                cursor += usize::from(i < self.cursor);
+            } else if let Some(m) = self.marks.get_mut(h as usize) {
+                *m &= !IN_LIVE;
+            }
         }
+        self.live.truncate(kept);
+        self.cursor = cursor;
+        shrink_after_burst(&mut self.live);
+    }
+
+    fn compact_dead(&mut self) {
+        let marks = &mut self.marks;
+        self.dead.retain(|&h| {
+            let Some(m) = marks.get_mut(h as usize) else { return false };
+            let keep = *m & PLACE == DEAD;
+            if !keep {
+                *m &= !IN_DEAD;
+            }
+            keep
+        });
+        shrink_after_burst(&mut self.dead);
+    }
+}
+
+/// An array a burst grew gives memory back once it is a quarter full.
+fn shrink_after_burst(v: &mut Vec<u32>) {
+    if v.capacity() > 64 && 4 * v.len() < v.capacity() {
+        v.shrink_to(2 * v.len());
     }
 }
 
@@ -179,15 +224,26 @@ mod tests {
         (*x >> 32) as u32
     }
 
+    /// Every member in a place has one entry in its array, stale entries
+    /// are marked and at most an eighth of each array.
     fn consistent(o: &ProbeOrder) {
-        for (i, &h) in o.live.iter().enumerate() {
-            assert_eq!(o.pos[h as usize], i as u32);
+        let mut seen = alloc::collections::BTreeSet::new();
+        for &h in &o.live {
+            assert!(seen.insert(h), "{h} twice in the live array");
+            assert!(o.marks[h as usize] & IN_LIVE != 0);
         }
-        for (i, &h) in o.dead.iter().enumerate() {
-            assert_eq!(o.pos[h as usize], IN_DEAD | i as u32);
+        let mut seen_dead = alloc::collections::BTreeSet::new();
+        for &h in &o.dead {
+            assert!(seen_dead.insert(h), "{h} twice in the dead array");
+            assert!(o.marks[h as usize] & IN_DEAD != 0);
         }
-        let placed = o.pos.iter().filter(|&&p| p != NONE).count();
-        assert_eq!(placed, o.live.len() + o.dead.len());
+        let live = o.live.iter().filter(|&&h| o.place_of(h) == Place::Live).count();
+        let dead = o.dead.iter().filter(|&&h| o.place_of(h) == Place::Dead).count();
+        assert_eq!((live, dead), (o.live_len(), o.dead_len()));
+        let placed = (0..o.marks.len() as u32).filter(|&h| o.place_of(h) == Place::Live).count();
+        assert_eq!(placed, live, "every live member has its entry");
+        assert!(8 * (o.live.len() - live) <= o.live.len(), "stale entries within an eighth");
+        assert!(8 * (o.dead.len() - dead) <= o.dead.len());
         assert!(o.cursor <= o.live.len());
     }
 
@@ -226,14 +282,20 @@ mod tests {
         assert_eq!(o.live_len(), 100);
     }
 
+    /// `n` live members placed with the stream `x`, and a `random_below` of its own.
+    fn live_order(n: u32, x: &mut u64) -> (ProbeOrder, impl FnMut(u32) -> u32) {
+        let mut o = ProbeOrder::new();
+        for h in 0..n {
+            o.set(h, Place::Live, lcg(x));
+        }
+        let mut y = *x ^ 0x5555;
+        (o, move |b: u32| ((u64::from(lcg(&mut y)) * u64::from(b)) >> 32) as u32)
+    }
+
     #[test]
     fn a_member_added_mid_pass_is_probed_in_that_pass() {
-        let mut o = ProbeOrder::new();
         let mut x = 5u64;
-        for h in 0..10 {
-            o.set(h, Place::Live, lcg(&mut x));
-        }
-        let mut rb = |b: u32| ((u64::from(lcg(&mut 9u64)) * u64::from(b)) >> 32) as u32;
+        let (mut o, mut rb) = live_order(10, &mut x);
         for _ in 0..5 {
             o.next(&mut rb);
         }
@@ -244,7 +306,41 @@ mod tests {
         o.set(3, Place::Dead, 0);
         consistent(&o);
         assert_eq!((o.live_len(), o.dead_len()), (9, 1));
+        assert_eq!(o.roster_len(true), 10, "the two stale entries were compacted away");
         assert_eq!(o.nth(9, true), Some(3));
         assert_eq!(o.nth(9, false), None);
+    }
+
+    #[test]
+    fn the_order_costs_four_bytes_a_member_and_a_byte_a_handle_whatever_churns() {
+        let mut x = 11u64;
+        let (mut o, mut rb) = live_order(5_000, &mut x);
+        for step in 0..50_000 {
+            let h = lcg(&mut x) % 5_000;
+            let place = match lcg(&mut x) % 3 {
+                0 => Place::Live,
+                1 => Place::Dead,
+                _ => Place::Neither,
+            };
+            o.set(h, place, lcg(&mut x));
+            if step % 7 == 0 {
+                o.next(&mut rb);
+            }
+            if step % 997 == 0 {
+                consistent(&o);
+            }
+            // No position array: the rosters hold their members and stale
+            // entries that are at most an eighth of them.
+            assert!(7 * o.live.len() <= 8 * o.live_len());
+            assert!(7 * o.dead.len() <= 8 * o.dead_len());
+        }
+        consistent(&o);
+        assert_eq!(o.marks.len(), 5_000);
+        // Picks over the roster land on members in their place only.
+        for i in 0..o.roster_len(true) {
+            if let Some(h) = o.nth(i, true) {
+                assert_ne!(o.place_of(h), Place::Neither);
+            }
+        }
     }
 }

@@ -1157,13 +1157,14 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// table's size.
     fn random_peers(&mut self, want: usize, exclude: Option<u32>, allow_dead: bool) -> SmallVec<[u32; 16]> {
         let mut picked: SmallVec<[u32; 16]> = SmallVec::new();
-        let total = self.order.live_len() + if allow_dead { self.order.dead_len() } else { 0 };
+        let total = self.order.roster_len(allow_dead);
+        let members = self.order.live_len() + if allow_dead { self.order.dead_len() } else { 0 };
         let excluded = exclude.is_some_and(|h| match self.order.place_of(h) {
             Place::Live => true,
             Place::Dead => allow_dead,
             Place::Neither => false,
         });
-        let eligible = total - usize::from(excluded);
+        let eligible = members - usize::from(excluded);
         let want = want.min(eligible).min(16);
         let mut attempts = 4 * want + 16;
         while picked.len() < want && attempts > 0 {
