@@ -568,8 +568,8 @@ mod tests {
             size_of::<Entry<core::net::SocketAddr>>()
         );
         // 32 bytes a member all-in: the entry, its index slot (4.4 to
-        // 6.25 B at the index's load), its probe-order and position slots
-        // (8 B).
+        // 6.25 B at the index's load), its probe-order slot (4 B, an
+        // eighth more at most while stale entries wait) and marks (1 B).
         assert!(size_of::<Entry<NodeId>>() <= 16);
         assert!(size_of::<Entry<core::net::SocketAddr>>() <= 48);
     }
