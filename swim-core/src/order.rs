@@ -343,4 +343,21 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn rosters_a_burst_grew_give_memory_back_when_it_leaves() {
+        let mut x = 13u64;
+        let (mut o, mut rb) = live_order(5_000, &mut x);
+        for h in 0..5_000 {
+            o.set(h, Place::Dead, 0);
+        }
+        assert_eq!((o.live_len(), o.dead_len()), (0, 5_000));
+        assert!(o.live.capacity() <= 64, "live roster holds {} after everyone died", o.live.capacity());
+        for h in 0..5_000 {
+            o.set(h, Place::Neither, 0);
+        }
+        assert!(o.dead.capacity() <= 64, "dead roster holds {} after the reaping", o.dead.capacity());
+        assert_eq!(o.next(&mut rb), None);
+        consistent(&o);
+    }
 }
