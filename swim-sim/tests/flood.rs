@@ -94,11 +94,14 @@ fn a_flood_repeats_exactly_for_a_seed_and_stays_out_of_the_member_figures() {
     let mut calm = Simulation::new(spec).expect("valid config");
     calm.run();
     let rc = Report::new(&calm, Duration::ZERO);
-    // Members' own traffic moves a little (ping requests for members make
-    // them probe), but the flood's datagrams are not in it.
+    // Members' own traffic moves (each ping request for a member, a ninth
+    // of the flood, makes the asked member ping it and the member ack: at
+    // seed 8, 168 of them and about 600 more datagrams between members, a
+    // quarter of the flood's 2,400, give or take the random stream's
+    // shift), but the flood's datagrams are not in it.
     let f = ra.flood.as_ref().expect("a flood");
     assert!(
-        ra.datagrams_sent < rc.datagrams_sent + f.counts.sent / 4,
+        ra.datagrams_sent < rc.datagrams_sent + f.counts.sent / 3,
         "{} vs {}",
         ra.datagrams_sent,
         rc.datagrams_sent
