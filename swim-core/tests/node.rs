@@ -979,3 +979,30 @@ fn a_seed_round_asks_every_seed_not_held_live() {
         assert!(rounds.contains(&(t, NodeId(1))), "a seed round at {t:?} left out seed 1: {rounds:?}");
     }
 }
+
+#[test]
+fn a_member_held_dead_is_pinged_every_few_periods_and_caught_up_with_if_it_answers() {
+    // Across a healed partition both sides hold each other dead and neither
+    // probes nor gossips to the other: a ping every five periods to a member
+    // held dead is how the first datagram crosses. The member, running
+    // after all, answers that we are dead to it; we refute and catch up.
+    // (Plain SWIM, so the silent members 1 and 2 do not stretch the period.)
+    let mut config = Config::lan();
+    config.lifeguard = false;
+    let mut n = with_members(3, config.clone());
+    send(&mut n, Instant::ZERO, NodeId(2), &[dead(NodeId(3), 0, NodeId(2))]);
+    outputs(&mut n);
+    // Six periods: five probe rounds, the fifth before 1 and 2 (silent)
+    // are failed, so 3 is the only member held dead to pick.
+    let six_periods = Instant::ZERO + config.probe_interval * 6;
+    let pings: Vec<Instant> = run_timers(&mut n, six_periods)
+        .into_iter()
+        .filter(|(_, to, m)| *to == NodeId(3) && matches!(m.first(), Some(Message::Ping { .. })))
+        .map(|(t, _, _)| t)
+        .collect();
+    assert_eq!(pings.len(), 1, "one ping in five periods: {pings:?}");
+    let now = n.now();
+    send(&mut n, now, NodeId(3), &[dead(NodeId(0), 0, NodeId(3))]);
+    assert_eq!(n.incarnation(), 1, "refuted");
+    assert!(asks_exchange(&outputs(&mut n), NodeId(3)), "no catch-up with the member held dead that spoke");
+}

@@ -420,7 +420,10 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// and probes them slowly. One catch-up at a time; a claim that needs a
     /// refutation comes at most once per incarnation we take.
     pub(super) fn catch_up(&mut self, from: &A) {
-        if self.follow_up.is_some() || self.join.is_some() || self.leaving || !self.is_live_member(from) {
+        // The teller must be a member (live, or held dead and now speaking:
+        // across a healed partition that is how the first one talks).
+        let known = self.members.handle(from).is_some_and(|h| h != self.me);
+        if self.follow_up.is_some() || self.join.is_some() || self.leaving || !known {
             return;
         }
         self.start_exchange(from.clone(), Ask::FollowUp);

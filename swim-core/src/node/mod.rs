@@ -264,6 +264,10 @@ pub struct Node<A: Address, R: RngCore> {
     /// The last suspect pinged outside the probe order, and that ping's sequence.
     suspect_cursor: u32,
     suspect_ping: Option<(u32, A)>,
+    /// Probe periods counted toward the next ping to a member held dead.
+    reconnect_rounds: u32,
+    /// The last such ping, so its ack is not counted as unexpected.
+    tombstone_ping: Option<(u32, A)>,
 
     suspicions: Suspicions<A>,
     tombstones: Tombstones,
@@ -428,6 +432,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
             relays: Relays::new(),
             suspect_cursor: 0,
             suspect_ping: None,
+            reconnect_rounds: 0,
+            tombstone_ping: None,
             suspicions: Suspicions::new(),
             tombstones: Tombstones::new(),
             gossip: Dissemination::new(),

@@ -40,6 +40,10 @@ impl<A> Probe<A> {
     }
 }
 
+/// Probe periods between two pings to a member held dead, at the fewest
+/// ([`Node::ping_a_tombstone`]).
+const RECONNECT_ROUNDS: u32 = 5;
+
 impl<A: Address, R: RngCore> Node<A, R> {
     /// Start of a protocol period: judge the last probe, probe the next member.
     pub(super) fn probe_tick(&mut self) {
@@ -72,6 +76,42 @@ impl<A: Address, R: RngCore> Node<A, R> {
         });
         self.queue_transmit(Pending::Ping { to: addr, seq });
         self.ping_a_suspect(target);
+        self.ping_a_tombstone();
+    }
+
+    /// Ours, beyond SWIM (Serf reconnects to failed members on a timer for
+    /// the same reason): every few periods, ping one member held dead,
+    /// picked at random. Across a healed partition each side holds the
+    /// other dead, and nobody probes or gossips to a member held dead: only
+    /// a periodic exchange that happened to pick one could cross, and in a
+    /// small cluster now and then none did within a minute. A member held
+    /// dead that is in fact running holds us dead too; it answers by
+    /// telling us so (a member held dead that speaks is told it is dead),
+    /// and we refute and catch up with it. Every `max(5, n / 4)` periods,
+    /// so a crashed member's address gets a few pings a second from the
+    /// whole cluster, whatever its size, until its tombstone is reaped.
+    fn ping_a_tombstone(&mut self) {
+        self.reconnect_rounds = self.reconnect_rounds.wrapping_add(1);
+        let every = RECONNECT_ROUNDS.max(self.members.live() / 4);
+        if self.reconnect_rounds % every != 0 {
+            return;
+        }
+        let live = self.order.roster_len(false);
+        let dead = self.order.roster_len(true) - live;
+        if dead == 0 {
+            return;
+        }
+        // The dead roster may hold stale entries: a few draws, as picks do.
+        for _ in 0..4 {
+            let i = live + self.random_below(dead as u32) as usize;
+            let Some(to) = self.order.nth(i, true).and_then(|h| self.members.get(h)).map(|e| e.addr.clone()) else {
+                continue;
+            };
+            let seq = self.next_seq();
+            self.tombstone_ping = Some((seq, to.clone()));
+            self.queue_transmit(Pending::Ping { to, seq });
+            return;
+        }
     }
 
     /// Ours, beyond SWIM: each period, ping one member this node suspects
@@ -197,6 +237,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
             return;
         }
         if self.on_verify_ack(from, seq) {
+            return;
+        }
+        if self.tombstone_ping.as_ref().is_some_and(|(s, to)| *s == seq && to == from) {
+            // Running after all: its correction (we are dead to it too)
+            // rides on this ack, and the catch-up follows from that.
             return;
         }
         if self.suspect_ping.as_ref().is_some_and(|(s, to)| *s == seq && to == from) {
