@@ -450,14 +450,21 @@ fn a_member_held_dead_that_speaks_is_told_it_is_dead() {
     assert!(told, "the dead member was not told");
 }
 
-/// A node `me` that knows members 0..=n (itself included), from a full-state reply.
-/// Probing is slowed to a crawl so nobody is suspected while the test waits
-/// for a periodic exchange (every 1 s here, scaled up for size).
-fn knowing(me: u32, n: u32) -> TestNode<NodeId> {
+/// LAN timings with probing slowed to a crawl (nobody is suspected while a
+/// test waits) and a periodic exchange every second (scaled up for size).
+fn exchanges_only() -> Config {
     let mut config = Config::lan();
     config.probe_interval = Duration::from_secs(10_000);
     config.probe_timeout = Duration::from_secs(5_000);
     config.push_pull_interval = Duration::from_secs(1);
+    config
+}
+
+/// A node `me` that knows members 0..=n (itself included), from a full-state reply.
+/// Probing is slowed to a crawl so nobody is suspected while the test waits
+/// for a periodic exchange (every 1 s here, scaled up for size).
+fn knowing(me: u32, n: u32) -> TestNode<NodeId> {
+    let config = exchanges_only();
     let mut node = node(NodeId(me), config);
     let from = if me == 0 { 1 } else { 0 };
     let ids: Vec<u32> = (0..=n).filter(|&i| i != me).collect();
@@ -916,10 +923,7 @@ fn periodic_exchanges_spread_over_the_whole_interval_once_the_cluster_grows() {
     // Keeping to the first draw's phase would put every exchange of every
     // node in the first second of each 3 s; drawn again when the interval
     // changes, the exchanges cover it all.
-    let mut config = Config::lan();
-    config.probe_interval = Duration::from_secs(10_000);
-    config.probe_timeout = Duration::from_secs(5_000);
-    config.push_pull_interval = Duration::from_secs(1);
+    let config = exchanges_only();
     let mut phases = Vec::new();
     for seed in 0..12 {
         let mut n =
@@ -948,10 +952,7 @@ fn a_seed_round_asks_every_seed_not_held_live() {
     // Seeds 1 and 2: 1 answered the join and later crashed, 2 never
     // answered (cut off). Each seed round asks both; one at random asked
     // the crashed one twice running and left the node cut off.
-    let mut config = Config::lan();
-    config.probe_interval = Duration::from_secs(10_000);
-    config.probe_timeout = Duration::from_secs(5_000);
-    config.push_pull_interval = Duration::from_secs(1);
+    let config = exchanges_only();
     let mut n = node(NodeId(0), config);
     n.join(Instant::ZERO, &[NodeId(1), NodeId(2)]);
     let asked = outputs(&mut n);
