@@ -282,6 +282,7 @@ pub struct Node<A: Address, R: RngCore> {
     seeds: Vec<A>,
     join: Option<Join>,
     follow_up: Option<FollowUp>,
+    periodic_try: Option<membership::PeriodicTry>,
     next_push_pull: Instant,
     /// The interval the last periodic exchange was scheduled with.
     push_pull_every: Duration,
@@ -444,6 +445,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             seeds: Vec::new(),
             join: None,
             follow_up: None,
+            periodic_try: None,
             next_push_pull: now,
             push_pull_every: Duration::ZERO,
             periodic_rounds: 0,
@@ -822,6 +824,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if self.follow_up.as_ref().is_some_and(|f| f.at <= now) {
             self.join_follow_up();
         }
+        if self.next_periodic_retry().is_some_and(|at| at <= now) {
+            self.periodic_retry();
+        }
     }
 
     // ----- commands ------------------------------------------------------
@@ -1034,6 +1039,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         if let Some(f) = &self.follow_up {
             next = next.min(f.at);
+        }
+        if let Some(at) = self.next_periodic_retry() {
+            next = next.min(at);
         }
         if let Some(deadline) = self.relays.next_deadline() {
             next = next.min(deadline);
