@@ -1069,3 +1069,47 @@ fn an_answered_periodic_exchange_is_not_tried_again() {
     }
     assert!((18..=21).contains(&tries), "one exchange a second, none retried: {tries}");
 }
+
+#[test]
+fn a_member_held_dead_heard_alive_by_gossip_starts_a_catch_up_that_lasts_the_burst() {
+    // After a heal every member of the other side refutes at once and the
+    // gossip overflows: a node that missed one refutation held a live
+    // member dead until the periodic exchange. Hearing a member held dead
+    // is alive, it catches up with the teller, and follows up while more
+    // come back, even when each peer's view matches ours.
+    let mut config = Config::lan();
+    config.push_pull_interval = Duration::ZERO;
+    config.probe_interval = Duration::from_secs(1);
+    let mut n = with_members(40, config);
+    for m in 30..=40 {
+        send(&mut n, Instant::ZERO, NodeId(2), &[dead(NodeId(m), 0, NodeId(2))]);
+    }
+    assert!(!asks_exchange(&outputs(&mut n), NodeId(2)), "a death started an exchange");
+    send(&mut n, Instant::from_millis(10), NodeId(2), &[alive(NodeId(30), 1)]);
+    assert_eq!(n.member(&NodeId(30)).unwrap().state, State::Alive);
+    assert!(asks_exchange(&outputs(&mut n), NodeId(2)), "no exchange with the member that told us");
+    let same = |exchange: u32, hashes: &[u8]| {
+        let hashes: &'static [u8] = Box::leak(hashes.to_vec().into_boxed_slice());
+        Some(Message::Digest { reply_wanted: false, exchange, hashes })
+    };
+    // One more comes back in each of the next four periods; every peer
+    // asked agrees with us.
+    let mut asked = Vec::new();
+    for (k, m) in (31..=34).enumerate() {
+        let at = Instant::from_millis(1_500 + 1_000 * k as u64);
+        asked.extend(follow_ups(&mut n, at, same));
+        send(&mut n, at, NodeId(1), &[alive(NodeId(m), 1)]);
+        outputs(&mut n);
+    }
+    let during = asked.len();
+    asked.extend(follow_ups(&mut n, Instant::from_secs(12), same));
+    assert!(during >= 4, "follow-ups stopped while members came back: {asked:?}");
+    assert!(asked.len() <= during + 1, "follow-ups went on after the burst: {asked:?}");
+    // An exchange's state is the catching up: a resurrection there starts nothing.
+    let mut x = with_members(3, Config { push_pull_interval: Duration::ZERO, ..Config::lan() });
+    send(&mut x, Instant::ZERO, NodeId(2), &[dead(NodeId(3), 0, NodeId(2))]);
+    outputs(&mut x);
+    let reply = [Message::PushPull { reply_wanted: false, join: false, exchange: 9 }, alive(NodeId(3), 1)];
+    send(&mut x, Instant::ZERO, NodeId(1), &reply);
+    assert!(!asks_exchange(&outputs(&mut x), NodeId(1)), "a resurrection in an exchange's state started another");
+}
