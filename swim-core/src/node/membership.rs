@@ -177,10 +177,12 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
     }
 
-    pub(super) fn start_push_pull(&mut self, to: A, ask: Ask) {
+    /// Ask `to` for a full-state exchange; the exchange started, if any
+    /// (none while the transfers in flight are at their bound).
+    pub(super) fn start_push_pull(&mut self, to: A, ask: Ask) -> Option<u32> {
         if self.push_pull_sends.len() >= self.config.max_push_pull_sends {
             self.stats.push_pull_refused += 1;
-            return;
+            return None;
         }
         self.next_exchange = self.next_exchange.wrapping_add(1);
         self.stats.push_pulls += 1;
@@ -193,6 +195,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             cursor: Some(0),
             only: None,
         });
+        Some(self.next_exchange)
     }
 
     /// After merging a push-pull datagram: answer a request once per
@@ -335,17 +338,26 @@ impl<A: Address, R: RngCore> Node<A, R> {
     }
 
     /// A periodic or follow-up exchange: the whole table when it is small,
-    /// else a digest first so only what differs is sent.
-    pub(super) fn start_exchange(&mut self, to: A, ask: Ask) {
+    /// else a digest first so only what differs is sent. The exchange
+    /// started, if any.
+    pub(super) fn start_exchange(&mut self, to: A, ask: Ask) -> Option<u32> {
         if self.members.len() <= digest::MIN_MEMBERS {
-            self.start_push_pull(to, ask);
-            return;
+            return self.start_push_pull(to, ask);
         }
         self.next_exchange = self.next_exchange.wrapping_add(1);
         self.stats.push_pulls += 1;
         self.remember_asked(&to, self.next_exchange, ask);
         let log2 = digest::bucket_log2(self.members.len());
         self.queue_transmit(Pending::Digest { to, reply_wanted: true, exchange: self.next_exchange, log2 });
+        Some(self.next_exchange)
+    }
+
+    /// Start an exchange with a random member (live only, or tombstones
+    /// too); the exchange started, if any.
+    fn exchange_with_random_member(&mut self, allow_dead: bool, ask: Ask) -> Option<u32> {
+        let peers = self.random_peers(1, None, allow_dead);
+        let to = peers.first().and_then(|&h| self.members.get(h)).map(|e| e.addr.clone())?;
+        self.start_exchange(to, ask)
     }
 
     /// A peer's digest: send our members in the buckets that differ and, on
@@ -426,20 +438,14 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// not answer most likely crashed, and two crashes in a cluster of six
     /// took the round's exchange two times in five.
     fn periodic_exchange(&mut self, tries: u8) {
-        let peers = self.random_peers(1, None, tries == 0);
-        let Some(to) = peers.first().and_then(|&h| self.members.get(h)).map(|e| e.addr.clone()) else {
-            return;
-        };
-        let before = self.next_exchange;
-        self.start_exchange(to, Ask::Periodic);
-        if self.next_exchange != before {
+        if let Some(exchange) = self.exchange_with_random_member(tries == 0, Ask::Periodic) {
             // Long enough for a slow peer to answer (Lifeguard's starved
             // processes answer a second or more late), short enough that
             // every try falls within the round.
             let wait = crate::time::scale(self.config.probe_interval, 2)
                 .min(self.push_pull_every / u32::from(PERIODIC_TRIES + 1));
             let retry_at = self.now + wait;
-            self.periodic_try = Some(PeriodicTry { exchange: self.next_exchange, retry_at, tries: tries + 1 });
+            self.periodic_try = Some(PeriodicTry { exchange, retry_at, tries: tries + 1 });
         }
     }
 
@@ -497,13 +503,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if (follow_up.round > 0 && taught_nothing) || self.leaving {
             return;
         }
-        let peers = self.random_peers(1, None, false);
-        let mut exchange = None;
-        if let Some(to) = peers.first().and_then(|&h| self.members.get(h)).map(|e| e.addr.clone()) {
-            let before = self.next_exchange;
-            self.start_exchange(to, Ask::FollowUp);
-            exchange = (self.next_exchange != before).then_some(self.next_exchange);
-        }
+        let exchange = self.exchange_with_random_member(false, Ask::FollowUp);
         let round = follow_up.round + 1;
         if round < MAX_FOLLOW_UPS {
             let at = self.now + self.config.probe_interval;
