@@ -150,6 +150,7 @@ mod held;
 mod member;
 mod node;
 mod order;
+mod probing;
 pub mod record;
 mod relay;
 mod replay;

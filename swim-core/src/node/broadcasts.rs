@@ -56,10 +56,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
     pub(super) fn repair_context(&self, from: &A, first: &Message<'_, A>) -> Repair {
         match *first {
             Message::Ping { seq } => Repair { ping: Some(seq), ..Repair::default() },
-            Message::Ack { seq } => Repair {
-                probe_ack: self.probe.as_ref().is_some_and(|p| p.seq == seq && p.addr == *from && !p.acked),
-                ..Repair::default()
-            },
+            Message::Ack { seq } => {
+                Repair { probe_ack: self.probing.is_first_probe_ack(from, seq), ..Repair::default() }
+            }
             _ => Repair::default(),
         }
     }

@@ -41,8 +41,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             | Pending::Digest { to, .. } => to.clone(),
         };
         // Our probe's ping: the one a summary of our broadcasts rides on.
-        let probe_ping = matches!(&pending, Pending::Ping { seq, .. }
-            if self.probe.as_ref().is_some_and(|p| p.seq == *seq && p.addr == to));
+        let probe_ping = matches!(&pending, Pending::Ping { seq, .. } if self.probing.is_probe_ping(&to, *seq));
         let list_held = matches!(pending, Pending::AckHeld { .. });
         let primary = match pending {
             Pending::Ping { seq, .. } => Some(Message::Ping { seq }),

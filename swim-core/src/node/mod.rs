@@ -29,7 +29,7 @@ use crate::dissemination::Dissemination;
 use crate::event::{Event, Member};
 use crate::held::Held;
 use crate::member::{Members, State};
-use crate::order::{Place, ProbeOrder};
+use crate::probing::Prober;
 use crate::replay::ReplayGuard;
 use crate::seal::{self, Encryption, Key, KeyError, KeyId, Keyring, SealError};
 use crate::stats::Stats;
@@ -37,10 +37,8 @@ use crate::suspicion::Suspicions;
 use crate::time::{Instant, NodeClock, Step};
 use crate::wire::{self, DecodeError, FrameError, Limits, Message};
 
-use crate::relay::Relays;
 use crate::tombstone::Tombstones;
 use membership::{FollowUp, Join, PushPullSend};
-use probe::Probe;
 
 /// A datagram the node wants sent: `len` bytes at the start of the buffer
 /// given to [`Node::poll_transmit`], to `to`.
@@ -257,17 +255,7 @@ pub struct Node<A: Address, R: RngCore> {
     members: Members<A>,
     awareness: Awareness,
 
-    order: ProbeOrder,
-    probe: Option<Probe<A>>,
-    next_probe: Instant,
-    relays: Relays<A>,
-    /// The last suspect pinged outside the probe order, and that ping's sequence.
-    suspect_cursor: u32,
-    suspect_ping: Option<(u32, A)>,
-    /// Probe periods counted toward the next ping to a member held dead.
-    reconnect_rounds: u32,
-    /// The last such ping, so its ack is not counted as unexpected.
-    tombstone_ping: Option<(u32, A)>,
+    probing: Prober<A>,
 
     suspicions: Suspicions<A>,
     tombstones: Tombstones,
@@ -427,14 +415,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             max_clock_step: max_clock_step(&config),
             members,
             awareness,
-            order: ProbeOrder::new(),
-            probe: None,
-            next_probe: now,
-            relays: Relays::new(),
-            suspect_cursor: 0,
-            suspect_ping: None,
-            reconnect_rounds: 0,
-            tombstone_ping: None,
+            probing: Prober::new(now, &config),
             suspicions: Suspicions::new(),
             tombstones: Tombstones::new(),
             gossip: Dissemination::new(),
@@ -483,7 +464,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
         };
         // Stagger the periodic timers so nodes started together do not probe
         // and exchange state in lock-step (memberlist does the same).
-        node.next_probe = now + node.jitter(node.config.probe_interval);
+        let first_round = now + node.jitter(node.config.probe_interval);
+        node.probing.next_round_at(first_round);
         node.next_gossip = now + node.jitter(node.config.gossip_interval);
         node.push_pull_every = node.push_pull_interval();
         node.next_push_pull = now + node.jitter(node.push_pull_every);
@@ -801,10 +783,10 @@ impl<A: Address, R: RngCore> Node<A, R> {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
         let now = self.now;
-        if self.next_probe <= now {
+        if self.probing.round_due(now) {
             self.probe_tick();
         }
-        if self.probe.as_ref().is_some_and(|p| p.indirect_due(now)) {
+        if self.probing.indirect_due(now) {
             self.probe_indirectly();
         }
         self.relay_timeouts();
@@ -843,7 +825,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             let inc = self.incarnation().wrapping_add(1);
             self.members.set_incarnation(self.me, inc);
             self.members.set_state(self.me, State::Alive);
-            self.next_probe = self.now + self.config.probe_interval;
+            self.probing.next_round_at(self.now + self.config.probe_interval);
         }
         self.seeds.clear();
         for seed in seeds {
@@ -872,7 +854,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         self.leaving = true;
         self.join = None;
-        self.probe = None;
+        self.probing.abandon_probe();
         self.members.set_state(self.me, State::Left);
         self.queue_gossip(self.me, None);
     }
@@ -1022,12 +1004,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// it can follow an input that made a timer due (a suspicion confirmed
     /// to expiry, news to gossip), never a `handle_timeout` call.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.next_probe;
-        if let Some(p) = &self.probe {
-            if let Some(d) = p.indirect_deadline() {
-                next = next.min(d);
-            }
-        }
+        let mut next = self.probing.next_deadline();
         if !self.gossip.is_empty() {
             next = next.min(self.next_gossip);
         }
@@ -1042,9 +1019,6 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         if let Some(at) = self.next_periodic_retry() {
             next = next.min(at);
-        }
-        if let Some(deadline) = self.relays.next_deadline() {
-            next = next.min(deadline);
         }
         if let Some(due) = self.next_parked_due() {
             next = next.min(due);
@@ -1134,10 +1108,6 @@ impl<A: Address, R: RngCore> Node<A, R> {
         ((u128::from(self.rng.next_u64()) * u128::from(bound)) >> 64) as u64
     }
 
-    fn random_below(&mut self, bound: u32) -> u32 {
-        random_below(&mut self.rng, bound)
-    }
-
     /// Change a member's state in the table and its place in the probe
     /// order together: the order holds exactly the live members.
     fn set_state(&mut self, handle: u32, state: State) {
@@ -1151,45 +1121,15 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// Put a member where its state says in the probe order (after it was
     /// inserted, changed state, or was reaped).
     fn place(&mut self, handle: u32) {
-        let place = match self.members.get(handle) {
-            Some(e) if handle != self.me => match e.state {
-                State::Alive | State::Suspect => Place::Live,
-                State::Dead => Place::Dead,
-                State::Left => Place::Neither,
-            },
-            _ => Place::Neither,
-        };
-        if self.order.place_of(handle) != place {
-            let random = if place == Place::Live { self.rng.next_u32() } else { 0 };
-            self.order.set(handle, place, random);
-        }
+        let state = self.members.get(handle).filter(|_| handle != self.me).map(|e| e.state);
+        self.probing.place(handle, state, &mut self.rng);
     }
 
     /// Up to `want` distinct random live members other than this node and
-    /// `exclude` (and members held dead too, if `allow_dead`), drawn
-    /// uniformly from the probe order's rosters: O(want), whatever the
-    /// table's size.
+    /// `exclude` (and members held dead too, if `allow_dead`): see
+    /// [`Prober::random_peers`].
     fn random_peers(&mut self, want: usize, exclude: Option<u32>, allow_dead: bool) -> SmallVec<[u32; 16]> {
-        let mut picked: SmallVec<[u32; 16]> = SmallVec::new();
-        let total = self.order.roster_len(allow_dead);
-        let members = self.order.live_len() + if allow_dead { self.order.dead_len() } else { 0 };
-        let excluded = exclude.is_some_and(|h| match self.order.place_of(h) {
-            Place::Live => true,
-            Place::Dead => allow_dead,
-            Place::Neither => false,
-        });
-        let eligible = members - usize::from(excluded);
-        let want = want.min(eligible).min(16);
-        let mut attempts = 4 * want + 16;
-        while picked.len() < want && attempts > 0 {
-            attempts -= 1;
-            let i = self.random_below(total as u32) as usize;
-            let Some(h) = self.order.nth(i, allow_dead) else { continue };
-            if Some(h) != exclude && !picked.contains(&h) {
-                picked.push(h);
-            }
-        }
-        picked
+        self.probing.random_peers(want, exclude, allow_dead, &mut self.rng)
     }
 
     /// Whether `addr` is another member this node holds as live.
@@ -1239,12 +1179,6 @@ fn give_back<T>(queue: &mut VecDeque<T>, keep: usize) {
     }
 }
 
-/// A uniform draw below `bound` by Lemire's multiply-shift: unbiased enough
-/// for protocol choices and free of division.
-fn random_below<R: RngCore>(rng: &mut R, bound: u32) -> u32 {
-    ((u64::from(rng.next_u32()) * u64::from(bound)) >> 32) as u32
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1284,7 +1218,7 @@ mod tests {
             assert!(node.tombstones.len() <= 16, "tombstone queue at {}", node.tombstones.len());
             assert!(node.suspicions.len() <= 1 && node.suspicions.deadline_entries() == node.suspicions.len());
             assert!(node.gossip.len() <= node.members.len());
-            assert!(node.order.live_len() + node.order.dead_len() <= node.members.len());
+            assert!(node.probing.ordered() <= node.members.len());
         }
         assert_eq!(node.member(&NodeId(1)).map(|m| m.state), Some(State::Dead));
     }
