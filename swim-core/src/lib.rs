@@ -146,6 +146,7 @@ mod digest;
 mod dissemination;
 mod echo;
 mod event;
+mod exchange;
 mod held;
 mod member;
 mod node;

@@ -7,6 +7,7 @@ use rand_core::RngCore;
 use super::{Node, Pending, Transmit};
 use crate::addr::Address;
 use crate::dissemination::{Item, Offer};
+use crate::exchange::Chunk;
 use crate::member::State;
 use crate::seal;
 use crate::suspicion::Suspicions;
@@ -252,60 +253,24 @@ impl<A: Address, R: RngCore> Node<A, R> {
         mult.saturating_mul(digits).max(floor)
     }
 
-    /// The next datagram of the oldest full-state transfer, walking the
-    /// table in address-hash order from the transfer's cursor (only the
-    /// differing buckets' runs, when answering a digest). On `None` the
-    /// caller drops the transfer, so polling always makes progress.
+    /// The next datagram of the oldest full-state transfer (see
+    /// [`Exchanges::write_transfer`](crate::exchange::Exchanges::write_transfer)).
+    /// On `None` the caller drops the transfer, so polling always makes
+    /// progress.
     pub(super) fn encode_push_pull(&mut self, buf: &mut [u8]) -> Option<Transmit<A>> {
         let budget = buf.len().min(self.config.max_datagram_size);
         let trailer = self.trailer_len();
         let space = buf.get_mut(..budget.saturating_sub(trailer))?;
         let mut w = Writer::new(space);
-        // A join request goes to a seed by an address that may not be the
-        // seed's identity: the one datagram sealed for no receiver.
-        let bound = !self.push_pull_sends.front()?.join;
+        let bound = self.exchanges.transfer_bound()?;
         if self.begin_datagram(&mut w, bound).is_err() {
             return self.too_small();
         }
-        let send = self.push_pull_sends.front_mut()?;
-        let header: Message<'_, A> =
-            Message::PushPull { reply_wanted: send.reply_wanted, join: send.join, exchange: send.exchange };
-        if header.encode(&mut w).is_err() {
-            return self.too_small();
-        }
-        let mut wrote_any = false;
-        while let Some(from) = send.cursor {
-            let Some((handle, hash)) = self.members.next_in_hash_order(from, send.only.as_ref()) else {
-                send.cursor = None;
-                break;
-            };
-            let Some(e) = self.members.get(handle) else {
-                send.cursor = hash.checked_add(1);
-                continue;
-            };
-            let mark = w.len();
-            let accuser = accuser_of(&self.suspicions, handle, &self.addr);
-            let meta = self.members.meta(handle);
-            if wire::encode_update(&mut w, &e.addr, e.state, e.incarnation, e.instance, meta, Some(accuser)).is_err() {
-                w.truncate(mark);
-                if wrote_any {
-                    break; // the datagram is full: resume here next time
-                }
-                // Cannot happen with a validated config (one update always
-                // fits); skip rather than loop forever.
-            } else {
-                wrote_any = true;
-            }
-            send.cursor = hash.checked_add(1);
-        }
-        let to = send.to.clone();
-        let done = send.cursor.is_none();
-        if !wrote_any {
-            return None; // nothing (more) in the wanted buckets: the caller drops it
-        }
-        if done {
-            self.push_pull_sends.pop_front();
-        }
+        let to = match self.exchanges.write_transfer(&mut w, &self.members, &self.suspicions, &self.addr)? {
+            Chunk::TooSmall => return self.too_small(),
+            Chunk::Empty => return None,
+            Chunk::Wrote { to } => to,
+        };
         let len = w.len();
         let len = self.finish_datagram(&to, buf, len, bound)?;
         self.stats.sent.push_pull += 1;

@@ -74,9 +74,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
     /// Only for gossip: a resurrection in an exchange's state is that
     /// exchange doing the catching up.
     fn on_resurrection(&mut self, from: &A, origin: Origin) {
-        if let Some(f) = self.follow_up.as_mut() {
-            f.learned += 1;
-        } else if origin == Origin::Gossip {
+        if !self.exchanges.learned() && origin == Origin::Gossip {
             self.catch_up(from);
         }
     }
@@ -114,9 +112,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let handle = self.members.insert(update.member, update.incarnation, update.instance, State::Alive, update.meta);
         self.place(handle);
         self.emit(Event::Joined(self.snapshot(handle)));
-        if let Some(f) = self.follow_up.as_mut() {
-            f.learned += 1;
-        }
+        self.exchanges.learned();
         if update.state == State::Suspect {
             let accuser = update.accuser.unwrap_or_else(|| self.addr.clone());
             self.become_suspect(handle, update.incarnation, accuser);

@@ -27,6 +27,7 @@ use crate::budget::{self, Exhausted, FloodBudget};
 use crate::config::{Config, ConfigError, Problem};
 use crate::dissemination::Dissemination;
 use crate::event::{Event, Member};
+use crate::exchange::Exchanges;
 use crate::held::Held;
 use crate::member::{Members, State};
 use crate::probing::Prober;
@@ -38,7 +39,6 @@ use crate::time::{Instant, NodeClock, Step};
 use crate::wire::{self, DecodeError, FrameError, Limits, Message};
 
 use crate::tombstone::Tombstones;
-use membership::{FollowUp, Join, PushPullSend};
 
 /// A datagram the node wants sent: `len` bytes at the start of the buffer
 /// given to [`Node::poll_transmit`], to `to`.
@@ -219,7 +219,7 @@ pub(crate) enum Origin {
     /// Someone's full state, sent to us with a request for ours.
     PushPullRequest,
     /// The reply to our own full-state request; `quiet` unless we asked
-    /// by the periodic exchange ([`Node::reply_is_quiet`]).
+    /// by the periodic exchange ([`Exchanges::reply_is_quiet`]).
     PushPullReply { quiet: bool },
 }
 
@@ -267,24 +267,7 @@ pub struct Node<A: Address, R: RngCore> {
     /// Recent broadcasts, kept for anti-entropy.
     held: Held<A>,
 
-    seeds: Vec<A>,
-    join: Option<Join>,
-    follow_up: Option<FollowUp>,
-    periodic_try: Option<membership::PeriodicTry>,
-    next_push_pull: Instant,
-    /// The interval the last periodic exchange was scheduled with.
-    push_pull_every: Duration,
-    periodic_rounds: u32,
-    push_pull_sends: VecDeque<PushPullSend<A>>,
-    /// Addresses that answered one of our pings lately (oldest first):
-    /// state goes to them at once.
-    verified: VecDeque<A>,
-    /// Exchanges this node asked for lately, by whom (oldest first).
-    asked: VecDeque<(A, u32, membership::Ask)>,
-    /// State transfers held until their requester answers a ping.
-    parked: VecDeque<membership::Parked<A>>,
-    next_exchange: u32,
-    replied: VecDeque<(A, u32)>,
+    exchanges: Exchanges<A>,
     leaving: bool,
     rival: Option<(u32, u32)>,
     conflicted: SmallVec<[u32; 2]>,
@@ -423,19 +406,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             seen_broadcasts: BTreeSet::new(),
             seen_order: VecDeque::new(),
             held: Held::new(),
-            seeds: Vec::new(),
-            join: None,
-            follow_up: None,
-            periodic_try: None,
-            next_push_pull: now,
-            push_pull_every: Duration::ZERO,
-            periodic_rounds: 0,
-            push_pull_sends: VecDeque::with_capacity(config.max_push_pull_sends.min(64)),
-            verified: VecDeque::new(),
-            asked: VecDeque::with_capacity(membership::REPLIED_MEMORY),
-            parked: VecDeque::with_capacity(membership::PARKED_RESERVE),
-            next_exchange: first_exchange,
-            replied: VecDeque::with_capacity(membership::REPLIED_MEMORY),
+            exchanges: Exchanges::new(first_exchange, &config),
             leaving: false,
             rival: None,
             conflicted: SmallVec::new(),
@@ -467,8 +438,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let first_round = now + node.jitter(node.config.probe_interval);
         node.probing.next_round_at(first_round);
         node.next_gossip = now + node.jitter(node.config.gossip_interval);
-        node.push_pull_every = node.push_pull_interval();
-        node.next_push_pull = now + node.jitter(node.push_pull_every);
+        let every = node.exchanges.periodic_interval(node.members.live());
+        let first_periodic = now + node.jitter(every);
+        node.exchanges.first_periodic(every, first_periodic);
         Ok(node)
     }
 
@@ -551,7 +523,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
     /// Whether a join is still trying to reach its seeds.
     pub fn is_joining(&self) -> bool {
-        self.join.is_some()
+        self.exchanges.is_joining()
     }
 
     /// Whether [`Node::leave`] was called and the Left claim has since been
@@ -747,7 +719,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                         None => Origin::Gossip,
                         Some((true, _, _)) => Origin::PushPullRequest,
                         Some((false, _, exchange)) => {
-                            Origin::PushPullReply { quiet: self.reply_is_quiet(&from, exchange) }
+                            Origin::PushPullReply { quiet: self.exchanges.reply_is_quiet(&from, exchange) }
                         }
                     };
                     self.merge(update, &from, origin);
@@ -797,16 +769,16 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if self.next_gossip <= now {
             self.gossip_tick();
         }
-        if !self.config.push_pull_interval.is_zero() && self.next_push_pull <= now {
+        if self.exchanges.periodic_due(now) {
             self.periodic_push_pull();
         }
-        if self.join.as_ref().is_some_and(|j| j.next_attempt <= now) {
+        if self.exchanges.join_due(now) {
             self.join_attempt();
         }
-        if self.follow_up.as_ref().is_some_and(|f| f.at <= now) {
+        if self.exchanges.follow_up_due(now) {
             self.join_follow_up();
         }
-        if self.next_periodic_retry().is_some_and(|at| at <= now) {
+        if self.exchanges.retry_due(now) {
             self.periodic_retry();
         }
     }
@@ -827,19 +799,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
             self.members.set_state(self.me, State::Alive);
             self.probing.next_round_at(self.now + self.config.probe_interval);
         }
-        self.seeds.clear();
-        for seed in seeds {
-            if *seed != self.addr && !self.seeds.contains(seed) && self.seeds.len() < self.config.max_seeds {
-                self.seeds.push(seed.clone());
-            }
-        }
+        let joining = self.exchanges.join(self.now, seeds, &self.addr);
         // Announce ourselves: the seeds' replies tell us the cluster, and
         // our Alive, piggybacked, tells the cluster about us.
         self.queue_gossip(self.me, None);
-        if self.seeds.is_empty() {
-            self.join = None;
-        } else {
-            self.join = Some(Join { attempt: 0, next_attempt: self.now });
+        if joining {
             self.join_attempt();
         }
     }
@@ -853,7 +817,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             return;
         }
         self.leaving = true;
-        self.join = None;
+        self.exchanges.stop_joining();
         self.probing.abandon_probe();
         self.members.set_state(self.me, State::Left);
         self.queue_gossip(self.me, None);
@@ -979,11 +943,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 return Some(t);
             }
         }
-        while !self.push_pull_sends.is_empty() {
+        while self.exchanges.has_transfer() {
             if let Some(t) = self.encode_push_pull(buf) {
                 return Some(t);
             }
-            self.push_pull_sends.pop_front();
+            self.exchanges.drop_transfer();
         }
         give_back(&mut self.transmits, KEPT_CAPACITY);
         None
@@ -1008,20 +972,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if !self.gossip.is_empty() {
             next = next.min(self.next_gossip);
         }
-        if !self.config.push_pull_interval.is_zero() {
-            next = next.min(self.next_push_pull);
-        }
-        if let Some(j) = &self.join {
-            next = next.min(j.next_attempt);
-        }
-        if let Some(f) = &self.follow_up {
-            next = next.min(f.at);
-        }
-        if let Some(at) = self.next_periodic_retry() {
+        if let Some(at) = self.exchanges.next_deadline() {
             next = next.min(at);
-        }
-        if let Some(due) = self.next_parked_due() {
-            next = next.min(due);
         }
         if let Some(deadline) = self.suspicions.next_deadline() {
             next = next.min(deadline);
@@ -1095,17 +1047,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
     /// A uniformly random duration in `[0, d)`.
     fn jitter(&mut self, d: Duration) -> Duration {
-        let nanos = crate::time::duration_nanos(d);
-        if nanos == 0 {
-            return Duration::ZERO;
-        }
-        Duration::from_nanos(self.random_below_u64(nanos))
-    }
-
-    fn random_below_u64(&mut self, bound: u64) -> u64 {
-        // Lemire's multiply-shift: unbiased enough for protocol choices and
-        // free of division.
-        ((u128::from(self.rng.next_u64()) * u128::from(bound)) >> 64) as u64
+        jitter(&mut self.rng, d)
     }
 
     /// Change a member's state in the table and its place in the probe
@@ -1134,9 +1076,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
     /// Whether `addr` is another member this node holds as live.
     fn is_live_member(&self, addr: &A) -> bool {
-        self.members
-            .handle(addr)
-            .is_some_and(|h| h != self.me && self.members.get(h).is_some_and(|e| e.state.is_live()))
+        is_live_member(&self.members, self.me, addr)
     }
 
     fn count_received(&mut self, first: &Message<'_, A>) {
@@ -1158,6 +1098,21 @@ impl<A: Address, R: RngCore> Node<A, R> {
 fn max_clock_step(config: &Config) -> Duration {
     let longest = crate::time::scale(config.probe_interval, config.awareness_max_multiplier.max(1));
     crate::time::scale(longest, 4).max(Duration::from_secs(60))
+}
+
+/// A uniformly random duration in `[0, d)`, by Lemire's multiply-shift:
+/// unbiased enough for protocol choices and free of division.
+fn jitter<R: RngCore>(rng: &mut R, d: Duration) -> Duration {
+    let nanos = crate::time::duration_nanos(d);
+    if nanos == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_nanos(((u128::from(rng.next_u64()) * u128::from(nanos)) >> 64) as u64)
+}
+
+/// Whether `addr` is a member other than this node (`me`) held as live.
+fn is_live_member<A: Address>(members: &Members<A>, me: u32, addr: &A) -> bool {
+    members.handle(addr).is_some_and(|h| h != me && members.get(h).is_some_and(|e| e.state.is_live()))
 }
 
 /// Replay windows kept beyond one per member (restarted processes and

@@ -80,12 +80,6 @@ impl<A: Address, R: RngCore> Node<A, R> {
         self.suspect(probe.target, accuser);
     }
 
-    /// A fresh, unpredictable ping sequence (see
-    /// [`Prober::next_seq`](crate::probing::Prober::next_seq)).
-    pub(super) fn next_seq(&mut self) -> u32 {
-        self.probing.next_seq(&mut self.rng)
-    }
-
     /// An ack: to our probe (health improves, the sender is verified), to a
     /// relay (passed back to its requester), to a verification ping, or to
     /// a ping beside the probe; anything else is counted as unexpected.
