@@ -817,7 +817,7 @@ impl<A: Address> Exchanges<A> {
                 continue;
             };
             let mark = w.len();
-            let accuser = suspicions.accuser(handle).unwrap_or(me);
+            let accuser = suspicions.accuser_or(handle, me);
             let meta = members.meta(handle);
             if wire::encode_update(w, &e.addr, e.state, e.incarnation, e.instance, meta, Some(accuser)).is_err() {
                 w.truncate(mark);

@@ -7,27 +7,36 @@
 //! many probers and declared fast; a member suspected by one unhealthy node
 //! gets the full window to refute. All arithmetic is integer: no floating
 //! point reaches a protocol decision.
+//!
+//! [`Suspicions`] owns every running suspicion: when it started, its
+//! window, who raised and who confirmed it, when the suspect was last told
+//! of it, and when it expires. The node decides when a member becomes
+//! suspect (that is the merge of claims and the probe's verdict) and what
+//! an expiry means (Dead); this module decides how long a suspicion runs,
+//! which confirmation counts, whom a claim names as its accuser, and when
+//! the suspect may be told again.
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use core::time::Duration;
 use smallvec::SmallVec;
 
+use crate::config::Config;
 use crate::time::{duration_nanos, Instant};
 
 /// The bounds of one suspicion's timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Window {
-    pub min: Duration,
-    pub max: Duration,
+struct Window {
+    min: Duration,
+    max: Duration,
     /// Independent confirmations that bring the timeout down to `min`.
-    pub needed: u32,
+    needed: u32,
 }
 
 impl Window {
     /// memberlist `suspicionTimeout` (see [`suspicion_timeout`]); the
     /// maximum is `max_mult` times that, and `mult - 2` confirmations are
     /// wanted unless the cluster is too small to give them.
-    pub fn new(mult: u32, max_mult: u32, live_members: u32, interval: Duration, lifeguard: bool) -> Window {
+    fn new(mult: u32, max_mult: u32, live_members: u32, interval: Duration, lifeguard: bool) -> Window {
         let min = suspicion_timeout(mult, live_members, interval);
         if !lifeguard {
             // Plain SWIM: one fixed timeout, confirmations change nothing.
@@ -43,7 +52,7 @@ impl Window {
 
     /// The timeout after `confirmations` independent confirmations:
     /// `max - (max - min) * log(c + 1) / log(k + 1)`, never below `min`.
-    pub fn timeout(&self, confirmations: u32) -> Duration {
+    fn timeout(&self, confirmations: u32) -> Duration {
         if self.needed == 0 || confirmations >= self.needed {
             return self.min;
         }
@@ -58,29 +67,29 @@ impl Window {
 
 /// A running suspicion about one member.
 #[derive(Debug, Clone)]
-pub(crate) struct Suspicion<A> {
-    pub started: Instant,
-    pub window: Window,
+struct Suspicion<A> {
+    started: Instant,
+    window: Window,
     /// Who raised it first; further claims from them are not independent.
-    pub accuser: A,
-    pub confirmers: SmallVec<[A; 4]>,
+    accuser: A,
+    confirmers: SmallVec<[A; 4]>,
     /// When the suspect was last sent this suspicion first-hand because it
     /// sent us something (see [`Suspicions::tell`]).
-    pub told: Option<Instant>,
+    told: Option<Instant>,
 }
 
 impl<A: PartialEq + Clone> Suspicion<A> {
-    pub fn new(started: Instant, window: Window, accuser: A) -> Self {
+    fn new(started: Instant, window: Window, accuser: A) -> Self {
         Suspicion { started, window, accuser, confirmers: SmallVec::new(), told: None }
     }
 
-    pub fn deadline(&self) -> Instant {
+    fn deadline(&self) -> Instant {
         self.started + self.window.timeout(self.confirmers.len() as u32)
     }
 
     /// Count `accuser` as a confirmation if it is new and more are wanted.
     /// Returns whether it counted (and the deadline may have moved).
-    pub fn confirm(&mut self, accuser: &A) -> bool {
+    fn confirm(&mut self, accuser: &A) -> bool {
         if self.confirmers.len() as u32 >= self.window.needed
             || *accuser == self.accuser
             || self.confirmers.contains(accuser)
@@ -100,11 +109,34 @@ impl<A: PartialEq + Clone> Suspicion<A> {
 pub(crate) struct Suspicions<A> {
     by_member: BTreeMap<u32, Suspicion<A>>,
     deadlines: BTreeSet<(Instant, u32)>,
+    /// What every window is drawn from (see [`Window::new`]).
+    timing: Timing,
+}
+
+/// The configuration suspicions follow, copied once.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    /// `Config::suspicion_mult`.
+    mult: u32,
+    /// `Config::suspicion_max_timeout_mult`.
+    max_mult: u32,
+    /// `Config::probe_interval`: the unit of the timeout, and the least
+    /// time between two tellings of one suspect.
+    probe_interval: Duration,
+    /// `Config::lifeguard`: without it, one fixed timeout.
+    lifeguard: bool,
 }
 
 impl<A: PartialEq + Clone> Suspicions<A> {
-    pub fn new() -> Self {
-        Suspicions { by_member: BTreeMap::new(), deadlines: BTreeSet::new() }
+    /// No suspicion yet; windows follow `config`.
+    pub fn new(config: &Config) -> Self {
+        let timing = Timing {
+            mult: config.suspicion_mult,
+            max_mult: config.suspicion_max_timeout_mult,
+            probe_interval: config.probe_interval,
+            lifeguard: config.lifeguard,
+        };
+        Suspicions { by_member: BTreeMap::new(), deadlines: BTreeSet::new(), timing }
     }
 
     #[cfg(test)]
@@ -122,8 +154,13 @@ impl<A: PartialEq + Clone> Suspicions<A> {
         self.by_member.is_empty()
     }
 
-    /// Start (or restart) the suspicion about `handle`.
-    pub fn start(&mut self, handle: u32, suspicion: Suspicion<A>) {
+    /// Start (or restart, with a full window) the suspicion about `handle`,
+    /// raised by `accuser`, at `now`: its window is drawn for a cluster of
+    /// `live_members` (Lifeguard §IV.B; see [`Window::new`]).
+    pub fn start(&mut self, handle: u32, now: Instant, live_members: u32, accuser: A) {
+        let t = self.timing;
+        let window = Window::new(t.mult, t.max_mult, live_members, t.probe_interval, t.lifeguard);
+        let suspicion = Suspicion::new(now, window, accuser);
         self.remove(handle);
         self.deadlines.insert((suspicion.deadline(), handle));
         self.by_member.insert(handle, suspicion);
@@ -160,10 +197,11 @@ impl<A: PartialEq + Clone> Suspicions<A> {
     }
 
     /// Whether the suspect `handle`, which just sent us a datagram, should
-    /// be told of the suspicion first-hand now: at most once per `every`,
-    /// so a suspect that sends much gets one answer per period, not one
-    /// per datagram. Records the telling when it says yes.
-    pub fn tell(&mut self, handle: u32, now: Instant, every: Duration) -> bool {
+    /// be told of the suspicion first-hand now: at most once per probe
+    /// interval, so a suspect that sends much gets one answer per period,
+    /// not one per datagram. Records the telling when it says yes.
+    pub fn tell(&mut self, handle: u32, now: Instant) -> bool {
+        let every = self.timing.probe_interval;
         let Some(s) = self.by_member.get_mut(&handle) else { return false };
         if s.told.is_some_and(|t| now < t + every) {
             return false;
@@ -172,9 +210,10 @@ impl<A: PartialEq + Clone> Suspicions<A> {
         true
     }
 
-    /// Who raised the suspicion about `handle`.
-    pub fn accuser(&self, handle: u32) -> Option<&A> {
-        self.by_member.get(&handle).map(|s| &s.accuser)
+    /// Whom a claim about the suspect or dead member `handle` names as its
+    /// accuser: whoever raised the running suspicion, else this node (`me`).
+    pub fn accuser_or<'a>(&'a self, handle: u32, me: &'a A) -> &'a A {
+        self.by_member.get(&handle).map_or(me, |s| &s.accuser)
     }
 
     /// The earliest deadline.
@@ -336,6 +375,23 @@ mod tests {
     fn without_lifeguard_the_timeout_is_fixed() {
         let w = Window::new(4, 6, 1000, Duration::from_secs(1), false);
         assert_eq!((w.min, w.max, w.needed), (Duration::from_secs(12), Duration::from_secs(12), 0));
+    }
+
+    #[test]
+    fn a_suspect_is_told_once_a_period_and_claims_name_the_first_accuser() {
+        let mut config = Config::lan();
+        config.probe_interval = Duration::from_secs(1);
+        let mut s = Suspicions::new(&config);
+        let ms = Instant::from_millis;
+        assert_eq!(*s.accuser_or(7, &0u32), 0, "no suspicion: this node is named");
+        s.start(7, ms(0), 100, 3u32);
+        assert!(s.confirm(7, &4));
+        assert_eq!(*s.accuser_or(7, &0), 3);
+        assert!(s.tell(7, ms(10)));
+        assert!(!s.tell(7, ms(900)));
+        assert!(s.tell(7, ms(1010)));
+        s.remove(7);
+        assert!(!s.tell(7, ms(5000)) && s.next_deadline().is_none());
     }
 
     #[test]

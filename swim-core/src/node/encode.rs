@@ -10,7 +10,6 @@ use crate::dissemination::{Item, Offer};
 use crate::exchange::Chunk;
 use crate::member::State;
 use crate::seal;
-use crate::suspicion::Suspicions;
 use crate::wire::{self, Message, Writer, CHECKSUM_LEN};
 
 /// Below this many free bytes no update fits: stop offering.
@@ -143,7 +142,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let Some(h) = self.members.handle(addr) else { return false };
         let Some(e) = self.members.get(h) else { return false };
         let mark = w.len();
-        let accuser = accuser_of(&self.suspicions, h, &self.addr);
+        let accuser = self.suspicions.accuser_or(h, &self.addr);
         let meta = self.members.meta(h);
         if wire::encode_update(w, &e.addr, e.state, e.incarnation, e.instance, meta, Some(accuser)).is_err() {
             w.truncate(mark);
@@ -212,7 +211,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
                         return Offer::Known;
                     }
                     let named = accuser.and_then(|h| members.get(h)).map(|a| &a.addr);
-                    let accuser = named.unwrap_or_else(|| accuser_of(suspicions, handle, addr));
+                    let accuser = named.unwrap_or_else(|| suspicions.accuser_or(handle, addr));
                     let meta = members.meta(handle);
                     wire::encode_update(w, &e.addr, e.state, e.incarnation, e.instance, meta, Some(accuser))
                 }
@@ -340,10 +339,4 @@ impl<A: Address, R: RngCore> Node<A, R> {
         self.stats.buffer_too_small += 1;
         None
     }
-}
-
-/// Who to name as accuser of a suspect or dead member: whoever raised the
-/// running suspicion, else this node.
-fn accuser_of<'a, A: Address>(suspicions: &'a Suspicions<A>, handle: u32, me: &'a A) -> &'a A {
-    suspicions.accuser(handle).unwrap_or(me)
 }

@@ -8,7 +8,6 @@ use super::{Node, Origin, Pending, CONFLICT_BUMPS};
 use crate::addr::Address;
 use crate::event::Event;
 use crate::member::{incarnation_newer, Claim, Entry, State};
-use crate::suspicion::{Suspicion, Window};
 use crate::wire::Update;
 
 /// Rival instances remembered as reported conflicts (oldest forgotten).
@@ -191,14 +190,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         self.members.set_incarnation(handle, incarnation);
         self.set_state(handle, State::Suspect);
         self.stats.suspicions += 1;
-        let window = Window::new(
-            self.config.suspicion_mult,
-            self.config.suspicion_max_timeout_mult,
-            self.members.live(),
-            self.config.probe_interval,
-            self.config.lifeguard,
-        );
-        self.suspicions.start(handle, Suspicion::new(self.now, window, accuser.clone()));
+        self.suspicions.start(handle, self.now, self.members.live(), accuser.clone());
         self.emit(Event::Suspected(self.snapshot(handle)));
         self.queue_gossip(handle, Some(accuser));
     }
@@ -356,7 +348,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if self.members.get(handle).is_none_or(|e| e.state != State::Suspect) {
             return;
         }
-        if self.suspicions.tell(handle, self.now, self.config.probe_interval) {
+        if self.suspicions.tell(handle, self.now) {
             self.correct(from, from, Origin::Gossip);
         }
     }

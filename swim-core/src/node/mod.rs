@@ -399,7 +399,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             members,
             awareness,
             probing: Prober::new(now, &config),
-            suspicions: Suspicions::new(),
+            suspicions: Suspicions::new(&config),
             tombstones: Tombstones::new(),
             gossip: Dissemination::new(),
             next_gossip: now,
