@@ -9,6 +9,8 @@
 //! spoofed datagram can direct broadcasts at a victim, and one probe earns
 //! at most one repair.
 
+use alloc::collections::{BTreeSet, VecDeque};
+
 use rand_core::RngCore;
 
 use super::{Node, Pending};
@@ -20,6 +22,37 @@ use crate::wire::Message;
 /// is looked for: it was queued by that datagram's first message, and only
 /// a correction can have been queued after it.
 const ACK_LOOKBACK: usize = 4;
+
+/// The broadcast ids delivered lately (the last `broadcast_dedup_window`),
+/// so each broadcast is delivered once however often it arrives.
+#[derive(Debug)]
+pub(super) struct Delivered {
+    ids: BTreeSet<u64>,
+    /// The same ids, oldest first, to forget the oldest.
+    order: VecDeque<u64>,
+    window: usize,
+}
+
+impl Delivered {
+    /// Nothing delivered yet; remembers the last `window` ids.
+    pub fn new(window: usize) -> Self {
+        Delivered { ids: BTreeSet::new(), order: VecDeque::new(), window }
+    }
+
+    /// Record a broadcast id; false if it was already seen.
+    pub fn first_time(&mut self, id: u64) -> bool {
+        if !self.ids.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        while self.order.len() > self.window {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+        true
+    }
+}
 
 /// What one datagram's held-broadcast messages asked for.
 #[derive(Debug, Clone, Copy, Default)]

@@ -4,7 +4,9 @@
 
 use rand_core::RngCore;
 
-use super::{Node, Origin, Pending, CONFLICT_BUMPS};
+use smallvec::SmallVec;
+
+use super::{Node, Origin, Pending};
 use crate::addr::Address;
 use crate::event::Event;
 use crate::member::{incarnation_newer, Claim, Entry, State};
@@ -12,6 +14,66 @@ use crate::wire::Update;
 
 /// Rival instances remembered as reported conflicts (oldest forgotten).
 const MAX_CONFLICTS_REMEMBERED: usize = 8;
+
+/// How many times this node out-bids another live process's incarnation for
+/// its own address before reporting a conflict. A restarted node out-bids its
+/// dead predecessor's stale claims once or twice; a live rival keeps
+/// answering, and flapping forever helps nobody.
+const CONFLICT_BUMPS: u32 = 3;
+
+/// Other processes claiming this node's address with an Alive at least as
+/// new as ours: the one being out-bid, and those reported as conflicts.
+#[derive(Debug, Default)]
+pub(super) struct Rivals {
+    /// The rival instance out-bid last, and how many times in a row.
+    rival: Option<(u32, u32)>,
+    /// Rival instances reported (oldest first): their claims are ignored.
+    conflicted: SmallVec<[u32; 2]>,
+}
+
+/// What to do about a rival's Alive claim to our address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RivalClaim {
+    /// Reported already: ignore it.
+    Reported,
+    /// Out-bid it with a higher incarnation.
+    OutBid,
+    /// It kept answering: report the conflict (once) instead.
+    Conflict,
+}
+
+impl Rivals {
+    /// No rival yet.
+    pub(super) fn new() -> Self {
+        Rivals::default()
+    }
+
+    /// A claim by the rival process `instance`.
+    fn claim(&mut self, instance: u32) -> RivalClaim {
+        if self.conflicted.contains(&instance) {
+            return RivalClaim::Reported;
+        }
+        let bumps = match self.rival {
+            Some((rival, n)) if rival == instance => n + 1,
+            _ => 1,
+        };
+        self.rival = Some((instance, bumps));
+        if bumps <= CONFLICT_BUMPS {
+            return RivalClaim::OutBid;
+        }
+        if self.conflicted.len() >= MAX_CONFLICTS_REMEMBERED {
+            self.conflicted.remove(0);
+        }
+        self.conflicted.push(instance);
+        RivalClaim::Conflict
+    }
+
+    /// Rival instances remembered as reported (tests bound it).
+    #[cfg(test)]
+    pub(super) fn reported(&self) -> usize {
+        self.conflicted.len()
+    }
+}
 
 impl<A: Address, R: RngCore> Node<A, R> {
     /// Merge one claim received from `from`. Claims in the reply to our own
@@ -255,26 +317,21 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         match update.state {
             State::Alive => {
-                if update.instance == self.instance || self.conflicted.contains(&update.instance) {
+                if update.instance == self.instance {
                     return;
                 }
-                let bumps = match self.rival {
-                    Some((instance, n)) if instance == update.instance => n + 1,
-                    _ => 1,
-                };
-                self.rival = Some((update.instance, bumps));
-                if bumps > CONFLICT_BUMPS {
-                    if self.conflicted.len() >= MAX_CONFLICTS_REMEMBERED {
-                        self.conflicted.remove(0);
+                match self.rivals.claim(update.instance) {
+                    RivalClaim::Reported => return,
+                    RivalClaim::OutBid => {}
+                    RivalClaim::Conflict => {
+                        self.stats.conflicts += 1;
+                        self.emit(Event::Conflict {
+                            addr: self.addr.clone(),
+                            other_instance: update.instance,
+                            incarnation: update.incarnation,
+                        });
+                        return;
                     }
-                    self.conflicted.push(update.instance);
-                    self.stats.conflicts += 1;
-                    self.emit(Event::Conflict {
-                        addr: self.addr.clone(),
-                        other_instance: update.instance,
-                        incarnation: update.incarnation,
-                    });
-                    return;
                 }
                 self.set_own_incarnation(update.incarnation.wrapping_add(1));
                 self.queue_gossip(self.me, None);
@@ -376,7 +433,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
     /// Deliver a broadcast once and pass it on.
     pub(super) fn on_user_broadcast(&mut self, id: u64, origin: A, payload: &[u8]) {
-        if !self.remember_broadcast(id) {
+        if !self.delivered.first_time(id) {
             return;
         }
         self.stats.broadcasts_delivered += 1;
@@ -386,20 +443,5 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let max = self.config.max_gossip_queue;
         let dropped = self.gossip.queue_user(id, origin, payload.into(), source, max);
         self.stats.gossip_dropped += dropped as u64;
-    }
-
-    /// Record a broadcast id; false if it was already seen. Remembers the
-    /// last `broadcast_dedup_window` ids.
-    pub(super) fn remember_broadcast(&mut self, id: u64) -> bool {
-        if !self.seen_broadcasts.insert(id) {
-            return false;
-        }
-        self.seen_order.push_back(id);
-        while self.seen_order.len() > self.config.broadcast_dedup_window {
-            if let Some(old) = self.seen_order.pop_front() {
-                self.seen_broadcasts.remove(&old);
-            }
-        }
-        true
     }
 }

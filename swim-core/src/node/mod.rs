@@ -12,7 +12,7 @@ mod step;
 
 pub use step::{Input, Outcome, StepOutputs};
 
-use alloc::collections::{BTreeSet, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
@@ -223,12 +223,6 @@ pub(crate) enum Origin {
     PushPullReply { quiet: bool },
 }
 
-/// How many times this node out-bids another live process's incarnation for
-/// its own address before reporting a conflict. A restarted node out-bids its
-/// dead predecessor's stale claims once or twice; a live rival keeps
-/// answering, and flapping forever helps nobody.
-const CONFLICT_BUMPS: u32 = 3;
-
 /// One member's SWIM + Lifeguard protocol state machine.
 ///
 /// `A` is the address type (see [`Address`]); `R` the random number generator
@@ -262,15 +256,15 @@ pub struct Node<A: Address, R: RngCore> {
 
     gossip: Dissemination<A>,
     next_gossip: Instant,
-    seen_broadcasts: BTreeSet<u64>,
-    seen_order: VecDeque<u64>,
+    /// Broadcasts delivered lately, so each is delivered once.
+    delivered: broadcasts::Delivered,
     /// Recent broadcasts, kept for anti-entropy.
     held: Held<A>,
 
     exchanges: Exchanges<A>,
     leaving: bool,
-    rival: Option<(u32, u32)>,
-    conflicted: SmallVec<[u32; 2]>,
+    /// Other processes claiming this node's address.
+    rivals: merge::Rivals,
 
     /// The sender of the datagram being handled, if any: news heard from a
     /// member is not gossiped back to it.
@@ -403,13 +397,11 @@ impl<A: Address, R: RngCore> Node<A, R> {
             tombstones: Tombstones::new(),
             gossip: Dissemination::new(),
             next_gossip: now,
-            seen_broadcasts: BTreeSet::new(),
-            seen_order: VecDeque::new(),
+            delivered: broadcasts::Delivered::new(config.broadcast_dedup_window),
             held: Held::new(),
             exchanges: Exchanges::new(first_exchange, &config),
             leaving: false,
-            rival: None,
-            conflicted: SmallVec::new(),
+            rivals: merge::Rivals::new(),
             heard_from: None,
             corrected: false,
             told_accuser: false,
@@ -852,7 +844,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             return Err(CommandError::BroadcastTooLarge { len: payload.len(), max: self.config.max_broadcast_len });
         }
         let id = self.rng.next_u64();
-        self.remember_broadcast(id);
+        self.delivered.first_time(id);
         let origin = self.addr.clone();
         self.keep_broadcast(id, &origin, payload);
         let dropped = self.gossip.queue_user(id, origin, payload.into(), None, self.config.max_gossip_queue);
@@ -1196,7 +1188,7 @@ mod tests {
                 let len = encode_datagram(&mut buf, &[], &[m]).unwrap();
                 node.handle_datagram(Instant::ZERO, NodeId(3), &buf[..len]).unwrap();
             }
-            assert!(node.conflicted.len() <= MAX_CONFLICTS_REMEMBERED_FOR_TEST);
+            assert!(node.rivals.reported() <= MAX_CONFLICTS_REMEMBERED_FOR_TEST);
         }
         assert!(node.stats().conflicts >= 100);
     }
