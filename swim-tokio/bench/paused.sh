@@ -19,7 +19,7 @@ AWAKE=${AWAKE:-0.5}
 CYCLES=${CYCLES:-27}
 dir=$(mktemp -d)
 pids=()
-trap 'kill -CONT "${pids[@]}" 2>/dev/null; kill "${pids[@]}" 2>/dev/null; wait; rm -rf "$dir"' EXIT
+trap 'if [ ${#pids[@]} -gt 0 ]; then kill -CONT "${pids[@]}" 2>/dev/null || true; kill "${pids[@]}" 2>/dev/null || true; wait || true; fi; rm -rf "$dir"' EXIT
 for i in $(seq 0 $((N - 1))); do
   join=()
   [ "$i" -gt 0 ] && join=(--join 127.0.0.1:27500)
