@@ -18,6 +18,7 @@ use crate::addr::Address;
 use crate::config::Config;
 use crate::digest::{self, BucketSet};
 use crate::member::Members;
+use crate::recent::RecentSet;
 use crate::stats::Stats;
 use crate::suspicion::Suspicions;
 use crate::time::Instant;
@@ -223,7 +224,7 @@ pub(crate) struct Exchanges<A> {
     push_pull_sends: VecDeque<PushPullSend<A>>,
     /// Addresses that answered one of our pings lately (oldest first):
     /// state goes to them at once.
-    verified: VecDeque<A>,
+    verified: RecentSet<A>,
     /// Exchanges this node asked for lately, by whom (oldest first).
     asked: VecDeque<(A, u32, Ask)>,
     /// State transfers held until their requester answers a ping.
@@ -253,7 +254,7 @@ impl<A: Address> Exchanges<A> {
     /// No exchange yet. Exchange numbers start at `first_exchange`, drawn at
     /// random: a restarted process must not repeat its predecessor's, or
     /// peers that remember answering those ignore its first requests.
-    pub fn new(first_exchange: u32, config: &Config) -> Self {
+    pub fn new(first_exchange: u32, verified_key: u64, config: &Config) -> Self {
         Exchanges {
             seeds: Vec::new(),
             join: None,
@@ -263,7 +264,7 @@ impl<A: Address> Exchanges<A> {
             push_pull_every: Duration::ZERO,
             periodic_rounds: 0,
             push_pull_sends: VecDeque::with_capacity(config.max_push_pull_sends.min(64)),
-            verified: VecDeque::new(),
+            verified: RecentSet::new(VERIFIED_MEMORY, verified_key),
             asked: VecDeque::with_capacity(REPLIED_MEMORY),
             parked: VecDeque::with_capacity(PARKED_RESERVE),
             next_exchange: first_exchange,
@@ -725,12 +726,7 @@ impl<A: Address> Exchanges<A> {
     /// `from` answered one of our pings: state asked of us goes to it at
     /// once from now on.
     pub fn verified(&mut self, from: &A) {
-        if !self.verified.contains(from) {
-            if self.verified.len() >= VERIFIED_MEMORY {
-                self.verified.pop_front();
-            }
-            self.verified.push_back(from.clone());
-        }
+        self.verified.insert(from);
     }
 
     /// The next verification ping due at or before `now` (a requester whose

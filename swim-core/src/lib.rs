@@ -152,6 +152,7 @@ mod member;
 mod node;
 mod order;
 mod probing;
+mod recent;
 pub mod record;
 mod relay;
 mod replay;

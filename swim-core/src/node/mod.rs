@@ -25,6 +25,7 @@ use crate::addr::Address;
 use crate::awareness::Awareness;
 use crate::budget::{self, Exhausted, FloodBudget};
 use crate::config::{Config, ConfigError, Problem};
+use crate::digest;
 use crate::dissemination::Dissemination;
 use crate::event::{Event, Member};
 use crate::exchange::Exchanges;
@@ -361,6 +362,11 @@ impl<A: Address, R: RngCore> fmt::Debug for Node<A, R> {
     }
 }
 
+/// Mixed into the flood budget's secret to key the hash of addresses that
+/// answered our pings (two uses, one random draw: the draws a node makes
+/// stay as they were).
+const VERIFIED_KEY_MIX: u64 = 0x7665_7269_6669_6564;
+
 impl<A: Address, R: RngCore> Node<A, R> {
     /// A node that is, so far, a cluster of one. Call [`Node::join`] to
     /// contact others. Fails only when `config` does not validate.
@@ -378,6 +384,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
         // repeat its predecessor's, or peers that remember answering those
         // ignore its first requests.
         let first_exchange = rng.next_u32();
+        let sender_id = rng.next_u64();
+        let flood_key = rng.next_u64();
         let mut members = Members::new();
         let me = members.insert(addr.clone(), 0, instance, State::Alive, &[]);
         let limits = Limits { max_meta: config.max_metadata_len, max_user_payload: config.max_broadcast_len };
@@ -399,7 +407,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
             next_gossip: now,
             delivered: broadcasts::Delivered::new(config.broadcast_dedup_window),
             held: Held::new(),
-            exchanges: Exchanges::new(first_exchange, &config),
+            exchanges: Exchanges::new(first_exchange, digest::finalize(flood_key ^ VERIFIED_KEY_MIX), &config),
             leaving: false,
             rivals: merge::Rivals::new(),
             heard_from: None,
@@ -410,12 +418,12 @@ impl<A: Address, R: RngCore> Node<A, R> {
             stats: Stats::default(),
             open_buf: if keys.is_some() { alloc::vec![0; config.max_datagram_size] } else { Vec::new() },
             replay: ReplayGuard::new(config.max_members.saturating_add(REPLAY_STRANGERS)),
-            sender_id: rng.next_u64(),
+            sender_id,
             flood: FloodBudget::new(
                 config.inbound_per_source,
                 config.inbound_total,
                 config.inbound_source_slots,
-                rng.next_u64(),
+                flood_key,
                 now,
             ),
             keys,
