@@ -121,8 +121,8 @@ pub(crate) struct Dissemination<A> {
     live: usize,
     stamp: u16,
     /// Members to send once each, after all other news: (handle, source),
-    /// in runs of consecutive handles, since a join reply queues every
-    /// member it teaches.
+    /// in runs of consecutive handles, since one follow-up's reply can
+    /// queue hundreds.
     echo: EchoQueue,
 }
 
@@ -153,8 +153,8 @@ impl<A: Clone> Dissemination<A> {
     }
 
     /// Queue a member's state to be sent once, after all other news (a
-    /// member learned from a join reply: its sender's side knows it, but
-    /// when many join at once this one echo is what lets early joiners
+    /// member learned from a join's follow-up: the cluster mostly knows it,
+    /// but when many join at once this one echo helps the early joiners
     /// learn of late ones). Returns how many items were evicted.
     pub fn queue_echo(&mut self, handle: u32, source: Option<u32>, max_items: usize) -> usize {
         if self.members.contains_key(&handle) {

@@ -1,12 +1,14 @@
-//! The echo queue: members learned from a join reply, each to be sent once
-//! after all other news, stored as runs of consecutive handles.
+//! The echo queue: members learned from the replies to a join's
+//! follow-ups (or a catch-up), each to be sent once after all other news,
+//! stored as runs of consecutive handles.
 //!
-//! A join reply teaches a fresh node nearly every member at once, and the
-//! table hands them consecutive handles, so the queue of what to echo is a
-//! few runs `(first handle, count, source)` rather than one entry per
-//! member: a join storm of N nodes would otherwise hold N² entries in these
-//! queues at its peak. Taking an item out of the middle of a run splits it,
-//! so the queue never holds more runs than items.
+//! One such reply can teach a node hundreds of members at once (a join
+//! reply that lost a datagram, a join storm's later half for its early
+//! joiners), and the table hands them consecutive handles, so the queue of
+//! what to echo is a few runs `(first handle, count, source)` rather than
+//! one entry per member: a join storm of N nodes would otherwise hold up to
+//! N² entries in these queues at its peak. Taking an item out of the middle
+//! of a run splits it, so the queue never holds more runs than items.
 
 use alloc::collections::VecDeque;
 

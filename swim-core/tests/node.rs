@@ -788,26 +788,37 @@ fn joined_through_one() -> TestNode<NodeId> {
     n
 }
 
-/// Run `n`'s timers to `end`; return when it asked a peer for its digest
-/// (the first leg of an exchange), answering each with `answer` if given.
+/// Run `n`'s timers to `end`; return when and whom it asked for a digest
+/// (the first leg of an exchange), answering each with the datagrams
+/// `answer` gives, and every member an Alive claim it sent was about.
 fn follow_ups(
     n: &mut TestNode<NodeId>,
     end: Instant,
-    answer: impl Fn(u32, &[u8]) -> Option<Message<'static, NodeId>>,
-) -> Vec<Instant> {
-    let mut asked = Vec::new();
+    answer: impl Fn(u32, &[u8]) -> Vec<Vec<Message<'static, NodeId>>>,
+) -> (Vec<(Instant, NodeId)>, Vec<NodeId>) {
+    let (mut asked, mut told) = (Vec::new(), Vec::new());
     while let Some(t) = n.poll_timeout().filter(|&t| t <= end) {
         n.handle_timeout(t);
-        for (to, msgs) in outputs(n) {
-            if let Some(Message::Digest { reply_wanted: true, exchange, hashes }) = msgs.first() {
-                asked.push(t);
-                if let Some(reply) = answer(*exchange, hashes) {
-                    send(n, t, to, &[reply]);
+        let mut out = outputs(n);
+        while !out.is_empty() {
+            let mut next = Vec::new();
+            for (to, msgs) in out {
+                told.extend(msgs.iter().filter_map(|m| match m {
+                    Message::Update(u) if u.state == State::Alive => Some(u.member),
+                    _ => None,
+                }));
+                if let Some(Message::Digest { reply_wanted: true, exchange, hashes }) = msgs.first() {
+                    asked.push((t, to));
+                    for datagram in answer(*exchange, hashes) {
+                        send(n, t, to, &datagram);
+                    }
+                    next.extend(outputs(n));
                 }
             }
+            out = next;
         }
     }
-    asked
+    (asked, told)
 }
 
 #[test]
@@ -816,9 +827,13 @@ fn follow_up_exchanges_after_a_join_go_on_while_none_is_answered() {
     // to fill the gap can be lost too: one lost exchange taught nothing
     // because it never happened, so the next follows a second later.
     let mut n = joined_through_one();
-    let asked = follow_ups(&mut n, Instant::from_secs(10), |_, _| None);
-    let secs: Vec<u64> = asked.iter().map(|t| t.as_nanos() / 1_000_000_000).collect();
-    assert_eq!(secs, [1, 2, 3, 4, 5, 6], "one a second, at most six");
+    let (asked, _) = follow_ups(&mut n, Instant::from_secs(10), |_, _| Vec::new());
+    let millis: Vec<u64> = asked.iter().map(|(t, _)| t.as_nanos() / 1_000_000).collect();
+    assert_eq!(
+        millis,
+        [500, 1500, 2500, 3500, 4500, 5500],
+        "a probe timeout after the reply, then one a second, at most six"
+    );
 }
 
 #[test]
@@ -827,10 +842,67 @@ fn follow_up_exchanges_stop_once_a_peer_has_the_same_view() {
     let mut n = joined_through_one();
     let same = |exchange: u32, hashes: &[u8]| {
         let hashes: &'static [u8] = Box::leak(hashes.to_vec().into_boxed_slice());
-        Some(Message::Digest { reply_wanted: false, exchange, hashes })
+        vec![vec![Message::Digest { reply_wanted: false, exchange, hashes }]]
     };
-    let asked = follow_ups(&mut n, Instant::from_secs(10), same);
+    let (asked, _) = follow_ups(&mut n, Instant::from_secs(10), same);
     assert_eq!(asked.len(), 1, "the views agree after the first: {asked:?}");
+}
+
+#[test]
+fn the_first_follow_up_after_a_join_asks_the_seed_that_answered() {
+    // In a join storm a random member joined about when we did and its
+    // reply lacks what ours lacks; the seed heard from every joiner.
+    let mut n = joined_through_one();
+    let (asked, _) = follow_ups(&mut n, Instant::from_secs(3), |_, _| Vec::new());
+    assert_eq!(asked.first(), Some(&(Instant::from_millis(500), NodeId(1))), "{asked:?}");
+    assert!(asked.iter().skip(1).any(|&(_, to)| to != NodeId(1)), "later ones go to random members: {asked:?}");
+}
+
+#[test]
+fn the_members_a_join_reply_teaches_are_not_gossiped_on() {
+    // The seed's side has them all: an echo of each to a random peer sent
+    // every node of a join storm a second copy of the table (99.8% of them
+    // to peers that had the member). The seed itself is news, as before.
+    let mut n = joined_through_one();
+    let (_, told) = follow_ups(&mut n, Instant::from_secs(3), |_, _| Vec::new());
+    assert!(told.contains(&NodeId(1)), "the seed is gossiped as news");
+    let echoed: Vec<_> = told.iter().filter(|m| (2..=40).contains(&m.0)).collect();
+    assert!(echoed.is_empty(), "gossiped on from the join reply: {echoed:?}");
+}
+
+#[test]
+fn what_a_follow_up_teaches_is_gossiped_once() {
+    // A follow-up teaches what joined after our reply began, which the
+    // other early joiners lack too: each goes to one peer, once.
+    let mut n = joined_through_one();
+    let teach = |exchange: u32, _: &[u8]| {
+        vec![vec![Message::PushPull { reply_wanted: false, join: false, exchange }, alive(NodeId(77), 0)]]
+    };
+    let (_, told) = follow_ups(&mut n, Instant::from_secs(3), teach);
+    assert_eq!(told.iter().filter(|&&m| m == NodeId(77)).count(), 1, "{told:?}");
+}
+
+#[test]
+fn a_follow_up_whose_digest_differed_goes_on_with_the_seed_though_its_state_taught_nothing() {
+    // The peer's digest differs from ours, and the datagram of its state
+    // that arrives holds only what we had: the one with what we lack was
+    // lost. That is no agreement, and the next follow-up must come.
+    let mut n = joined_through_one();
+    let differ = |exchange: u32, hashes: &[u8]| {
+        let mut other = hashes.to_vec();
+        other[0] ^= 1;
+        let hashes: &'static [u8] = Box::leak(other.into_boxed_slice());
+        vec![
+            vec![Message::Digest { reply_wanted: false, exchange, hashes }],
+            vec![Message::PushPull { reply_wanted: false, join: false, exchange }, alive(NodeId(2), 0)],
+        ]
+    };
+    let (asked, _) = follow_ups(&mut n, Instant::from_secs(10), differ);
+    assert_eq!(asked.len(), 6, "every follow-up found a different view: {asked:?}");
+    // All with the seed, which answers and has verified us: a random
+    // member holds its state until we answer its ping, one more round
+    // trip to lose.
+    assert!(asked.iter().all(|&(_, to)| to == NodeId(1)), "{asked:?}");
 }
 
 #[test]
@@ -1090,19 +1162,19 @@ fn a_member_held_dead_heard_alive_by_gossip_starts_a_catch_up_that_lasts_the_bur
     assert!(asks_exchange(&outputs(&mut n), NodeId(2)), "no exchange with the member that told us");
     let same = |exchange: u32, hashes: &[u8]| {
         let hashes: &'static [u8] = Box::leak(hashes.to_vec().into_boxed_slice());
-        Some(Message::Digest { reply_wanted: false, exchange, hashes })
+        vec![vec![Message::Digest { reply_wanted: false, exchange, hashes }]]
     };
     // One more comes back in each of the next four periods; every peer
     // asked agrees with us.
     let mut asked = Vec::new();
     for (k, m) in (31..=34).enumerate() {
         let at = Instant::from_millis(1_500 + 1_000 * k as u64);
-        asked.extend(follow_ups(&mut n, at, same));
+        asked.extend(follow_ups(&mut n, at, same).0);
         send(&mut n, at, NodeId(1), &[alive(NodeId(m), 1)]);
         outputs(&mut n);
     }
     let during = asked.len();
-    asked.extend(follow_ups(&mut n, Instant::from_secs(12), same));
+    asked.extend(follow_ups(&mut n, Instant::from_secs(12), same).0);
     assert!(during >= 4, "follow-ups stopped while members came back: {asked:?}");
     assert!(asked.len() <= during + 1, "follow-ups went on after the burst: {asked:?}");
     // An exchange's state is the catching up: a resurrection there starts nothing.

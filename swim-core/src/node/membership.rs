@@ -149,11 +149,16 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
     /// The next follow-up of a join (or a catch-up), if still wanted.
     pub(super) fn join_follow_up(&mut self) {
-        let Some(round) = self.exchanges.follow_up_round(self.leaving) else {
+        let Some(due) = self.exchanges.follow_up_round(self.leaving) else {
             return;
         };
-        let exchange = self.exchange_with_random_member(false, Ask::FollowUp);
-        self.exchanges.followed_up(self.now, round, exchange);
+        // A seed that is no longer a live member is left for random ones.
+        let seed = due.seed.filter(|seed| self.is_live_member(seed));
+        let exchange = match seed.clone() {
+            Some(seed) => self.start_exchange(seed, Ask::FollowUp),
+            None => self.exchange_with_random_member(false, Ask::FollowUp),
+        };
+        self.exchanges.followed_up(self.now, due.round, exchange, seed);
     }
 
     /// Gossip to a few random members while there is news (SWIM §4.1).

@@ -15,6 +15,19 @@ use crate::wire::Update;
 /// Rival instances remembered as reported conflicts (oldest forgotten).
 const MAX_CONFLICTS_REMEMBERED: usize = 8;
 
+/// How a live member new to us is passed on: by how much of the cluster
+/// may lack it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spread {
+    /// Gossiped at full strength: news to most of the cluster.
+    News,
+    /// Sent once, to one peer, after all other news: most of the cluster
+    /// has it, a few may not.
+    EchoOnce,
+    /// Not passed on: whoever told us speaks for a cluster that has it.
+    NotPassedOn,
+}
+
 /// How many times this node out-bids another live process's incarnation for
 /// its own address before reporting a conflict. A restarted node out-bids its
 /// dead predecessor's stale claims once or twice; a live rival keeps
@@ -76,12 +89,15 @@ impl Rivals {
 }
 
 impl<A: Address, R: RngCore> Node<A, R> {
-    /// Merge one claim received from `from`. Claims in the reply to our own
-    /// join or its follow-ups about members new to us are re-gossiped once,
-    /// after all fresher news: the sender's side mostly knows them already,
-    /// and gossiping all N of them at full strength after every join would
-    /// flood the cluster; but when many join at once, the one echo each is
-    /// what lets early joiners learn of late ones.
+    /// Merge one claim received from `from`. Claims about members new to
+    /// us in the reply to our own join are not passed on: the seed's side
+    /// knows them, and gossiping all N of them after every join would send
+    /// each member a second copy of the table (a random peer that already
+    /// has a member gains nothing from its echo; in a 1,000-node join storm
+    /// 99.8% of such echoes went to peers that had it). Those in the
+    /// replies to its follow-ups are re-gossiped once, after all fresher
+    /// news: what a follow-up teaches is what joined after our reply began,
+    /// which the early joiners lack too.
     pub(super) fn merge(&mut self, update: Update<'_, A>, from: &A, origin: Origin) {
         if update.member == self.addr {
             self.merge_about_self(&update, from, origin);
@@ -90,8 +106,14 @@ impl<A: Address, R: RngCore> Node<A, R> {
         let quiet = origin == Origin::PushPullReply { quiet: true };
         let claim = Claim { incarnation: update.incarnation, state: update.state };
         let Some(handle) = self.members.handle(&update.member) else {
-            let echo_once = quiet && update.member != *from;
-            self.insert_member(update, echo_once);
+            let spread = if !quiet || update.member == *from {
+                Spread::News
+            } else if self.exchanges.in_join_reply(from) {
+                Spread::NotPassedOn
+            } else {
+                Spread::EchoOnce
+            };
+            self.insert_member(update, spread);
             return;
         };
         let Some(current) = self.members.get(handle).map(Entry::claim) else {
@@ -162,7 +184,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
     /// A member we did not know. Only live claims create one: Dead or Left
     /// about a stranger tells us nothing worth a table entry.
-    fn insert_member(&mut self, update: Update<'_, A>, echo_once: bool) {
+    fn insert_member(&mut self, update: Update<'_, A>, spread: Spread) {
         if !update.state.is_live() {
             return;
         }
@@ -177,12 +199,16 @@ impl<A: Address, R: RngCore> Node<A, R> {
         if update.state == State::Suspect {
             let accuser = update.accuser.unwrap_or_else(|| self.addr.clone());
             self.become_suspect(handle, update.incarnation, accuser);
-        } else if echo_once {
-            let source = self.heard_from.as_ref().and_then(|a| self.members.handle(a));
-            let dropped = self.gossip.queue_echo(handle, source, self.config.max_gossip_queue);
-            self.stats.gossip_dropped += dropped as u64;
         } else {
-            self.queue_gossip(handle, None);
+            match spread {
+                Spread::News => self.queue_gossip(handle, None),
+                Spread::EchoOnce => {
+                    let source = self.heard_from.as_ref().and_then(|a| self.members.handle(a));
+                    let dropped = self.gossip.queue_echo(handle, source, self.config.max_gossip_queue);
+                    self.stats.gossip_dropped += dropped as u64;
+                }
+                Spread::NotPassedOn => {}
+            }
         }
     }
 
