@@ -18,6 +18,7 @@ use crate::addr::Address;
 use crate::config::Config;
 use crate::digest::{self, BucketSet};
 use crate::member::Members;
+use crate::pace::Pacer;
 use crate::recent::RecentSet;
 use crate::stats::Stats;
 use crate::suspicion::Suspicions;
@@ -173,6 +174,11 @@ const REPLIED_MEMORY: usize = 32;
 /// queue past this.
 const PARKED_RESERVE: usize = 8;
 
+/// Transfers queued without allocating: steady state has one or two at a
+/// time; a seed answering a join storm grows the queue, and gets the memory
+/// back once it has drained.
+const SENDS_RESERVE: usize = 64;
+
 /// Addresses remembered as having answered our pings.
 const VERIFIED_MEMORY: usize = 4096;
 
@@ -267,6 +273,8 @@ pub(crate) struct Exchanges<A> {
     replied: VecDeque<(A, u32)>,
     /// What the exchanges take from the configuration.
     limits: ExchangeLimits,
+    /// Paces the transfers' datagrams (`Config::transfer_rate`).
+    pace: Pacer,
 }
 
 /// The configuration the exchanges follow, copied once.
@@ -300,7 +308,7 @@ impl<A: Address> Exchanges<A> {
             next_push_pull: Instant::ZERO,
             push_pull_every: Duration::ZERO,
             periodic_rounds: 0,
-            push_pull_sends: VecDeque::with_capacity(config.max_push_pull_sends.min(64)),
+            push_pull_sends: VecDeque::with_capacity(config.max_push_pull_sends.min(SENDS_RESERVE)),
             verified: RecentSet::new(VERIFIED_MEMORY, verified_key),
             asked: VecDeque::with_capacity(REPLIED_MEMORY),
             parked: VecDeque::with_capacity(PARKED_RESERVE),
@@ -316,6 +324,7 @@ impl<A: Address> Exchanges<A> {
                 max_parked: config.max_pending_transmits,
                 max_seeds: config.max_seeds,
             },
+            pace: Pacer::new(config.transfer_rate, config.max_datagram_size),
         }
     }
 
@@ -753,12 +762,28 @@ impl<A: Address> Exchanges<A> {
             self.parked.push_back(Parked { seq, send, due, pings: 1 });
             return Some(VerifyPing { to: to.clone(), seq });
         }
+        self.queue_transfer(send, stats);
+        None
+    }
+
+    /// Queue a transfer behind the others, within the bound. A whole-table
+    /// answer to an address already waiting for one that has not started
+    /// is folded into it (under the newer exchange): a joiner whose answer
+    /// waits behind a join storm's asks again, and one table answers both.
+    fn queue_transfer(&mut self, send: PushPullSend<A>, stats: &mut Stats) {
+        let whole_answer = |s: &PushPullSend<A>| !s.reply_wanted && s.only.is_none() && s.cursor == Some(0);
+        if whole_answer(&send) {
+            if let Some(waiting) = self.push_pull_sends.iter_mut().find(|s| s.to == send.to && whole_answer(s)) {
+                waiting.exchange = send.exchange;
+                stats.push_pull_folded += 1;
+                return;
+            }
+        }
         if self.push_pull_sends.len() >= self.limits.max_push_pull_sends {
             stats.push_pull_refused += 1;
-            return None;
+            return;
         }
         self.push_pull_sends.push_back(send);
-        None
     }
 
     /// A reply under an exchange we asked `from` for: it is verified.
@@ -817,11 +842,7 @@ impl<A: Address> Exchanges<A> {
         };
         let Some(parked) = self.parked.remove(i) else { return false };
         self.verified(from);
-        if self.push_pull_sends.len() >= self.limits.max_push_pull_sends {
-            stats.push_pull_refused += 1;
-        } else {
-            self.push_pull_sends.push_back(parked.send);
-        }
+        self.queue_transfer(parked.send, stats);
         true
     }
 
@@ -830,6 +851,22 @@ impl<A: Address> Exchanges<A> {
     /// Whether a full-state transfer waits to be sent.
     pub fn has_transfer(&self) -> bool {
         !self.push_pull_sends.is_empty()
+    }
+
+    /// Whether a transfer's next datagram may go at `now`: one waits, and
+    /// the pacer has room.
+    pub fn transfer_ready(&self, now: Instant) -> bool {
+        self.has_transfer() && self.pace.ready(now)
+    }
+
+    /// A transfer datagram of `bytes` went at `now`.
+    pub fn transfer_sent(&mut self, now: Instant, bytes: usize) {
+        self.pace.sent(now, bytes);
+    }
+
+    /// When a waiting transfer may go on, if the pacer holds it at `now`.
+    pub fn pace_deadline(&self, now: Instant) -> Option<Instant> {
+        self.pace.ready_at(now).filter(|_| self.has_transfer())
     }
 
     /// Whether the oldest transfer's datagrams are sealed for their
@@ -841,7 +878,16 @@ impl<A: Address> Exchanges<A> {
 
     /// Give up the oldest transfer (its datagram could not be made).
     pub fn drop_transfer(&mut self) {
+        self.pop_transfer();
+    }
+
+    /// The oldest transfer is done (or given up). A join storm's queue gives
+    /// its memory back once it has drained.
+    fn pop_transfer(&mut self) {
         self.push_pull_sends.pop_front();
+        if self.push_pull_sends.is_empty() && self.push_pull_sends.capacity() > 4 * SENDS_RESERVE {
+            self.push_pull_sends.shrink_to(SENDS_RESERVE);
+        }
     }
 
     /// Write the next datagram of the oldest transfer into `w`: its header,
@@ -893,7 +939,7 @@ impl<A: Address> Exchanges<A> {
             return Some(Chunk::Empty);
         }
         if done {
-            self.push_pull_sends.pop_front();
+            self.pop_transfer();
         }
         Some(Chunk::Wrote { to })
     }

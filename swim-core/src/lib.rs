@@ -151,6 +151,7 @@ mod held;
 mod member;
 mod node;
 mod order;
+mod pace;
 mod probing;
 mod recent;
 pub mod record;

@@ -229,8 +229,11 @@ pub struct Stats {
     pub members_refused: u64,
     /// Ping requests refused because `max_relays` were in progress.
     pub relays_refused: u64,
-    /// Full-state requests refused because `max_push_pull_sends` were in progress.
+    /// Full-state requests refused because `max_push_pull_sends` were queued.
     pub push_pull_refused: u64,
+    /// Whole-table requests answered by a transfer already queued for the
+    /// requester (a joiner asking again while its answer waits).
+    pub push_pull_folded: u64,
     /// Tombstones reaped before their time because `max_tombstones` was reached.
     pub tombstones_evicted: u64,
     /// Transmits skipped because the caller's buffer was too small.

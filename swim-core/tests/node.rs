@@ -296,9 +296,10 @@ fn tombstones_are_reaped_after_their_timeout() {
     assert!(n.member(&NodeId(3)).is_none(), "reaped");
 }
 
-#[test]
-fn a_large_state_is_sent_in_datagram_sized_chunks() {
-    let mut n: TestNode<SocketAddr> = node("10.0.0.1:7946".parse().unwrap(), Config::lan());
+/// A node at 10.0.0.1:7946 that knows 300 IPv4 members (four datagrams of
+/// state), its outputs drained.
+fn with_300_ipv4_members(config: Config) -> TestNode<SocketAddr> {
+    let mut n: TestNode<SocketAddr> = node("10.0.0.1:7946".parse().unwrap(), config);
     let members: Vec<SocketAddr> =
         (0..300u16).map(|i| SocketAddr::from(([10, 1, (i >> 8) as u8, i as u8], 7946))).collect();
     for chunk in members.chunks(50) {
@@ -306,6 +307,12 @@ fn a_large_state_is_sent_in_datagram_sized_chunks() {
         send(&mut n, Instant::ZERO, members[0], &msgs);
     }
     outputs(&mut n);
+    n
+}
+
+#[test]
+fn a_large_state_is_sent_in_datagram_sized_chunks() {
+    let mut n = with_300_ipv4_members(Config::lan());
     let asker: SocketAddr = "10.9.9.9:1".parse().unwrap();
     send(
         &mut n,
@@ -328,6 +335,47 @@ fn a_large_state_is_sent_in_datagram_sized_chunks() {
     assert!(outputs(&mut n)
         .iter()
         .all(|(to, m)| !(*to == asker && matches!(m.first(), Some(Message::PushPull { .. })))));
+}
+
+#[test]
+fn transfers_are_paced_and_a_joiner_asking_again_while_it_waits_gets_one_table() {
+    // 1.4 MB/s in bursts of two datagrams: each full datagram after the
+    // burst waits about a millisecond.
+    let config = Config { transfer_rate: swim_core::Rate { per_second: 1_400_000, burst: 2_800 }, ..Config::lan() };
+    let mut n = with_300_ipv4_members(config);
+    let is_state =
+        |m: &[Message<'_, SocketAddr>]| matches!(m.first(), Some(Message::PushPull { reply_wanted: false, .. }));
+    let askers: [SocketAddr; 2] = ["10.9.9.9:1".parse().unwrap(), "10.9.9.8:1".parse().unwrap()];
+    let mut at_once = Vec::new();
+    for (i, &asker) in askers.iter().enumerate() {
+        let join = Message::PushPull { reply_wanted: true, join: true, exchange: 4 + i as u32 };
+        send(&mut n, Instant::ZERO, asker, &[join, alive(asker, 0)]);
+        let out = outputs(&mut n);
+        at_once.extend(answer_pings(&mut n, Instant::ZERO, asker, out).into_iter().filter(|(_, m)| is_state(m)));
+    }
+    assert_eq!(at_once.len(), 2, "the burst goes at once, no more");
+    let resume = n.poll_timeout().expect("the pacer's deadline");
+    assert!(resume > Instant::ZERO && resume <= Instant::from_millis(2), "{resume:?}");
+
+    // The second asker asks again (a new exchange) while its table waits:
+    // the waiting transfer answers both.
+    let again = Message::PushPull { reply_wanted: true, join: true, exchange: 9 };
+    send(&mut n, Instant::from_micros(10), askers[1], &[again]);
+    assert!(outputs(&mut n).iter().all(|(_, m)| !is_state(m)), "still paced");
+    assert_eq!(n.stats().push_pull_folded, 1);
+
+    let paced: Vec<_> =
+        run_timers(&mut n, Instant::from_millis(50)).into_iter().filter(|(_, _, m)| is_state(m)).collect();
+    let per_asker = |a: SocketAddr| {
+        at_once.iter().filter(|(to, _)| *to == a).count() + paced.iter().filter(|(_, to, _)| *to == a).count()
+    };
+    assert_eq!((per_asker(askers[0]), per_asker(askers[1])), (4, 4), "one table each");
+    // Sustained, a datagram a millisecond (the rate), not all at once.
+    let last = paced.last().map(|(t, _, _)| *t).expect("paced datagrams");
+    assert!(last >= Instant::from_millis(5) && last <= Instant::from_millis(7), "{last:?}");
+    assert!(paced.windows(2).all(|w| w[1].0 > w[0].0), "one datagram per deadline");
+    assert!(n.poll_timeout().is_none_or(|t| t > Instant::from_millis(50)), "nothing left to pace");
+    assert_eq!(n.stats().push_pull_refused, 0);
 }
 
 #[test]

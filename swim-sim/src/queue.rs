@@ -73,6 +73,23 @@ impl Ord for Scheduled {
 pub struct EventQueue {
     heap: BinaryHeap<Scheduled>,
     next_seq: u64,
+    in_flight: InFlight,
+}
+
+/// Datagrams waiting in the queue to be delivered, now and at the most: a
+/// join storm holds a great many at once, and their bytes are a share of
+/// a large run's memory the nodes do not own.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct InFlight {
+    /// Datagrams scheduled and not yet delivered.
+    pub datagrams: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// The most datagrams waiting at once.
+    pub peak_datagrams: u64,
+    /// The most payload bytes waiting at once (not necessarily at the same
+    /// moment as `peak_datagrams`).
+    pub peak_bytes: u64,
 }
 
 impl EventQueue {
@@ -85,6 +102,13 @@ impl EventQueue {
     pub fn push(&mut self, at: Instant, action: Action) {
         let seq = self.next_seq;
         self.next_seq += 1;
+        if let Action::Deliver { payload, .. } = &action {
+            let f = &mut self.in_flight;
+            f.datagrams += 1;
+            f.bytes += payload.len() as u64;
+            f.peak_datagrams = f.peak_datagrams.max(f.datagrams);
+            f.peak_bytes = f.peak_bytes.max(f.bytes);
+        }
         self.heap.push(Scheduled { at, seq, action });
     }
 
@@ -95,7 +119,17 @@ impl EventQueue {
 
     /// Take the earliest action.
     pub fn pop(&mut self) -> Option<(Instant, Action)> {
-        self.heap.pop().map(|s| (s.at, s.action))
+        let s = self.heap.pop()?;
+        if let Action::Deliver { payload, .. } = &s.action {
+            self.in_flight.datagrams -= 1;
+            self.in_flight.bytes -= payload.len() as u64;
+        }
+        Some((s.at, s.action))
+    }
+
+    /// Datagrams in flight, now and at the most.
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight
     }
 
     /// Actions waiting.
@@ -128,5 +162,20 @@ mod tests {
             .collect();
         assert_eq!(order, [2, 4, 1, 3]);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn datagrams_in_flight_are_counted_with_their_peak() {
+        let mut q = EventQueue::new();
+        let deliver = |n: usize| Action::Deliver { from: 0, to: 1, payload: vec![0; n].into(), duplicated: false };
+        q.push(Instant::from_secs(1), deliver(10));
+        q.push(Instant::from_secs(2), deliver(30));
+        q.push(Instant::from_secs(3), Action::Wake { node: 1 });
+        assert!(q.pop().is_some());
+        q.push(Instant::from_secs(4), deliver(5));
+        let f = q.in_flight();
+        assert_eq!((f.datagrams, f.bytes, f.peak_datagrams, f.peak_bytes), (2, 35, 2, 40));
+        while q.pop().is_some() {}
+        assert_eq!((q.in_flight().datagrams, q.in_flight().bytes), (0, 0));
     }
 }

@@ -219,6 +219,11 @@ pub struct Report {
     pub bytes_per_node_per_second: f64,
     /// The largest member table (tombstones included) any node held.
     pub peak_member_table: u32,
+    /// The most datagrams in the network at once (sent, not yet delivered
+    /// or lost): held by the simulator, not the nodes.
+    pub peak_datagrams_in_flight: u64,
+    /// The most payload bytes in the network at once.
+    pub peak_bytes_in_flight: u64,
     /// Datagrams the nodes refused in the fault phase, by reason (the
     /// fields of swim-core's `Stats::rejected`, plus `other` and `total`),
     /// summed over every process that ran.
@@ -405,6 +410,8 @@ impl Report {
             datagrams_per_node_per_second: per_node(traffic.datagrams_sent),
             bytes_per_node_per_second: per_node(traffic.bytes_sent),
             peak_member_table: sim.peak_members(),
+            peak_datagrams_in_flight: sim.in_flight().peak_datagrams,
+            peak_bytes_in_flight: sim.in_flight().peak_bytes,
             refused: end.refusals,
             strangers_refused: end.refusals.strangers,
             copies_refused_as_replays: traffic.copies_refused,
@@ -594,8 +601,13 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "traffic per node: {:.2} datagrams/s, {:.0} bytes/s; peak member table {}",
-            self.datagrams_per_node_per_second, self.bytes_per_node_per_second, self.peak_member_table
+            "traffic per node: {:.2} datagrams/s, {:.0} bytes/s; peak member table {}; \
+             at most {} datagrams ({:.1} MB) in flight at once",
+            self.datagrams_per_node_per_second,
+            self.bytes_per_node_per_second,
+            self.peak_member_table,
+            self.peak_datagrams_in_flight,
+            self.peak_bytes_in_flight as f64 / 1e6
         );
         if let Some(f) = &self.flood {
             let _ = writeln!(

@@ -943,8 +943,12 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 return Some(t);
             }
         }
-        while self.exchanges.has_transfer() {
+        // Transfers go after everything else, as fast as the pacer lets
+        // them (`Config::transfer_rate`); what it holds back waits for the
+        // deadline `poll_timeout` reports.
+        while self.exchanges.transfer_ready(self.now) {
             if let Some(t) = self.encode_push_pull(buf) {
+                self.exchanges.transfer_sent(self.now, t.len);
                 return Some(t);
             }
             self.exchanges.drop_transfer();
@@ -973,6 +977,9 @@ impl<A: Address, R: RngCore> Node<A, R> {
             next = next.min(self.next_gossip);
         }
         if let Some(at) = self.exchanges.next_deadline() {
+            next = next.min(at);
+        }
+        if let Some(at) = self.exchanges.pace_deadline(self.now) {
             next = next.min(at);
         }
         if let Some(deadline) = self.suspicions.next_deadline() {

@@ -15,7 +15,7 @@ use crate::checks::Checks;
 use crate::flood::{Flood, FloodStats};
 use crate::invariants::{Limits, NodeReport};
 use crate::network::{Network, NetworkConfig};
-use crate::queue::{Action, EventQueue};
+use crate::queue::{Action, EventQueue, InFlight};
 use crate::refusals::Refusals;
 use crate::seed::{self, NodeRng, SimRng, Stream};
 use crate::spec::{Fault, FloodSpec, RunSpec};
@@ -345,6 +345,11 @@ impl Simulation {
     /// The largest member table (tombstones included) any node held.
     pub fn peak_members(&self) -> u32 {
         self.peak_members
+    }
+
+    /// Datagrams in the network, now and at the most.
+    pub fn in_flight(&self) -> InFlight {
+        self.queue.in_flight()
     }
 
     /// Violations found past the first hundred, which are not kept in full.

@@ -69,7 +69,7 @@ pub fn render(stats: &Stats, keyring: &Keyring<'_>, process: &ProcessStats) -> S
             ("state=\"left\"", u64::from(m.left)),
         ],
     );
-    let counters: [(&str, &str, u64); 24] = [
+    let counters: [(&str, &str, u64); 25] = [
         ("swim_datagrams_received_total", "Datagrams received.", c.datagrams_in),
         ("swim_datagrams_sent_total", "Datagrams produced for sending.", c.datagrams_out),
         ("swim_bytes_received_total", "Bytes received.", c.bytes_in),
@@ -82,7 +82,12 @@ pub fn render(stats: &Stats, keyring: &Keyring<'_>, process: &ProcessStats) -> S
         ("swim_refutations_total", "Times this node refuted a suspicion of itself.", c.refutations),
         ("swim_failures_total", "Members this node saw declared failed.", c.failures),
         ("swim_push_pulls_total", "Full-state exchanges started.", c.push_pulls),
-        ("swim_push_pulls_refused_total", "Full-state exchanges refused: too many under way.", c.push_pull_refused),
+        ("swim_push_pulls_refused_total", "Full-state exchanges refused: too many queued.", c.push_pull_refused),
+        (
+            "swim_push_pulls_folded_total",
+            "Whole-table requests answered by a transfer already queued for the requester.",
+            c.push_pull_folded,
+        ),
         ("swim_members_refused_total", "Members not added: the member table is full.", c.members_refused),
         ("swim_unexpected_acks_total", "Acks that matched no probe.", c.unexpected_acks),
         ("swim_join_attempts_total", "Join attempts.", c.join_attempts),

@@ -143,12 +143,14 @@ pub struct ProtocolFile {
     pub inbound_per_source: Option<RateFile>,
     pub inbound_total: Option<RateFile>,
     pub inbound_source_slots: Option<usize>,
+    pub transfer_rate: Option<RateFile>,
 }
 
-/// An inbound budget, `[protocol.inbound_per_source]` or
-/// `[protocol.inbound_total]`: units a second and the largest burst (a
+/// A token bucket: an inbound budget, `[protocol.inbound_per_source]` or
+/// `[protocol.inbound_total]` (units a second and the largest burst: a
 /// datagram costs 1, a ping request 4, a digest 8, a full-state request
-/// 16); `per_second = 0` turns it off.
+/// 16), or the pacing of full-state transfers, `[protocol.transfer_rate]`
+/// (bytes a second and the largest burst); `per_second = 0` turns it off.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateFile {
@@ -240,6 +242,9 @@ impl ProtocolFile {
             r.apply(&mut c.inbound_total);
         }
         set(self.inbound_source_slots, &mut c.inbound_source_slots);
+        if let Some(r) = &self.transfer_rate {
+            r.apply(&mut c.transfer_rate);
+        }
     }
 }
 
@@ -945,11 +950,14 @@ mod tests {
             inbound_per_source: _,
             inbound_total: _,
             inbound_source_slots: _,
+            transfer_rate: _,
         } = Config::lan();
         let text = "bind = \"127.0.0.1:1\"\n[protocol]\ninbound_source_slots = 64\n\
                     [protocol.inbound_per_source]\nper_second = 10\nburst = 40\n\
-                    [protocol.inbound_total]\nper_second = 0\n";
+                    [protocol.inbound_total]\nper_second = 0\n\
+                    [protocol.transfer_rate]\nper_second = 125000000\nburst = 16384\n";
         let c = merge(&AgentArgs::default(), text).unwrap().config;
+        assert_eq!(c.transfer_rate, swim_core::Rate { per_second: 125_000_000, burst: 16_384 });
         assert_eq!(c.inbound_per_source, swim_core::Rate { per_second: 10, burst: 40 });
         assert_eq!(c.inbound_total, swim_core::Rate { per_second: 0, ..Config::lan().inbound_total });
         assert_eq!(c.inbound_source_slots, 64);
