@@ -172,12 +172,13 @@ const REPLIED_MEMORY: usize = 32;
 /// state parks one or two at a time (an exchange from a peer we have not
 /// pinged lately); only a burst, a seed answering a join storm, grows the
 /// queue past this.
-const PARKED_RESERVE: usize = 8;
+const PARKED_RESERVE: usize = 4;
 
 /// Transfers queued without allocating: steady state has one or two at a
 /// time; a seed answering a join storm grows the queue, and gets the memory
-/// back once it has drained.
-const SENDS_RESERVE: usize = 64;
+/// back once it has drained. Every node holds the reserve (about 80 bytes
+/// a transfer), so it stays small.
+const SENDS_RESERVE: usize = 4;
 
 /// Addresses remembered as having answered our pings.
 const VERIFIED_MEMORY: usize = 4096;

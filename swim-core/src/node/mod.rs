@@ -1128,7 +1128,7 @@ const REPLAY_STRANGERS: usize = 64;
 
 /// Transmit-queue capacity kept when the drained queue shrinks: enough for
 /// steady state, so polling there allocates nothing.
-const KEPT_CAPACITY: usize = 64;
+const KEPT_CAPACITY: usize = 16;
 
 /// A drained queue that a burst (a join's thousand events, a flood of
 /// transmits) grew past four times `keep` (and 16) gives its memory back
