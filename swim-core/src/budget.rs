@@ -5,14 +5,15 @@
 //! send (see [`cost`]). A source spends from its own bucket and from the
 //! node's; a datagram either bucket cannot pay for is refused whole before
 //! anything else is done with it, and counted. Buckets refill continuously
-//! at their rate up to their burst, in integer millitokens (no float).
+//! at their rate up to their burst, in integer nanoseconds (no float).
 //!
-//! Sources share a fixed table of buckets, by a keyed hash of their address
-//! (the key drawn from the node's RNG, so an outsider cannot aim its
-//! addresses at a member's bucket): memory is fixed by Config whatever the
+//! Sources share a fixed table of buckets (eight bytes each), by a keyed
+//! hash of their address (the key drawn from the node's RNG, so an outsider
+//! cannot aim its addresses at a member's bucket): memory is fixed by Config whatever the
 //! number of sources, and a source costs one lookup.
 
 use alloc::vec::Vec;
+use core::time::Duration;
 
 use crate::config::Rate;
 use crate::time::Instant;
@@ -31,21 +32,45 @@ pub(crate) fn cost(first: Option<u8>, flags: Option<u8>) -> u32 {
     }
 }
 
+/// One token bucket, as the instant it would be full again (a generic
+/// cell rate algorithm: one timestamp, no token count, exact in integer
+/// nanoseconds). A datagram of `cost` units goes when, added to what is
+/// still owed, it owes no more than the burst; a bucket never charged, or
+/// idle for a burst's time, is full. Eight bytes, so the table of sources
+/// costs 2 KB a node at the default 256 slots.
 #[derive(Debug, Clone, Copy, Default)]
 struct Bucket {
-    millitokens: u64,
-    last: Instant,
+    full_at: Instant,
+}
+
+/// A rate in the form the buckets use: nanoseconds per unit and the
+/// burst's duration at that rate (what the bucket holds, as time).
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    unit: Duration,
+    burst: Duration,
+}
+
+impl Pace {
+    /// `None` when the rate is 0 (the bucket is off).
+    fn of(rate: Rate) -> Option<Pace> {
+        if rate.per_second == 0 {
+            return None;
+        }
+        let nanos = |units: u64| {
+            let n = (u128::from(units) * 1_000_000_000).div_ceil(u128::from(rate.per_second));
+            Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX))
+        };
+        Some(Pace { unit: nanos(1), burst: nanos(u64::from(rate.burst)) })
+    }
 }
 
 impl Bucket {
-    fn refill(&mut self, now: Instant, rate: Rate) {
-        let elapsed = now.saturating_duration_since(self.last).as_nanos();
-        // tokens/s = millitokens/ms = millitokens per 10^6 ns.
-        let gained = elapsed.saturating_mul(u128::from(rate.per_second)) / 1_000_000;
-        let full = u64::from(rate.burst) * 1000;
-        self.millitokens =
-            u64::try_from(u128::from(self.millitokens).saturating_add(gained)).unwrap_or(u64::MAX).min(full);
-        self.last = now;
+    /// Whether `cost` units fit at `now`, and the bucket's state if they
+    /// are spent.
+    fn spend(self, now: Instant, pace: Pace, units: u32) -> Option<Bucket> {
+        let owed = self.full_at.max(now).saturating_add(pace.unit.saturating_mul(units));
+        (owed.saturating_duration_since(now) <= pace.burst).then_some(Bucket { full_at: owed })
     }
 }
 
@@ -60,45 +85,44 @@ pub enum Exhausted {
 
 #[derive(Debug)]
 pub(crate) struct FloodBudget {
-    per_source: Rate,
-    total: Rate,
+    per_source: Option<Pace>,
+    total: Option<Pace>,
     sources: Vec<Bucket>,
     all: Bucket,
     key: u64,
 }
 
 impl FloodBudget {
-    pub fn new(per_source: Rate, total: Rate, slots: usize, key: u64, now: Instant) -> Self {
-        let full = |r: Rate| Bucket { millitokens: u64::from(r.burst) * 1000, last: now };
-        let slots = if per_source.per_second == 0 { 0 } else { slots.max(1) };
-        FloodBudget { per_source, total, sources: alloc::vec![full(per_source); slots], all: full(total), key }
+    pub fn new(per_source: Rate, total: Rate, slots: usize, key: u64) -> Self {
+        let per_source = Pace::of(per_source);
+        let slots = if per_source.is_none() { 0 } else { slots.max(1) };
+        FloodBudget {
+            per_source,
+            total: Pace::of(total),
+            sources: alloc::vec![Bucket::default(); slots],
+            all: Bucket::default(),
+            key,
+        }
     }
 
     /// Spend `units` for a datagram from the source whose address hashes to
     /// `source_hash`; nothing is spent when either bucket cannot pay.
     pub fn charge(&mut self, now: Instant, source_hash: u64, units: u32) -> Result<(), Exhausted> {
-        let cost = u64::from(units) * 1000;
         let slot = if self.sources.is_empty() {
             None
         } else {
             let h = crate::digest::finalize(source_hash ^ self.key);
             Some(((u128::from(h) * self.sources.len() as u128) >> 64) as usize)
         };
-        if let Some(b) = slot.and_then(|i| self.sources.get_mut(i)) {
-            b.refill(now, self.per_source);
-            if b.millitokens < cost {
-                return Err(Exhausted::Source);
-            }
+        let source = match (slot.and_then(|i| self.sources.get(i)), self.per_source) {
+            (Some(b), Some(pace)) => Some(b.spend(now, pace, units).ok_or(Exhausted::Source)?),
+            _ => None,
+        };
+        if let Some(pace) = self.total {
+            self.all = self.all.spend(now, pace, units).ok_or(Exhausted::Total)?;
         }
-        if self.total.per_second != 0 {
-            self.all.refill(now, self.total);
-            if self.all.millitokens < cost {
-                return Err(Exhausted::Total);
-            }
-            self.all.millitokens -= cost;
-        }
-        if let Some(b) = slot.and_then(|i| self.sources.get_mut(i)) {
-            b.millitokens -= cost;
+        if let (Some(spent), Some(b)) = (source, slot.and_then(|i| self.sources.get_mut(i))) {
+            *b = spent;
         }
         Ok(())
     }
@@ -112,7 +136,7 @@ mod tests {
     #[test]
     fn a_source_gets_its_burst_then_its_rate() {
         let rate = Rate { per_second: 100, burst: 10 };
-        let mut b = FloodBudget::new(rate, Rate { per_second: 0, burst: 0 }, 64, 7, Instant::ZERO);
+        let mut b = FloodBudget::new(rate, Rate { per_second: 0, burst: 0 }, 64, 7);
         let t = Instant::from_secs(1);
         assert!((0..10).all(|_| b.charge(t, 42, 1).is_ok()));
         assert_eq!(b.charge(t, 42, 1), Err(Exhausted::Source));
@@ -128,16 +152,30 @@ mod tests {
 
     #[test]
     fn the_total_bounds_all_sources_together() {
-        let mut b = FloodBudget::new(
-            Rate { per_second: 1000, burst: 1000 },
-            Rate { per_second: 10, burst: 20 },
-            16,
-            1,
-            Instant::ZERO,
-        );
+        let mut b = FloodBudget::new(Rate { per_second: 1000, burst: 1000 }, Rate { per_second: 10, burst: 20 }, 16, 1);
         let ok = (0..1000u64).filter(|&s| b.charge(Instant::ZERO, s, 1).is_ok()).count();
         assert_eq!(ok, 20);
         assert_eq!(b.charge(Instant::ZERO, 5, 1), Err(Exhausted::Total));
+    }
+
+    #[test]
+    fn an_idle_bucket_holds_its_burst_and_no_more_and_extremes_do_not_overflow() {
+        assert_eq!(size_of::<Bucket>(), 8, "every node holds inbound_source_slots of them");
+        let rate = Rate { per_second: 1000, burst: 50 };
+        let mut b = FloodBudget::new(rate, Rate { per_second: 0, burst: 0 }, 1, 3);
+        let later = Instant::from_secs(3600);
+        assert_eq!((0..100).filter(|_| b.charge(later, 1, 1).is_ok()).count(), 50);
+        // Half a burst's time later, half a burst.
+        let half = later + Duration::from_millis(25);
+        assert_eq!((0..100).filter(|_| b.charge(half, 1, 1).is_ok()).count(), 25);
+        let most = Rate { per_second: u32::MAX, burst: u32::MAX };
+        let mut b = FloodBudget::new(most, most, 4, 9);
+        assert!(b.charge(Instant::MAX, 7, u32::MAX).is_ok());
+        let least = Rate { per_second: 1, burst: 16 };
+        let mut b = FloodBudget::new(least, least, 4, 9);
+        assert!(b.charge(Instant::ZERO, 7, 16).is_ok());
+        assert_eq!(b.charge(Instant::from_secs(15), 7, 16), Err(Exhausted::Source));
+        assert!(b.charge(Instant::from_secs(16), 7, 16).is_ok());
     }
 
     #[test]

@@ -125,7 +125,7 @@ pub struct Config {
     /// of 100,000). A rate of 0 turns it off. Ours.
     pub inbound_total: Rate,
     /// Buckets sources share for `inbound_per_source`, by a keyed hash of
-    /// the address (16 bytes each, whatever the number of sources). Ours.
+    /// the address (8 bytes each, whatever the number of sources). Ours.
     pub inbound_source_slots: usize,
     /// Pacing of full-state transfers, in bytes: `per_second` sustained,
     /// `burst` at once after a quiet spell (at least `max_datagram_size`).

@@ -424,7 +424,6 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 config.inbound_total,
                 config.inbound_source_slots,
                 flood_key,
-                now,
             ),
             keys,
             sealed_sent: 0,
