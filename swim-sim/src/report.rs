@@ -219,6 +219,9 @@ pub struct Report {
     pub bytes_per_node_per_second: f64,
     /// The largest member table (tombstones included) any node held.
     pub peak_member_table: u32,
+    /// The longest dissemination queue any node held at a once-a-second
+    /// sample (at most the configuration's `max_gossip_queue`).
+    pub peak_gossip_queue: usize,
     /// The most datagrams in the network at once (sent, not yet delivered
     /// or lost): held by the simulator, not the nodes.
     pub peak_datagrams_in_flight: u64,
@@ -410,6 +413,7 @@ impl Report {
             datagrams_per_node_per_second: per_node(traffic.datagrams_sent),
             bytes_per_node_per_second: per_node(traffic.bytes_sent),
             peak_member_table: sim.peak_members(),
+            peak_gossip_queue: sim.peak_gossip(),
             peak_datagrams_in_flight: sim.in_flight().peak_datagrams,
             peak_bytes_in_flight: sim.in_flight().peak_bytes,
             refused: end.refusals,
@@ -601,11 +605,12 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "traffic per node: {:.2} datagrams/s, {:.0} bytes/s; peak member table {}; \
+            "traffic per node: {:.2} datagrams/s, {:.0} bytes/s; peak member table {}, gossip queue {}; \
              at most {} datagrams ({:.1} MB) in flight at once",
             self.datagrams_per_node_per_second,
             self.bytes_per_node_per_second,
             self.peak_member_table,
+            self.peak_gossip_queue,
             self.peak_datagrams_in_flight,
             self.peak_bytes_in_flight as f64 / 1e6
         );

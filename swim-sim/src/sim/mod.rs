@@ -129,6 +129,7 @@ pub struct Simulation {
     healed_at: Option<Instant>,
     heal: Option<Duration>,
     peak_members: u32,
+    peak_gossip: usize,
     /// Node ids started at least once.
     introduced: u32,
     /// Events drained from a node, checked before they are fed on.
@@ -207,6 +208,7 @@ impl Simulation {
             healed_at: None,
             heal: None,
             peak_members: 0,
+            peak_gossip: 0,
             introduced: 0,
             events: Vec::new(),
             cut_at_start: 0,
@@ -345,6 +347,14 @@ impl Simulation {
     /// The largest member table (tombstones included) any node held.
     pub fn peak_members(&self) -> u32 {
         self.peak_members
+    }
+
+    /// The longest dissemination queue any node held at a sample (updates
+    /// and broadcasts waiting to be piggybacked; at most
+    /// `Config::max_gossip_queue`): in a join storm every node queues each
+    /// joiner it learns of by gossip.
+    pub fn peak_gossip(&self) -> usize {
+        self.peak_gossip
     }
 
     /// Datagrams in the network, now and at the most.
@@ -693,6 +703,7 @@ impl Simulation {
             if let Some(node) = &slot.node {
                 let size = node.live_members() + node.count(State::Dead) + node.count(State::Left);
                 self.peak_members = self.peak_members.max(size);
+                self.peak_gossip = self.peak_gossip.max(node.gossip_backlog());
             }
         }
         let next = now + SAMPLE_EVERY;

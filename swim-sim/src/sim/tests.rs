@@ -179,3 +179,17 @@ fn a_node_that_announces_an_outsider_breaks_no_outsiders() {
     assert!(sim.checks().violations().is_empty(), "untampered: {:?}", sim.checks().violations());
     assert_eq!(sim.flood().map(|f| f.outsiders()), Some(8..10), "outsiders take the ids above the members'");
 }
+
+#[test]
+fn the_peaks_of_gossip_queues_and_datagrams_in_flight_are_kept() {
+    let mut spec = Scenario::Join.spec(3);
+    spec.nodes = 40;
+    let mut sim = Simulation::new(spec).expect("valid config");
+    sim.run();
+    // Forty joiners' news is gossiped; a join storm puts datagrams in flight.
+    let gossip = sim.peak_gossip();
+    assert!(gossip > 0 && gossip <= sim.config().max_gossip_queue, "{gossip}");
+    let flight = sim.in_flight();
+    assert!(flight.peak_datagrams > 1 && flight.peak_bytes >= flight.peak_datagrams, "{flight:?}");
+    assert_eq!((flight.datagrams, flight.bytes), (0, 0), "the run delivered or dropped every datagram");
+}
