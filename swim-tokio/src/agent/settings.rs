@@ -856,6 +856,11 @@ mod tests {
         );
         let e = merge(&AgentArgs::default(), "[protocol.inbound_total]\nbursts = 1\n").unwrap_err().to_string();
         assert!(e.contains("unknown field `bursts`"), "{e}");
+        let e = merge(&AgentArgs::default(), "[protocol.transfer_rate]\nburst = 100\n").unwrap_err().to_string();
+        assert!(
+            e.starts_with("in test.toml: invalid value for `protocol.transfer_rate.burst`: must not be less than"),
+            "{e}"
+        );
 
         let e = merge(&AgentArgs::default(), "profile = \"moon\"\n").unwrap_err().to_string();
         assert!(e.contains("profile"), "{e}");
