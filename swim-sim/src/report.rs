@@ -222,6 +222,8 @@ pub struct Report {
     /// The longest dissemination queue any node held at a once-a-second
     /// sample (at most the configuration's `max_gossip_queue`).
     pub peak_gossip_queue: usize,
+    /// The highest mean of the nodes' gossip queues at a sample.
+    pub peak_gossip_queue_mean: f64,
     /// The most datagrams in the network at once (sent, not yet delivered
     /// or lost): held by the simulator, not the nodes.
     pub peak_datagrams_in_flight: u64,
@@ -414,6 +416,7 @@ impl Report {
             bytes_per_node_per_second: per_node(traffic.bytes_sent),
             peak_member_table: sim.peak_members(),
             peak_gossip_queue: sim.peak_gossip(),
+            peak_gossip_queue_mean: sim.peak_gossip_mean(),
             peak_datagrams_in_flight: sim.in_flight().peak_datagrams,
             peak_bytes_in_flight: sim.in_flight().peak_bytes,
             refused: end.refusals,
@@ -605,12 +608,13 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "traffic per node: {:.2} datagrams/s, {:.0} bytes/s; peak member table {}, gossip queue {}; \
-             at most {} datagrams ({:.1} MB) in flight at once",
+            "traffic per node: {:.2} datagrams/s, {:.0} bytes/s; peak member table {}, gossip queue {} \
+             (mean at most {:.1}); at most {} datagrams ({:.1} MB) in flight at once",
             self.datagrams_per_node_per_second,
             self.bytes_per_node_per_second,
             self.peak_member_table,
             self.peak_gossip_queue,
+            self.peak_gossip_queue_mean,
             self.peak_datagrams_in_flight,
             self.peak_bytes_in_flight as f64 / 1e6
         );

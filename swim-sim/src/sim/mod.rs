@@ -130,6 +130,8 @@ pub struct Simulation {
     heal: Option<Duration>,
     peak_members: u32,
     peak_gossip: usize,
+    /// (items queued, nodes running) at the sample with the highest mean.
+    peak_gossip_mean: (usize, usize),
     /// Node ids started at least once.
     introduced: u32,
     /// Events drained from a node, checked before they are fed on.
@@ -209,6 +211,7 @@ impl Simulation {
             heal: None,
             peak_members: 0,
             peak_gossip: 0,
+            peak_gossip_mean: (0, 1),
             introduced: 0,
             events: Vec::new(),
             cut_at_start: 0,
@@ -355,6 +358,14 @@ impl Simulation {
     /// joiner it learns of by gossip.
     pub fn peak_gossip(&self) -> usize {
         self.peak_gossip
+    }
+
+    /// The highest mean dissemination queue over the running nodes at a
+    /// sample: what the queues cost the whole simulation at their worst
+    /// (a few nodes may hold full queues while most hold a few items).
+    pub fn peak_gossip_mean(&self) -> f64 {
+        let (queued, running) = self.peak_gossip_mean;
+        queued as f64 / running.max(1) as f64
     }
 
     /// Datagrams in the network, now and at the most.
@@ -699,12 +710,19 @@ impl Simulation {
     fn sample(&mut self) {
         let now = self.now;
         self.checks.sample(now);
+        let (mut running, mut queued) = (0usize, 0usize);
         for slot in &self.slots {
             if let Some(node) = &slot.node {
                 let size = node.live_members() + node.count(State::Dead) + node.count(State::Left);
                 self.peak_members = self.peak_members.max(size);
                 self.peak_gossip = self.peak_gossip.max(node.gossip_backlog());
+                running += 1;
+                queued += node.gossip_backlog();
             }
+        }
+        let (best, of) = self.peak_gossip_mean;
+        if running > 0 && queued * of > best * running {
+            self.peak_gossip_mean = (queued, running);
         }
         let next = now + SAMPLE_EVERY;
         if next <= self.end {

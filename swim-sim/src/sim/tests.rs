@@ -189,6 +189,8 @@ fn the_peaks_of_gossip_queues_and_datagrams_in_flight_are_kept() {
     // Forty joiners' news is gossiped; a join storm puts datagrams in flight.
     let gossip = sim.peak_gossip();
     assert!(gossip > 0 && gossip <= sim.config().max_gossip_queue, "{gossip}");
+    let mean = sim.peak_gossip_mean();
+    assert!(mean > 0.0 && mean <= gossip as f64, "mean {mean}, longest {gossip}");
     let flight = sim.in_flight();
     assert!(flight.peak_datagrams > 1 && flight.peak_bytes >= flight.peak_datagrams, "{flight:?}");
     assert_eq!((flight.datagrams, flight.bytes), (0, 0), "the run delivered or dropped every datagram");
