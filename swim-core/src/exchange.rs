@@ -60,6 +60,12 @@ struct FollowUp<A> {
     /// it sends is what makes the views alike, and when a datagram of it
     /// is lost, the rest may teach nothing: that answer is no agreement.
     differed: bool,
+    /// Whether the last follow-up went by digest. A peer answers a digest
+    /// with state only for the buckets that differ, so state under it is a
+    /// difference even when its digest was lost and what arrived taught
+    /// nothing (the datagram with what we lack lost too); under a
+    /// full-state request the peer sends its whole table either way.
+    by_digest: bool,
     /// The member whose reply to our join let us in, while follow-ups go
     /// to it: it knows every member its reply could have carried and every
     /// one that joined through it since. A random member is no such witness
@@ -70,7 +76,16 @@ struct FollowUp<A> {
 
 impl<A> FollowUp<A> {
     fn first(at: Instant) -> Self {
-        FollowUp { at, learned: 0, round: 0, exchange: None, agreed: false, differed: false, seed: None }
+        FollowUp {
+            at,
+            learned: 0,
+            round: 0,
+            exchange: None,
+            agreed: false,
+            differed: false,
+            by_digest: false,
+            seed: None,
+        }
     }
 
     /// The peer of the last follow-up answered under `exchange` with a view
@@ -271,6 +286,8 @@ pub(crate) struct Exchanges<A> {
     /// State transfers held until their requester answers a ping.
     parked: VecDeque<Parked<A>>,
     next_exchange: u32,
+    /// The last exchange started with a digest.
+    last_digest_exchange: Option<u32>,
     replied: VecDeque<(A, u32)>,
     /// What the exchanges take from the configuration.
     limits: ExchangeLimits,
@@ -314,6 +331,7 @@ impl<A: Address> Exchanges<A> {
             asked: VecDeque::with_capacity(REPLIED_MEMORY),
             parked: VecDeque::with_capacity(PARKED_RESERVE),
             next_exchange: first_exchange,
+            last_digest_exchange: None,
             replied: VecDeque::with_capacity(REPLIED_MEMORY),
             limits: ExchangeLimits {
                 push_pull_interval: config.push_pull_interval,
@@ -488,6 +506,7 @@ impl<A: Address> Exchanges<A> {
         self.remember_asked(&to, self.next_exchange, ask);
         let log2 = digest::bucket_log2(table_len);
         let exchange = self.next_exchange;
+        self.last_digest_exchange = Some(exchange);
         Some((exchange, Some(SendDigest { to, reply_wanted: true, exchange, log2 })))
     }
 
@@ -612,7 +631,8 @@ impl<A: Address> Exchanges<A> {
         let round = round + 1;
         if round < MAX_FOLLOW_UPS {
             let at = now + self.limits.probe_interval;
-            self.follow_up = Some(FollowUp { at, round, exchange, seed, ..FollowUp::first(at) });
+            let by_digest = exchange.is_some() && exchange == self.last_digest_exchange;
+            self.follow_up = Some(FollowUp { at, round, exchange, seed, by_digest, ..FollowUp::first(at) });
         }
     }
 
@@ -664,7 +684,11 @@ impl<A: Address> Exchanges<A> {
         if !reply_wanted {
             self.answered_us(from, exchange);
             if let Some(f) = self.follow_up.as_mut() {
-                f.agreed(exchange);
+                if f.by_digest {
+                    f.differed(exchange);
+                } else {
+                    f.agreed(exchange);
+                }
             }
             if self.join.take().is_some() {
                 // A probe timeout on, the reply has ended (its datagrams go
