@@ -16,6 +16,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use crate::config::Rate;
+use crate::pace::time_for;
 use crate::time::Instant;
 use crate::wire::tag;
 
@@ -57,11 +58,8 @@ impl Pace {
         if rate.per_second == 0 {
             return None;
         }
-        let nanos = |units: u64| {
-            let n = (u128::from(units) * 1_000_000_000).div_ceil(u128::from(rate.per_second));
-            Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX))
-        };
-        Some(Pace { unit: nanos(1), burst: nanos(u64::from(rate.burst)) })
+        let per_second = u64::from(rate.per_second);
+        Some(Pace { unit: time_for(1, per_second), burst: time_for(u64::from(rate.burst), per_second) })
     }
 }
 

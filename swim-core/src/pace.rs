@@ -67,12 +67,13 @@ impl Pacer {
     }
 }
 
-/// How long `bytes` take at `per_second`, rounded up (zero when unpaced).
-fn time_for(bytes: u64, per_second: u64) -> Duration {
+/// How long `units` (bytes here, budget units in [`crate::budget`]) take at
+/// `per_second`, rounded up (zero when the rate is 0).
+pub(crate) fn time_for(units: u64, per_second: u64) -> Duration {
     if per_second == 0 {
         return Duration::ZERO;
     }
-    let nanos = (u128::from(bytes) * 1_000_000_000).div_ceil(u128::from(per_second));
+    let nanos = (u128::from(units) * 1_000_000_000).div_ceil(u128::from(per_second));
     Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
