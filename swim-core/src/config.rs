@@ -81,9 +81,13 @@ pub struct Config {
     /// Most indirect probes served for others at once.
     pub max_relays: usize,
     /// Most full-state transfers queued to be sent (bounds push-pull
-    /// storms). They leave one after another, paced by `transfer_rate`; a
-    /// seed answering a join storm queues one per joiner, and a request
-    /// past this bound is refused and counted (the requester retries).
+    /// storms), and most held for a requester to answer its verification
+    /// ping. They leave one after another, paced by `transfer_rate`; a
+    /// seed answering a join storm holds, then queues, one per joiner, and
+    /// a request past this bound is refused and counted (the requester
+    /// retries). The default takes a 20,000-node join storm at once; a
+    /// request held costs about 120 bytes and one queued 104 (7 MB with
+    /// both at the bound, only while a storm or flood lasts).
     pub max_push_pull_sends: usize,
     /// Most seeds remembered by a join.
     pub max_seeds: usize,
@@ -113,8 +117,9 @@ pub struct Config {
     /// plain SWIM, for comparison.
     pub lifeguard: bool,
     /// Inbound budget of each source address, in units: a datagram costs 1,
-    /// 4 if it is a ping request, 8 a digest, 16 a full-state request (the
-    /// work or the sending each causes). A datagram its source cannot pay
+    /// 4 if it is a ping request, a digest or a full-state request (each
+    /// makes this node send more than one reply; what a transfer sends is
+    /// paced by `transfer_rate` instead). A datagram its source cannot pay
     /// for is refused before its checksum or tag is checked, and counted.
     /// The default (1,000 a second, bursts of 4,000) is far above what a
     /// member sends one node, even a full-state transfer of 100,000
@@ -179,7 +184,7 @@ impl Config {
             max_pending_transmits: 4096,
             max_pending_events: 16384,
             max_relays: 256,
-            max_push_pull_sends: 4096,
+            max_push_pull_sends: 32768,
             max_seeds: 64,
             broadcast_dedup_window: 4096,
             broadcast_keep: 32,
@@ -293,8 +298,8 @@ impl Config {
         for (field, rate) in
             [("inbound_per_source.burst", self.inbound_per_source), ("inbound_total.burst", self.inbound_total)]
         {
-            if rate.per_second != 0 && rate.burst < MOST_COSTLY_DATAGRAM {
-                return err(field, AtLeast(MOST_COSTLY_DATAGRAM as usize));
+            if rate.per_second != 0 && rate.burst < crate::budget::MOST_COSTLY_DATAGRAM {
+                return err(field, AtLeast(crate::budget::MOST_COSTLY_DATAGRAM as usize));
             }
         }
         if self.transfer_rate.per_second != 0 && (self.transfer_rate.burst as usize) < self.max_datagram_size {
@@ -466,10 +471,6 @@ impl Default for Config {
         Config::lan()
     }
 }
-
-/// The largest cost of one datagram in budget units (a full-state request):
-/// a burst below it would refuse every such datagram.
-const MOST_COSTLY_DATAGRAM: u32 = 16;
 
 /// Smallest `max_datagram_size` accepted: room for a header, a primary
 /// message and a few updates.

@@ -123,6 +123,19 @@ impl BucketSet {
         self.bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
     }
 
+    /// The buckets of both sets, when they are of one bucket size (`None`
+    /// when not: then the union is the whole table).
+    pub fn union(&self, other: &BucketSet) -> Option<BucketSet> {
+        if self.log2 != other.log2 {
+            return None;
+        }
+        let mut set = *self;
+        for (a, b) in set.bits.iter_mut().zip(other.bits.iter()) {
+            *a |= b;
+        }
+        Some(set)
+    }
+
     /// Whether a member with this address hash belongs to a differing bucket.
     pub fn contains_hash(&self, addr_hash: u64) -> bool {
         self.has(bucket(addr_hash, self.log2))

@@ -17,6 +17,7 @@ use core::time::Duration;
 use crate::addr::Address;
 use crate::config::Config;
 use crate::digest::{self, BucketSet};
+use crate::keymap::KeyMap;
 use crate::member::Members;
 use crate::pace::Pacer;
 use crate::recent::RecentSet;
@@ -210,6 +211,190 @@ struct Parked<A> {
     pings: u8,
 }
 
+/// Transfers queued to be sent, oldest first, and the answers among them
+/// not started yet, by requester: a request from an address whose answer
+/// waits is folded into it with one lookup, not a walk of the queue (at
+/// the bound, 32,768 entries each datagram: an outsider sending digests
+/// from a member's address would have made every one cost that walk).
+#[derive(Debug)]
+struct TransferQueue<A> {
+    queue: VecDeque<PushPullSend<A>>,
+    /// Transfers taken off the front so far (wrapping): `queue[i]` is
+    /// number `popped + i`.
+    popped: u32,
+    /// The number of each requester's unstarted answer, by 32 bits of its
+    /// address hash (two addresses sharing them: the later one's answer is
+    /// the one found, and the other's is not folded).
+    waiting: KeyMap,
+}
+
+impl<A: Address> TransferQueue<A> {
+    fn new(capacity: usize, secret: u64) -> Self {
+        TransferQueue { queue: VecDeque::with_capacity(capacity), popped: 0, waiting: KeyMap::new(secret) }
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    fn key_of(to: &A) -> u32 {
+        digest::addr_hash(to) as u32
+    }
+
+    fn push(&mut self, send: PushPullSend<A>) {
+        if !send.reply_wanted && send.cursor == Some(0) {
+            let number = self.popped.wrapping_add(self.queue.len() as u32);
+            self.waiting.insert(Self::key_of(&send.to), number);
+        }
+        self.queue.push_back(send);
+    }
+
+    /// The answer waiting for `to` that has not started, if any.
+    fn waiting_for(&mut self, to: &A) -> Option<&mut PushPullSend<A>> {
+        let number = self.waiting.get(Self::key_of(to))?;
+        let i = number.wrapping_sub(self.popped) as usize;
+        self.queue.get_mut(i).filter(|s| s.to == *to && !s.reply_wanted && s.cursor == Some(0))
+    }
+
+    /// No longer waiting: the front has started (or is dropped).
+    fn front_leaves_waiting(&mut self) {
+        let Some(front) = self.queue.front() else { return };
+        let key = Self::key_of(&front.to);
+        if self.waiting.get(key) == Some(self.popped) {
+            self.waiting.remove(key);
+        }
+    }
+
+    fn front(&self) -> Option<&PushPullSend<A>> {
+        self.queue.front()
+    }
+
+    /// The oldest transfer, about to write a datagram.
+    fn start_front(&mut self) -> Option<&mut PushPullSend<A>> {
+        self.front_leaves_waiting();
+        self.queue.front_mut()
+    }
+
+    /// Take the oldest transfer off; a join storm's queue gives its memory
+    /// back once it has drained.
+    fn pop_front(&mut self) {
+        self.front_leaves_waiting();
+        if self.queue.pop_front().is_some() {
+            self.popped = self.popped.wrapping_add(1);
+        }
+        if self.queue.is_empty() && self.queue.capacity() > 4 * SENDS_RESERVE {
+            self.queue.shrink_to(SENDS_RESERVE);
+        }
+    }
+}
+
+/// Transfers held for verification (dense), found by the sequence of the
+/// ping that verifies their requester with one lookup, and their deadlines
+/// in order. A deadline whose transfer was released or pinged again since
+/// stays in the order until it comes due, at most a protocol period, and
+/// is skipped then; the order is compacted should such entries outnumber
+/// the held ones.
+#[derive(Debug)]
+struct HeldTransfers<A> {
+    held: Vec<Parked<A>>,
+    /// Sequence to the index in `held`.
+    by_seq: KeyMap,
+    /// (due, seq), in due order: each entry's due is now plus one protocol
+    /// period when pushed.
+    due: VecDeque<(Instant, u32)>,
+}
+
+impl<A: Address> HeldTransfers<A> {
+    fn new(secret: u64) -> Self {
+        HeldTransfers {
+            held: Vec::with_capacity(PARKED_RESERVE),
+            by_seq: KeyMap::new(secret),
+            due: VecDeque::with_capacity(PARKED_RESERVE),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    fn index_of(&self, seq: u32) -> Option<usize> {
+        self.by_seq.get(seq).map(|i| i as usize)
+    }
+
+    /// Hold `parked`; false (and nothing held) when its sequence is held
+    /// already.
+    fn hold(&mut self, parked: Parked<A>) -> bool {
+        if self.index_of(parked.seq).is_some() {
+            return false;
+        }
+        self.due.push_back((parked.due, parked.seq));
+        self.by_seq.insert(parked.seq, self.held.len() as u32);
+        self.held.push(parked);
+        if self.due.len() > 2 * self.held.len() + PARKED_RESERVE {
+            let (held, by_seq) = (&self.held, &self.by_seq);
+            self.due
+                .retain(|&(due, seq)| by_seq.get(seq).and_then(|i| held.get(i as usize)).is_some_and(|p| p.due == due));
+        }
+        true
+    }
+
+    /// The earliest deadline (perhaps of an entry to skip: waking for it
+    /// early costs one look).
+    fn next_due(&self) -> Option<Instant> {
+        self.due.front().map(|(due, _)| *due)
+    }
+
+    /// The next held transfer due at or before `now`, taken out.
+    fn pop_due(&mut self, now: Instant) -> Option<Parked<A>> {
+        while let Some(&(due, seq)) = self.due.front().filter(|(due, _)| *due <= now) {
+            self.due.pop_front();
+            let live = self.index_of(seq).and_then(|i| self.held.get(i)).is_some_and(|p| p.due == due);
+            if live {
+                return self.take(seq);
+            }
+        }
+        self.shrink();
+        None
+    }
+
+    /// The transfer held for the ping `seq` to `from`, taken out.
+    fn release(&mut self, from: &A, seq: u32) -> Option<Parked<A>> {
+        let i = self.index_of(seq)?;
+        if self.held.get(i).is_some_and(|p| p.send.to == *from) {
+            return self.take(seq);
+        }
+        None
+    }
+
+    fn take(&mut self, seq: u32) -> Option<Parked<A>> {
+        let i = self.by_seq.remove(seq)? as usize;
+        if i >= self.held.len() {
+            return None;
+        }
+        let parked = self.held.swap_remove(i);
+        if let Some(moved) = self.held.get(i) {
+            self.by_seq.insert(moved.seq, i as u32);
+        }
+        self.shrink();
+        Some(parked)
+    }
+
+    /// After a storm, the memory goes back.
+    fn shrink(&mut self) {
+        if self.held.is_empty() && self.held.capacity() > 4 * PARKED_RESERVE {
+            self.held = Vec::with_capacity(PARKED_RESERVE);
+        }
+        if self.held.is_empty() && self.due.capacity() > 4 * PARKED_RESERVE {
+            self.due.clear();
+            self.due.shrink_to(PARKED_RESERVE);
+        }
+    }
+}
+
 /// Pings sent to verify one requester, a protocol period apart, before its
 /// transfer is dropped a period after the last: under 10% loss a ping and
 /// its answer both arrive four times in five, so three leave about one
@@ -277,14 +462,14 @@ pub(crate) struct Exchanges<A> {
     /// The interval the last periodic exchange was scheduled with.
     push_pull_every: Duration,
     periodic_rounds: u32,
-    push_pull_sends: VecDeque<PushPullSend<A>>,
+    push_pull_sends: TransferQueue<A>,
     /// Addresses that answered one of our pings lately (oldest first):
     /// state goes to them at once.
     verified: RecentSet<A>,
     /// Exchanges this node asked for lately, by whom (oldest first).
     asked: VecDeque<(A, u32, Ask)>,
     /// State transfers held until their requester answers a ping.
-    parked: VecDeque<Parked<A>>,
+    parked: HeldTransfers<A>,
     next_exchange: u32,
     /// The last exchange started with a digest.
     last_digest_exchange: Option<u32>,
@@ -308,7 +493,7 @@ struct ExchangeLimits {
     join_retry_interval: Duration,
     join_retry_max_interval: Duration,
     max_push_pull_sends: usize,
-    /// Transfers held for verification, at most (`max_pending_transmits`).
+    /// Transfers held for verification, at most (`max_push_pull_sends`).
     max_parked: usize,
     max_seeds: usize,
 }
@@ -326,10 +511,13 @@ impl<A: Address> Exchanges<A> {
             next_push_pull: Instant::ZERO,
             push_pull_every: Duration::ZERO,
             periodic_rounds: 0,
-            push_pull_sends: VecDeque::with_capacity(config.max_push_pull_sends.min(SENDS_RESERVE)),
+            push_pull_sends: TransferQueue::new(
+                config.max_push_pull_sends.min(SENDS_RESERVE),
+                digest::finalize(verified_key ^ 0x7472_616e_7366_6572),
+            ),
             verified: RecentSet::new(VERIFIED_MEMORY, verified_key),
             asked: VecDeque::with_capacity(REPLIED_MEMORY),
-            parked: VecDeque::with_capacity(PARKED_RESERVE),
+            parked: HeldTransfers::new(digest::finalize(verified_key ^ 0x6865_6c64)),
             next_exchange: first_exchange,
             last_digest_exchange: None,
             replied: VecDeque::with_capacity(REPLIED_MEMORY),
@@ -340,7 +528,7 @@ impl<A: Address> Exchanges<A> {
                 join_retry_interval: config.join_retry_interval,
                 join_retry_max_interval: config.join_retry_max_interval,
                 max_push_pull_sends: config.max_push_pull_sends,
-                max_parked: config.max_pending_transmits,
+                max_parked: config.max_push_pull_sends,
                 max_seeds: config.max_seeds,
             },
             pace: Pacer::new(config.transfer_rate, config.max_datagram_size),
@@ -379,7 +567,7 @@ impl<A: Address> Exchanges<A> {
             self.join.as_ref().map(|j| j.next_attempt),
             self.follow_up.as_ref().map(|f| f.at),
             self.periodic_try.as_ref().map(|t| t.retry_at),
-            self.parked.front().map(|p| p.due),
+            self.parked.next_due(),
         ];
         timers.into_iter().flatten().min()
     }
@@ -476,7 +664,7 @@ impl<A: Address> Exchanges<A> {
         self.next_exchange = self.next_exchange.wrapping_add(1);
         stats.push_pulls += 1;
         self.remember_asked(&to, self.next_exchange, ask);
-        self.push_pull_sends.push_back(PushPullSend {
+        self.push_pull_sends.push(PushPullSend {
             to,
             reply_wanted: true,
             join: ask == Ask::Join,
@@ -771,35 +959,42 @@ impl<A: Address> Exchanges<A> {
     ) -> Option<VerifyPing<A>> {
         let send = PushPullSend { to: to.clone(), reply_wanted: false, join: false, exchange, cursor: Some(0), only };
         if !self.verified.contains(to) {
-            if self.parked.iter().any(|p| p.send.to == *to && p.send.exchange == exchange) {
-                return None; // asked again while held: the pings are under way
-            }
             // Held: one bare ping goes out now, the state once it is answered.
-            // As many as datagrams may wait to be sent: a seed answering a
-            // join storm holds one per joiner for a round trip.
+            // A seed answering a join storm holds one per joiner for a round
+            // trip; past the bound the request is refused (its sender asks
+            // again), so what is held keeps the pings already sent. A
+            // request asked again while held (the replied memory missed it)
+            // is held again, and its answers fold into one when released.
             if self.parked.len() >= self.limits.max_parked {
-                self.parked.pop_front();
                 stats.push_pull_refused += 1;
+                return None;
             }
             let seq = next_seq();
             stats.state_verifications += 1;
             let due = now + self.limits.probe_interval;
-            self.parked.push_back(Parked { seq, send, due, pings: 1 });
+            if !self.parked.hold(Parked { seq, send, due, pings: 1 }) {
+                stats.push_pull_refused += 1;
+            }
             return Some(VerifyPing { to: to.clone(), seq });
         }
         self.queue_transfer(send, stats);
         None
     }
 
-    /// Queue a transfer behind the others, within the bound. A whole-table
-    /// answer to an address already waiting for one that has not started
-    /// is folded into it (under the newer exchange): a joiner whose answer
-    /// waits behind a join storm's asks again, and one table answers both.
+    /// Queue a transfer behind the others, within the bound. An answer to
+    /// an address already waiting for one that has not started is folded
+    /// into it (under the newer exchange), the buckets of both in one: a
+    /// joiner whose answer waits behind a join storm's asks again, and one
+    /// table answers both; and however many digests arrive from an address
+    /// (its own, or spoofed ones), it has at most one answer waiting.
     fn queue_transfer(&mut self, send: PushPullSend<A>, stats: &mut Stats) {
-        let whole_answer = |s: &PushPullSend<A>| !s.reply_wanted && s.only.is_none() && s.cursor == Some(0);
-        if whole_answer(&send) {
-            if let Some(waiting) = self.push_pull_sends.iter_mut().find(|s| s.to == send.to && whole_answer(s)) {
+        if !send.reply_wanted {
+            if let Some(waiting) = self.push_pull_sends.waiting_for(&send.to) {
                 waiting.exchange = send.exchange;
+                waiting.only = match (waiting.only, send.only) {
+                    (Some(a), Some(b)) => a.union(&b),
+                    _ => None,
+                };
                 stats.push_pull_folded += 1;
                 return;
             }
@@ -808,7 +1003,7 @@ impl<A: Address> Exchanges<A> {
             stats.push_pull_refused += 1;
             return;
         }
-        self.push_pull_sends.push_back(send);
+        self.push_pull_sends.push(send);
     }
 
     /// A reply under an exchange we asked `from` for: it is verified.
@@ -844,8 +1039,7 @@ impl<A: Address> Exchanges<A> {
     /// dropped on the way. Entries are in due order (each retry goes to the
     /// back), so this looks at the front only. Call until `None`.
     pub fn poll_parked(&mut self, now: Instant, stats: &mut Stats) -> Option<VerifyPing<A>> {
-        while self.parked.front().is_some_and(|p| p.due <= now) {
-            let Some(mut p) = self.parked.pop_front() else { break };
+        while let Some(mut p) = self.parked.pop_due(now) {
             if p.pings >= VERIFY_PINGS {
                 stats.push_pull_refused += 1;
                 continue;
@@ -853,7 +1047,7 @@ impl<A: Address> Exchanges<A> {
             p.pings += 1;
             p.due = now + self.limits.probe_interval;
             let ping = VerifyPing { to: p.send.to.clone(), seq: p.seq };
-            self.parked.push_back(p);
+            self.parked.hold(p);
             return Some(ping);
         }
         None
@@ -862,10 +1056,9 @@ impl<A: Address> Exchanges<A> {
     /// An ack that may answer a verification ping: release the state it
     /// held. False when it answers none.
     pub fn on_verify_ack(&mut self, from: &A, seq: u32, stats: &mut Stats) -> bool {
-        let Some(i) = self.parked.iter().position(|p| p.seq == seq && p.send.to == *from) else {
+        let Some(parked) = self.parked.release(from, seq) else {
             return false;
         };
-        let Some(parked) = self.parked.remove(i) else { return false };
         self.verified(from);
         self.queue_transfer(parked.send, stats);
         true
@@ -910,9 +1103,6 @@ impl<A: Address> Exchanges<A> {
     /// its memory back once it has drained.
     fn pop_transfer(&mut self) {
         self.push_pull_sends.pop_front();
-        if self.push_pull_sends.is_empty() && self.push_pull_sends.capacity() > 4 * SENDS_RESERVE {
-            self.push_pull_sends.shrink_to(SENDS_RESERVE);
-        }
     }
 
     /// Write the next datagram of the oldest transfer into `w`: its header,
@@ -927,7 +1117,7 @@ impl<A: Address> Exchanges<A> {
         suspicions: &Suspicions<A>,
         me: &A,
     ) -> Option<Chunk<A>> {
-        let send = self.push_pull_sends.front_mut()?;
+        let send = self.push_pull_sends.start_front()?;
         let header: Message<'_, A> =
             Message::PushPull { reply_wanted: send.reply_wanted, join: send.join, exchange: send.exchange };
         if header.encode(w).is_err() {

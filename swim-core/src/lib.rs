@@ -148,6 +148,7 @@ mod echo;
 mod event;
 mod exchange;
 mod held;
+mod keymap;
 mod member;
 mod node;
 mod order;

@@ -229,10 +229,13 @@ pub struct Stats {
     pub members_refused: u64,
     /// Ping requests refused because `max_relays` were in progress.
     pub relays_refused: u64,
-    /// Full-state requests refused because `max_push_pull_sends` were queued.
+    /// Full-state requests and digests refused because `max_push_pull_sends`
+    /// transfers were queued or held for verification, or whose requester
+    /// never answered its verification pings.
     pub push_pull_refused: u64,
-    /// Whole-table requests answered by a transfer already queued for the
-    /// requester (a joiner asking again while its answer waits).
+    /// Requests answered by a transfer already queued for the requester and
+    /// not started (a joiner asking again while its answer waits, digests
+    /// arriving faster than their answers leave).
     pub push_pull_folded: u64,
     /// Tombstones reaped before their time because `max_tombstones` was reached.
     pub tombstones_evicted: u64,

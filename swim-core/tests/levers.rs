@@ -252,6 +252,34 @@ fn strangers_cannot_buy_the_table_with_a_digest_nor_aim_ping_requests() {
 }
 
 #[test]
+fn digests_from_one_address_get_one_answer_waiting_at_a_time() {
+    let mut n = with_members(40);
+    let zeros = [0u8; 64];
+    let digest = |exchange| datagram(&[Message::Digest { reply_wanted: true, exchange, hashes: &zeros }]);
+    let is_state = |m: &[Message<'_, NodeId>]| matches!(m.first(), Some(Message::PushPull { reply_wanted: false, .. }));
+    // Member 3 answers its verification ping: state goes to it at once.
+    n.handle_datagram(Instant::from_millis(1), NodeId(3), &digest(5)).unwrap();
+    let out = outputs(&mut n);
+    let seq = out
+        .iter()
+        .find_map(|(to, m)| match m.first() {
+            Some(Message::Ping { seq }) if *to == NodeId(3) => Some(*seq),
+            _ => None,
+        })
+        .expect("a verification ping");
+    n.handle_datagram(Instant::from_millis(2), NodeId(3), &datagram(&[Message::Ack { seq }])).unwrap();
+    assert_eq!(outputs(&mut n).iter().filter(|(_, m)| is_state(m)).count(), 1);
+    // Three more digests before the first answer leaves: one answer.
+    for exchange in 6..9 {
+        n.handle_datagram(Instant::from_millis(3), NodeId(3), &digest(exchange)).unwrap();
+    }
+    let out = outputs(&mut n);
+    let digests = out.iter().filter(|(_, m)| matches!(m.first(), Some(Message::Digest { .. }))).count();
+    assert_eq!((digests, out.iter().filter(|(_, m)| is_state(m)).count()), (3, 1));
+    assert_eq!(n.stats().push_pull_folded, 2);
+}
+
+#[test]
 fn a_flood_of_broadcasts_grows_nothing_past_its_bound() {
     let mut config = Config::lan();
     config.max_gossip_queue = 64;
@@ -282,9 +310,11 @@ fn a_flooding_source_is_held_to_its_budget_and_others_are_not() {
     assert_eq!(n.handle_datagram(t, NodeId(8), &ping), Ok(()));
     let later = t + Duration::from_millis(100);
     assert_eq!((0..20).filter(|_| n.handle_datagram(later, NodeId(7), &ping).is_ok()).count(), 10);
-    // A full-state request costs 16: one fits a fresh burst, two do not.
+    // A full-state request costs 4: five fit a fresh burst of 20, six do not.
     let request = datagram(&[Message::PushPull { reply_wanted: true, join: true, exchange: 1 }, alive(9, 0)]);
-    assert_eq!(n.handle_datagram(later, NodeId(9), &request), Ok(()));
+    for _ in 0..5 {
+        assert_eq!(n.handle_datagram(later, NodeId(9), &request), Ok(()));
+    }
     assert_eq!(n.handle_datagram(later, NodeId(9), &request), Err(Rejected::RateLimited(swim_core::Exhausted::Source)));
     // Many sources together run into the node's budget.
     let by_source = n.stats().rejected.rate_limited;

@@ -379,6 +379,40 @@ fn transfers_are_paced_and_a_joiner_asking_again_while_it_waits_gets_one_table()
 }
 
 #[test]
+fn a_seed_takes_a_join_storm_of_20_000_at_once() {
+    // Every joiner's request is taken, pinged and, once the ping is
+    // answered, queued for its table. At 16 budget units a request (before
+    // full-state transfers were paced) the seed's default burst took 6,250,
+    // and a held request past 4,096 pushed out the oldest; at 10,000 nodes
+    // the refused joiners' retries made the join take 80 s, not 0.7.
+    let mut n = node(NodeId(0), Config::lan());
+    let joiners = 1..=20_000u32;
+    let t = Instant::from_millis(1);
+    let mut pings = Vec::new();
+    for j in joiners.clone() {
+        let join = Message::PushPull { reply_wanted: true, join: true, exchange: j };
+        send(&mut n, t, NodeId(j), &[join, alive(NodeId(j), 0)]);
+        for (to, m) in outputs(&mut n) {
+            if let (true, Some(Message::Ping { seq })) = (to == NodeId(j), m.first()) {
+                pings.push((to, *seq));
+            }
+        }
+    }
+    assert_eq!(pings.len(), 20_000, "one verification ping each");
+    let later = Instant::from_millis(3);
+    for (from, seq) in pings {
+        send(&mut n, later, from, &[Message::Ack { seq }]);
+    }
+    let s = n.stats();
+    assert_eq!((s.rejected.rate_limited_total, s.push_pull_refused), (0, 0));
+    assert_eq!(s.state_verifications, 20_000);
+    // The tables leave in the order the joiners answered.
+    let mut buf = vec![0u8; 1400];
+    let first = n.poll_transmit(&mut buf).expect("the first table");
+    assert_eq!(first.to, NodeId(1));
+}
+
+#[test]
 fn oversized_commands_are_refused_and_change_nothing() {
     let mut n = with_members(3, Config::lan());
     let inc = n.incarnation();

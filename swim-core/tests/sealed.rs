@@ -251,7 +251,9 @@ fn a_sealed_request_pays_its_full_cost_once_opened() {
     use rand_core::SeedableRng;
     use swim_core::{Exhausted, Node, Rate};
     let mut c = config(Encryption::Require);
-    c.inbound_per_source = Rate { per_second: 1, burst: 20 };
+    // A full-state request costs 4: one fits, and a second, were only its
+    // first unit charged once opened, would too.
+    c.inbound_per_source = Rate { per_second: 1, burst: 4 };
     let mut n = Node::with_keys(NodeId(0), c, ChaCha8Rng::seed_from_u64(3), Instant::ZERO, &[K1]).unwrap();
     let mut plain = vec![0u8; 256];
     let request: Message<'_, NodeId> = Message::PushPull { reply_wanted: true, join: true, exchange: 4 };

@@ -85,7 +85,7 @@ pub fn render(stats: &Stats, keyring: &Keyring<'_>, process: &ProcessStats) -> S
         ("swim_push_pulls_refused_total", "Full-state exchanges refused: too many queued.", c.push_pull_refused),
         (
             "swim_push_pulls_folded_total",
-            "Whole-table requests answered by a transfer already queued for the requester.",
+            "Requests answered by a transfer already queued for the requester and not started.",
             c.push_pull_folded,
         ),
         ("swim_members_refused_total", "Members not added: the member table is full.", c.members_refused),
