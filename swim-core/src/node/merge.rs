@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 use super::{Node, Origin, Pending};
 use crate::addr::Address;
 use crate::event::Event;
-use crate::member::{incarnation_newer, Claim, Entry, State};
+use crate::member::{incarnation_newer, Claim, Entry, State, Vacancy};
 use crate::wire::Update;
 
 /// Rival instances remembered as reported conflicts (oldest forgotten).
@@ -105,16 +105,19 @@ impl<A: Address, R: RngCore> Node<A, R> {
         }
         let quiet = origin == Origin::PushPullReply { quiet: true };
         let claim = Claim { incarnation: update.incarnation, state: update.state };
-        let Some(handle) = self.members.handle(&update.member) else {
-            let spread = if !quiet || update.member == *from {
-                Spread::News
-            } else if self.exchanges.in_join_reply(from) {
-                Spread::NotPassedOn
-            } else {
-                Spread::EchoOnce
-            };
-            self.insert_member(update, spread);
-            return;
+        let handle = match self.members.find(&update.member) {
+            Ok(handle) => handle,
+            Err(vacancy) => {
+                let spread = if !quiet || update.member == *from {
+                    Spread::News
+                } else if self.exchanges.in_join_reply(from) {
+                    Spread::NotPassedOn
+                } else {
+                    Spread::EchoOnce
+                };
+                self.insert_member(update, spread, vacancy);
+                return;
+            }
         };
         let Some(current) = self.members.get(handle).map(Entry::claim) else {
             return;
@@ -184,7 +187,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
 
     /// A member we did not know. Only live claims create one: Dead or Left
     /// about a stranger tells us nothing worth a table entry.
-    fn insert_member(&mut self, update: Update<'_, A>, spread: Spread) {
+    fn insert_member(&mut self, update: Update<'_, A>, spread: Spread, vacancy: Vacancy) {
         if !update.state.is_live() {
             return;
         }
@@ -192,7 +195,8 @@ impl<A: Address, R: RngCore> Node<A, R> {
             self.stats.members_refused += 1;
             return;
         }
-        let handle = self.members.insert(update.member, update.incarnation, update.instance, State::Alive, update.meta);
+        let claim = (update.incarnation, update.instance, State::Alive);
+        let handle = self.members.insert_vacant(vacancy, update.member, claim, update.meta);
         self.place(handle);
         self.emit(Event::Joined(self.snapshot(handle)));
         self.exchanges.learned();
