@@ -276,6 +276,56 @@ fn an_unanswered_join_retries_each_second_then_with_backoff() {
 }
 
 #[test]
+fn a_joiner_gossips_only_once_its_seed_has_answered() {
+    let mut n = node(NodeId(0), Config::lan());
+    n.join(Instant::ZERO, &[NodeId(9)]);
+    let exchange = outputs(&mut n)
+        .iter()
+        .find_map(|(_, m)| match m.first() {
+            Some(Message::PushPull { reply_wanted: true, exchange, .. }) => Some(*exchange),
+            _ => None,
+        })
+        .expect("the join request");
+    // News from members met while the seed's answer waits.
+    send(&mut n, Instant::from_millis(10), NodeId(5), &[alive(NodeId(5), 0), alive(NodeId(6), 0)]);
+    let is_gossip = |m: &[Message<'_, NodeId>]| matches!(m.first(), Some(Message::Update(_)));
+    let waiting = run_timers(&mut n, Instant::from_millis(900));
+    assert!(waiting.iter().all(|(_, _, m)| !is_gossip(m)), "{waiting:?}");
+    let reply = Message::PushPull { reply_wanted: false, join: false, exchange };
+    send(&mut n, Instant::from_millis(950), NodeId(9), &[reply, alive(NodeId(9), 0), alive(NodeId(7), 0)]);
+    assert!(!n.is_joining());
+    let after = run_timers(&mut n, Instant::from_millis(1_500));
+    assert!(after.iter().any(|(_, _, m)| is_gossip(m)), "{after:?}");
+}
+
+#[test]
+fn a_joiner_its_seed_has_pinged_waits_longer_before_asking_again() {
+    let mut n = node(NodeId(0), Config::lan());
+    n.join(Instant::ZERO, &[NodeId(9)]);
+    outputs(&mut n);
+    // The seed's verification ping: it has the request, the table waits.
+    send(&mut n, Instant::from_millis(5), NodeId(9), &[Message::Ping { seq: 77 }]);
+    let asks: Vec<Instant> = run_timers(&mut n, Instant::from_secs(6))
+        .into_iter()
+        .filter(|(_, to, m)| {
+            *to == NodeId(9) && matches!(m.first(), Some(Message::PushPull { reply_wanted: true, .. }))
+        })
+        .map(|(t, _, _)| t)
+        .collect();
+    assert_eq!(asks.first(), Some(&Instant::from_millis(3_005)), "three retry intervals after the ping: {asks:?}");
+    assert!(n.is_joining());
+    // A ping from anyone else changes nothing.
+    let mut m = node(NodeId(0), Config::lan());
+    m.join(Instant::ZERO, &[NodeId(9)]);
+    outputs(&mut m);
+    send(&mut m, Instant::from_millis(5), NodeId(4), &[Message::Ping { seq: 77 }]);
+    let first = run_timers(&mut m, Instant::from_secs(2))
+        .into_iter()
+        .find(|(_, to, m)| *to == NodeId(9) && matches!(m.first(), Some(Message::PushPull { reply_wanted: true, .. })));
+    assert_eq!(first.map(|(t, _, _)| t), Some(Instant::from_secs(1)));
+}
+
+#[test]
 fn tombstones_are_reaped_after_their_timeout() {
     let mut config = Config::local();
     config.tombstone_timeout = Duration::from_secs(30);

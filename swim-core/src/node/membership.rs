@@ -161,10 +161,16 @@ impl<A: Address, R: RngCore> Node<A, R> {
         self.exchanges.followed_up(self.now, due.round, exchange, seed);
     }
 
-    /// Gossip to a few random members while there is news (SWIM §4.1).
+    /// Gossip to a few random members while there is news (SWIM §4.1);
+    /// none while joining. Until its seed's reply comes, a joiner knows the
+    /// seed and whoever pinged or gossiped to it meanwhile, so its gossip
+    /// all lands there: in a 20,000-node join storm the joiners waiting for
+    /// their tables sent the seed 20,000 gossip datagrams a second, each
+    /// telling it what it knew, and spent their own Alive's transmissions on
+    /// it. Once the reply has come, the news goes to random members.
     pub(super) fn gossip_tick(&mut self) {
         self.next_gossip = self.now + self.config.gossip_interval;
-        if self.gossip.is_empty() {
+        if self.gossip.is_empty() || self.exchanges.is_joining() {
             return;
         }
         let targets = self.random_peers(self.config.gossip_nodes as usize, None, false);

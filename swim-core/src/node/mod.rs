@@ -708,7 +708,10 @@ impl<A: Address, R: RngCore> Node<A, R> {
                 repair = self.repair_context(&from, &message);
             }
             match message {
-                Message::Ping { seq } => self.queue_transmit(Pending::Ack { to: from.clone(), seq }),
+                Message::Ping { seq } => {
+                    self.exchanges.pinged_by(self.now, &from);
+                    self.queue_transmit(Pending::Ack { to: from.clone(), seq });
+                }
                 Message::Ack { seq } => self.on_ack(&from, seq),
                 Message::Nack { seq } => self.on_nack(&from, seq),
                 Message::PingReq { seq, target, want_nack } => self.on_ping_req(&from, seq, target, want_nack),
