@@ -101,6 +101,26 @@ impl Address for SocketAddr {
         w.put(&self.port().to_be_bytes())
     }
 
+    /// The default's value (FNV-1a over the wire form, then SplitMix64's
+    /// finaliser), with the wire form laid out on the stack directly: a
+    /// node hashes its senders' addresses several times a datagram, and
+    /// the writer's bounds checks cost more than the hash.
+    fn hash64(&self) -> u64 {
+        let [p0, p1] = self.port().to_be_bytes();
+        match self {
+            SocketAddr::V4(a) => {
+                let [a0, a1, a2, a3] = a.ip().octets();
+                crate::digest::mix64(&[FAMILY_V4, a0, a1, a2, a3, p0, p1])
+            }
+            SocketAddr::V6(a) => {
+                let mut b = [FAMILY_V6; 19];
+                b[1..17].copy_from_slice(&a.ip().octets());
+                b[17..].copy_from_slice(&[p0, p1]);
+                crate::digest::mix64(&b)
+            }
+        }
+    }
+
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match r.u8()? {
             FAMILY_V4 => {
@@ -139,6 +159,20 @@ mod tests {
         round_trip::<SocketAddr>("[::1]:7946".parse().unwrap());
         round_trip(NodeId(0));
         round_trip(NodeId(u32::MAX));
+    }
+
+    /// The hash places members in every node's index and digest buckets,
+    /// so `SocketAddr`'s own must stay the default's value over its wire
+    /// form, or nodes of two builds would disagree on every bucket.
+    #[test]
+    fn socket_address_hash_is_the_wire_forms_hash() {
+        for a in ["127.0.0.1:7946", "10.1.2.3:1", "[::1]:7946", "[2001:db8::ff00:42:8329]:65535"] {
+            let a: SocketAddr = a.parse().unwrap();
+            let mut buf = [0u8; 32];
+            let mut w = Writer::new(&mut buf);
+            a.encode(&mut w).unwrap();
+            assert_eq!(a.hash64(), crate::digest::mix64(w.written()), "{a}");
+        }
     }
 
     #[test]

@@ -559,12 +559,12 @@ impl<A: Address> Members<A> {
             if t == tag {
                 let handle = raw & mask;
                 let Some(e) = self.slots.get(handle as usize) else { break };
-                let eh = digest::addr_hash(&e.addr);
-                if eh > hash {
-                    break;
-                }
-                if eh == hash && e.addr == *addr {
+                // Equal addresses hash alike: a hit needs no second hash.
+                if e.addr == *addr {
                     return Ok(handle);
+                }
+                if digest::addr_hash(&e.addr) > hash {
+                    break;
                 }
             }
             i += 1;

@@ -62,7 +62,13 @@ impl<A: Address> RecentSet<A> {
     /// Remember `addr` as the newest, unless it is remembered already (it
     /// keeps its place); past the bound the oldest is forgotten first.
     pub fn insert(&mut self, addr: &A) {
-        if self.max == 0 || self.contains(addr) {
+        if self.max == 0 {
+            return;
+        }
+        // One hash for the lookup and the placing: every answered probe
+        // comes here.
+        let keyed = self.keyed(addr);
+        if self.find_keyed(keyed, addr).is_some() {
             return;
         }
         if self.queue.len() >= self.max {
@@ -73,7 +79,7 @@ impl<A: Address> RecentSet<A> {
         }
         let seq = self.front.wrapping_add(self.queue.len() as u32) & SEQ_MASK;
         self.queue.push_back(addr.clone());
-        self.place(self.home(addr), seq);
+        self.place(self.home_of(keyed), seq);
     }
 
     fn pop_front(&mut self) {
@@ -87,11 +93,16 @@ impl<A: Address> RecentSet<A> {
 
     /// The slot holding `addr`, if it is remembered.
     fn find(&self, addr: &A) -> Option<usize> {
+        self.find_keyed(self.keyed(addr), addr)
+    }
+
+    /// [`RecentSet::find`] with the address's keyed hash already taken.
+    fn find_keyed(&self, keyed: u64, addr: &A) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
         }
         let mask = self.slots.len() - 1;
-        let mut i = self.home(addr);
+        let mut i = self.home_of(keyed);
         // At most three quarters full, so the walk meets an empty slot.
         for _ in 0..self.slots.len() {
             let v = *self.slots.get(i)?;
@@ -113,13 +124,22 @@ impl<A: Address> RecentSet<A> {
     }
 
     fn home(&self, addr: &A) -> usize {
-        let h = digest::finalize(digest::addr_hash(addr) ^ self.key);
-        // The top bits: `slots.len()` is a power of two.
+        self.home_of(self.keyed(addr))
+    }
+
+    /// The address's hash under this node's key.
+    fn keyed(&self, addr: &A) -> u64 {
+        digest::finalize(digest::addr_hash(addr) ^ self.key)
+    }
+
+    /// The home slot of a keyed hash: its top bits (`slots.len()` is a
+    /// power of two).
+    fn home_of(&self, keyed: u64) -> usize {
         let bits = self.slots.len().trailing_zeros();
         if bits == 0 {
             0
         } else {
-            (h >> (64 - bits)) as usize
+            (keyed >> (64 - bits)) as usize
         }
     }
 

@@ -92,8 +92,13 @@ impl<A: Address, R: RngCore> Node<A, R> {
             // Buddy system (Lifeguard §IV.C): a suspect learns of the
             // suspicion from the very ping that probes it, and can refute.
             if let Message::Ping { .. } = m {
-                if self.members.handle(&to).and_then(|h| self.members.get(h)).is_some_and(|e| e.state == State::Suspect)
-                {
+                let suspect = self.members.count(State::Suspect) > 0
+                    && self
+                        .members
+                        .handle(&to)
+                        .and_then(|h| self.members.get(h))
+                        .is_some_and(|e| e.state == State::Suspect);
+                if suspect {
                     self.encode_member(&mut w, &to);
                 }
             }

@@ -409,34 +409,33 @@ impl<A: Address, R: RngCore> Node<A, R> {
         self.queue_transmit(Pending::Correction { to: accuser.clone(), about: me });
     }
 
-    /// A member we hold as dead just sent us a datagram: it is running. Tell
-    /// it first-hand that it is declared dead, so it refutes (memberlist
-    /// gossips to the recently dead for the same reason; this reaches a
-    /// member even when nobody else is left to gossip to it).
-    pub(super) fn correct_the_dead(&mut self, from: &A) {
-        let dead = self.members.handle(from).and_then(|h| self.members.get(h)).is_some_and(|e| e.state == State::Dead);
-        if dead {
-            self.correct(from, from, Origin::Gossip);
-        }
-    }
-
-    /// A member we hold as suspect just sent us a datagram: it is running,
-    /// but maybe it never heard that it is suspected, or its refutation
-    /// never reached us (gossip spreads it to nearly everyone within a
-    /// second, and then stops; the few it missed hold the suspicion to
-    /// expiry). Tell it first-hand, as the buddy system does with pings
-    /// (Lifeguard §IV.C): it refutes, or answers that it already has, and
-    /// the answer comes straight back. Once per probe interval per suspect.
-    pub(super) fn correct_the_suspected(&mut self, from: &A) {
-        if self.corrected {
+    /// A member we hold as dead or suspect just sent us a datagram: it is
+    /// running. One lookup of the sender serves both cases.
+    ///
+    /// Dead: tell it first-hand that it is declared dead, so it refutes
+    /// (memberlist gossips to the recently dead for the same reason; this
+    /// reaches a member even when nobody else is left to gossip to it).
+    ///
+    /// Suspect: maybe it never heard that it is suspected, or its
+    /// refutation never reached us (gossip spreads it to nearly everyone
+    /// within a second, and then stops; the few it missed hold the
+    /// suspicion to expiry). Tell it first-hand, as the buddy system does
+    /// with pings (Lifeguard §IV.C): it refutes, or answers that it already
+    /// has, and the answer comes straight back. Once per probe interval per
+    /// suspect.
+    pub(super) fn correct_the_sender(&mut self, from: &A) {
+        // Every datagram comes here; in a quiet cluster nobody is either,
+        // and the sender's index slot and entry stay out of the cache.
+        if self.members.count(State::Dead) == 0 && self.members.count(State::Suspect) == 0 {
             return;
         }
         let Some(handle) = self.members.handle(from) else { return };
-        if self.members.get(handle).is_none_or(|e| e.state != State::Suspect) {
-            return;
-        }
-        if self.suspicions.tell(handle, self.now) {
-            self.correct(from, from, Origin::Gossip);
+        match self.members.get(handle).map(|e| e.state) {
+            Some(State::Dead) => self.correct(from, from, Origin::Gossip),
+            Some(State::Suspect) if !self.corrected && self.suspicions.tell(handle, self.now) => {
+                self.correct(from, from, Origin::Gossip);
+            }
+            _ => {}
         }
     }
 

@@ -742,8 +742,7 @@ impl<A: Address, R: RngCore> Node<A, R> {
         self.heard_from = None;
         self.finish_repair(&from, repair);
         if push_pull.is_none() {
-            self.correct_the_dead(&from);
-            self.correct_the_suspected(&from);
+            self.correct_the_sender(&from);
         }
         if let Some((reply_wanted, _join, exchange)) = push_pull {
             self.on_push_pull(&from, reply_wanted, exchange);
